@@ -1,0 +1,201 @@
+//! Command-line interface: clap arguments → plain configs → library calls → exit code.
+//! Exit codes: 0 pass, 1 checks or thresholds failed, 2 bad plan/usage/runtime error,
+//! 130 interrupted (Ctrl-C/SIGTERM).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::compile::{self, CompiledPlan};
+
+pub const EXIT_OK: u8 = 0;
+pub const EXIT_FAILED: u8 = 1;
+pub const EXIT_ERROR: u8 = 2;
+pub const EXIT_INTERRUPTED: u8 = 130;
+
+#[derive(Debug, Parser)]
+#[command(name = "acaload", version, about = "Declarative load tests for ACA-Py agents and DIDComm mediators")]
+struct Arguments {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Check plan files; every problem is printed as FILE:LINE:COL: message.
+    Validate {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Print the JSON Schema of plans (or of results files).
+    Schema {
+        #[arg(long, value_enum, default_value_t = SchemaKind::Plan)]
+        kind: SchemaKind,
+    },
+    /// Show the resolved load shape and the steps as the first user would send them. Sends nothing.
+    Explain {
+        plan: PathBuf,
+        #[command(flatten)]
+        vars: VarArgs,
+    },
+    /// Run a plan.
+    Run(Box<RunArgs>),
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Format {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum SchemaKind {
+    Plan,
+    Results,
+}
+
+#[derive(Debug, clap::Args)]
+struct VarArgs {
+    /// Read variables from this file (default: .env when present).
+    #[arg(long)]
+    env_file: Option<PathBuf>,
+    /// Set a plan variable (wins over the environment and the env file). Repeatable.
+    #[arg(long = "set", value_name = "NAME=VALUE")]
+    set: Vec<String>,
+}
+
+#[derive(Debug, clap::Args)]
+struct RunArgs {
+    plan: PathBuf,
+    #[command(flatten)]
+    vars: VarArgs,
+    /// Write results as JSON (schemas/results.schema.json).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Seed for random data (wallet names, keys, nonces); random when not given.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Print only the final report.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+/// Entry point used by the binary.
+pub fn main() -> ExitCode {
+    let args = match Arguments::try_parse() {
+        Ok(a) => a,
+        Err(e) => {
+            let code = if e.use_stderr() { EXIT_ERROR } else { EXIT_OK };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    ExitCode::from(match args.command {
+        Command::Validate { files, format } => validate(&files, format),
+        Command::Schema { kind } => {
+            print!("{}", match kind {
+                SchemaKind::Plan => crate::schema::plan_schema(),
+                SchemaKind::Results => crate::schema::results_schema(),
+            });
+            EXIT_OK
+        }
+        Command::Explain { plan, vars } => explain(&plan, &vars),
+        Command::Run(run) => self::run(*run),
+    })
+}
+
+fn validate(files: &[PathBuf], format: Format) -> u8 {
+    let mut all = Vec::new();
+    for f in files {
+        match compile::load_file(f) {
+            Ok(_) => {
+                if matches!(format, Format::Text) {
+                    println!("{}: ok", f.display());
+                }
+            }
+            Err(failure) => {
+                if matches!(format, Format::Text) {
+                    eprintln!("{}", failure.render());
+                }
+                all.extend(failure.diagnostics);
+            }
+        }
+    }
+    if matches!(format, Format::Json) {
+        println!("{}", serde_json::to_string_pretty(&all).unwrap_or_default());
+    } else if !all.is_empty() {
+        let n = all.len();
+        eprintln!("{n} problem{} found", if n == 1 { "" } else { "s" });
+    }
+    if all.is_empty() { EXIT_OK } else { EXIT_ERROR }
+}
+
+fn load(path: &std::path::Path) -> Result<CompiledPlan, u8> {
+    compile::load_file(path).map_err(|f| {
+        eprintln!("{}", f.render());
+        EXIT_ERROR
+    })
+}
+
+/// Collects variable sources: `--set`, the process environment and the env file.
+fn sources(vars: &VarArgs) -> Result<crate::env::EnvSources, String> {
+    let mut set = HashMap::new();
+    for kv in &vars.set {
+        let (k, v) = kv.split_once('=').ok_or_else(|| format!("--set {kv}: expected NAME=VALUE"))?;
+        set.insert(k.to_string(), v.to_string());
+    }
+    let dotenv = match &vars.env_file {
+        Some(p) => crate::env::read_dotenv(p)?,
+        None if std::path::Path::new(".env").is_file() => crate::env::read_dotenv(std::path::Path::new(".env"))?,
+        None => HashMap::new(),
+    };
+    Ok(crate::env::EnvSources { set, process: std::env::vars().collect(), dotenv })
+}
+
+fn explain(path: &std::path::Path, vars: &VarArgs) -> u8 {
+    let plan = match load(path) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    let mut sources = match sources(vars) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_ERROR;
+        }
+    };
+    // Required variables that are missing become visible placeholders.
+    for (name, var) in &plan.plan.env {
+        if var.required && var.default.is_none() && sources.set.get(name).or(sources.process.get(name)).or(sources.dotenv.get(name)).is_none() {
+            sources.set.insert(name.clone(), format!("<{name}>"));
+        }
+    }
+    let env = match crate::env::resolve(&plan.plan.env, &sources) {
+        Ok(e) => e,
+        Err(errors) => {
+            errors.iter().for_each(|e| eprintln!("error: {e}"));
+            return EXIT_ERROR;
+        }
+    };
+    let display = crate::env::ResolvedEnv { values: env.display.clone(), display: env.display.clone(), secrets: Vec::new() };
+    let id = crate::resolve::RunIdentity { id: "<run.id>".into(), seed: 0, shard_index: 0, shard_count: 1, webhook_url: "<webhook_url>".into() };
+    let resolved = match crate::resolve::resolve(&plan, &display, &id) {
+        Ok(r) => r,
+        Err(diags) => {
+            diags.iter().for_each(|d| eprintln!("{}", d.render(Some(&plan.source))));
+            return EXIT_ERROR;
+        }
+    };
+    let defined = crate::compile::defined_names(&plan.plan);
+    print!("{}", crate::redact::scrub(&crate::explain::explain(&plan, &resolved, &defined), &env.secrets));
+    EXIT_OK
+}
+
+fn run(_args: RunArgs) -> u8 {
+    eprintln!("error: run is not built yet");
+    EXIT_ERROR
+}

@@ -1,0 +1,147 @@
+//! The results file (`--out results.json`): what a run measured, described by
+//! `schemas/results.schema.json`, with serialized histograms so shards merge exactly.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::compile::Phase;
+
+/// Everything a run measured.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct Results {
+    /// Format version of this file.
+    pub schema_version: u32,
+    pub acaload_version: String,
+    pub plan: PlanInfo,
+    pub run: RunInfo,
+    /// Per-step statistics, setup/tasks/teardown kept apart.
+    pub stats: Vec<StepStats>,
+    /// All requests together.
+    pub total: Totals,
+    /// Failures grouped by step and reason, with one example each.
+    pub failures: Vec<FailureGroup>,
+    /// One entry per second of the run.
+    pub timeline: Vec<Second>,
+    /// What happened to the virtual users.
+    pub users: UserCounts,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct PlanInfo {
+    pub name: String,
+    pub file: String,
+    pub description: Option<String>,
+    /// The resolved load shape, in words.
+    pub shape: String,
+    /// Resolved plan variables; secrets are `***`.
+    pub env: BTreeMap<String, serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct RunInfo {
+    pub id: String,
+    /// RFC 3339 start and end times.
+    pub started_at: String,
+    pub ended_at: String,
+    pub duration_secs: f64,
+    pub seed: u64,
+    /// `completed`, `interrupted` (Ctrl-C/SIGTERM) or `aborted` (a second signal).
+    pub outcome: Outcome,
+    pub shard: Option<ShardInfo>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Completed,
+    Interrupted,
+    Aborted,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ShardInfo {
+    pub index: u32,
+    pub count: u32,
+}
+
+/// What a statistic measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum StatKind {
+    /// One HTTP request (each poll attempt counts).
+    Http,
+    /// Time until a polled condition held (time to state).
+    Poll,
+    /// Time waiting for another user's offer.
+    Take,
+}
+
+/// Statistics of one step name.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct StepStats {
+    pub phase: Phase,
+    pub kind: StatKind,
+    pub name: String,
+    pub method: Option<String>,
+    pub count: u64,
+    pub failures: u64,
+    /// Latency summary in milliseconds (µs precision), over all samples (failures included).
+    pub latency_ms: Latency,
+    pub per_second: f64,
+    /// HDR histogram (µs, 3 significant digits), V2 deflate serialization, base64.
+    pub histogram: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+pub struct Latency {
+    pub min: f64,
+    pub mean: f64,
+    pub p50: f64,
+    pub p90: f64,
+    pub p95: f64,
+    pub p99: f64,
+    pub max: f64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+pub struct Totals {
+    pub requests: u64,
+    pub failures: u64,
+    pub per_second: f64,
+    pub latency_ms: Latency,
+    pub histogram: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct FailureGroup {
+    pub phase: Phase,
+    pub name: String,
+    pub reason: String,
+    pub count: u64,
+    /// One full example (response excerpts are cut short; secrets removed).
+    pub example: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+pub struct Second {
+    /// Seconds since the start.
+    pub t: u64,
+    /// Users the shape asked for.
+    pub target_users: u64,
+    /// Users running at the end of this second.
+    pub users: u64,
+    pub requests: u64,
+    pub failures: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+pub struct UserCounts {
+    pub started: u64,
+    /// Users whose setup finished without error.
+    pub setup_ok: u64,
+    /// Users stopped by a failed step (`on_error: stop`).
+    pub stopped_by_error: u64,
+    pub iterations: u64,
+}
