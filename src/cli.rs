@@ -16,7 +16,11 @@ pub const EXIT_ERROR: u8 = 2;
 pub const EXIT_INTERRUPTED: u8 = 130;
 
 #[derive(Debug, Parser)]
-#[command(name = "acaload", version, about = "Declarative load tests for ACA-Py agents and DIDComm mediators")]
+#[command(
+    name = "acaload",
+    version,
+    about = "Declarative load tests for ACA-Py agents and DIDComm mediators"
+)]
 struct Arguments {
     #[command(subcommand)]
     command: Command,
@@ -97,10 +101,13 @@ pub fn main() -> ExitCode {
     ExitCode::from(match args.command {
         Command::Validate { files, format } => validate(&files, format),
         Command::Schema { kind } => {
-            print!("{}", match kind {
-                SchemaKind::Plan => crate::schema::plan_schema(),
-                SchemaKind::Results => crate::schema::results_schema(),
-            });
+            print!(
+                "{}",
+                match kind {
+                    SchemaKind::Plan => crate::schema::plan_schema(),
+                    SchemaKind::Results => crate::schema::results_schema(),
+                }
+            );
             EXIT_OK
         }
         Command::Explain { plan, vars } => explain(&plan, &vars),
@@ -145,15 +152,23 @@ fn load(path: &std::path::Path) -> Result<CompiledPlan, u8> {
 fn sources(vars: &VarArgs) -> Result<crate::env::EnvSources, String> {
     let mut set = HashMap::new();
     for kv in &vars.set {
-        let (k, v) = kv.split_once('=').ok_or_else(|| format!("--set {kv}: expected NAME=VALUE"))?;
+        let (k, v) = kv
+            .split_once('=')
+            .ok_or_else(|| format!("--set {kv}: expected NAME=VALUE"))?;
         set.insert(k.to_string(), v.to_string());
     }
     let dotenv = match &vars.env_file {
         Some(p) => crate::env::read_dotenv(p)?,
-        None if std::path::Path::new(".env").is_file() => crate::env::read_dotenv(std::path::Path::new(".env"))?,
+        None if std::path::Path::new(".env").is_file() => {
+            crate::env::read_dotenv(std::path::Path::new(".env"))?
+        }
         None => HashMap::new(),
     };
-    Ok(crate::env::EnvSources { set, process: std::env::vars().collect(), dotenv })
+    Ok(crate::env::EnvSources {
+        set,
+        process: std::env::vars().collect(),
+        dotenv,
+    })
 }
 
 fn explain(path: &std::path::Path, vars: &VarArgs) -> u8 {
@@ -170,7 +185,15 @@ fn explain(path: &std::path::Path, vars: &VarArgs) -> u8 {
     };
     // Required variables that are missing become visible placeholders.
     for (name, var) in &plan.plan.env {
-        if var.required && var.default.is_none() && sources.set.get(name).or(sources.process.get(name)).or(sources.dotenv.get(name)).is_none() {
+        if var.required
+            && var.default.is_none()
+            && sources
+                .set
+                .get(name)
+                .or(sources.process.get(name))
+                .or(sources.dotenv.get(name))
+                .is_none()
+        {
             sources.set.insert(name.clone(), format!("<{name}>"));
         }
     }
@@ -181,21 +204,179 @@ fn explain(path: &std::path::Path, vars: &VarArgs) -> u8 {
             return EXIT_ERROR;
         }
     };
-    let display = crate::env::ResolvedEnv { values: env.display.clone(), display: env.display.clone(), secrets: Vec::new() };
-    let id = crate::resolve::RunIdentity { id: "<run.id>".into(), seed: 0, shard_index: 0, shard_count: 1, webhook_url: "<webhook_url>".into() };
+    let display = crate::env::ResolvedEnv {
+        values: env.display.clone(),
+        display: env.display.clone(),
+        secrets: Vec::new(),
+    };
+    let id = crate::resolve::RunIdentity {
+        id: "<run.id>".into(),
+        seed: 0,
+        shard_index: 0,
+        shard_count: 1,
+        webhook_url: "<webhook_url>".into(),
+    };
     let resolved = match crate::resolve::resolve(&plan, &display, &id) {
         Ok(r) => r,
         Err(diags) => {
-            diags.iter().for_each(|d| eprintln!("{}", d.render(Some(&plan.source))));
+            diags
+                .iter()
+                .for_each(|d| eprintln!("{}", d.render(Some(&plan.source))));
             return EXIT_ERROR;
         }
     };
     let defined = crate::compile::defined_names(&plan.plan);
-    print!("{}", crate::redact::scrub(&crate::explain::explain(&plan, &resolved, &defined), &env.secrets));
+    print!(
+        "{}",
+        crate::redact::scrub(
+            &crate::explain::explain(&plan, &resolved, &defined),
+            &env.secrets
+        )
+    );
     EXIT_OK
 }
 
-fn run(_args: RunArgs) -> u8 {
-    eprintln!("error: run is not built yet");
-    EXIT_ERROR
+fn run(args: RunArgs) -> u8 {
+    let plan = match load(&args.plan) {
+        Ok(p) => std::sync::Arc::new(p),
+        Err(code) => return code,
+    };
+    let sources = match sources(&args.vars) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_ERROR;
+        }
+    };
+    let env = match crate::env::resolve(&plan.plan.env, &sources) {
+        Ok(e) => e,
+        Err(errors) => {
+            errors.iter().for_each(|e| eprintln!("error: {e}"));
+            return EXIT_ERROR;
+        }
+    };
+    let seed = args.seed.unwrap_or_else(|| fastrand::u64(..));
+    let cfg = crate::run::RunConfig {
+        seed,
+        run_id: format!("{:08x}", fastrand::u32(..)),
+        shard_index: 0,
+        shard_count: 1,
+        grace: std::time::Duration::from_secs(30),
+        progress: (!args.quiet).then_some(std::time::Duration::from_secs(5)),
+        verbose_failures: false,
+    };
+    let resolved =
+        match crate::resolve::resolve(&plan, &env, &crate::run::identity(&cfg, String::new())) {
+            Ok(r) => r,
+            Err(diags) => {
+                diags
+                    .iter()
+                    .for_each(|d| eprintln!("{}", d.render(Some(&plan.source))));
+                return EXIT_ERROR;
+            }
+        };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return EXIT_ERROR;
+        }
+    };
+    if !args.quiet {
+        eprintln!(
+            "running {} ({}) as run {}, seed {seed}",
+            plan.plan.name,
+            crate::resolve::describe_shape(&resolved.shape),
+            cfg.run_id
+        );
+    }
+    let secrets = env.secrets.clone();
+    let outcome = runtime.block_on(async {
+        let signals = crate::run::StopSignals::default();
+        tokio::spawn(watch_signals(signals.clone()));
+        crate::run::execute(plan.clone(), &env, resolved, cfg, signals).await
+    });
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    let (results, error) = match outcome {
+        Ok(r) => (r, None),
+        Err((e, r)) => (*r, Some(e)),
+    };
+    let mut code = EXIT_OK;
+    if let Some(path) = &args.out {
+        match serde_json::to_string_pretty(&results) {
+            Ok(json) => {
+                if let Err(e) = std::fs::write(path, crate::redact::scrub(&json, &secrets) + "\n") {
+                    eprintln!("error: cannot write {}: {e}", path.display());
+                    code = EXIT_ERROR;
+                }
+            }
+            Err(e) => eprintln!("error: cannot serialize results: {e}"),
+        }
+    }
+    if let Some(e) = error {
+        eprintln!("error: {}", crate::redact::scrub(&e.to_string(), &secrets));
+        return EXIT_ERROR;
+    }
+    let verdicts = crate::report::thresholds(&results, &plan.plan.thresholds);
+    println!(
+        "{}",
+        crate::redact::scrub(&crate::report::render(&results, &verdicts), &secrets)
+    );
+    if let Some(path) = &args.out {
+        if code == EXIT_OK {
+            eprintln!("results written to {}", path.display());
+        }
+    }
+    match results.run.outcome {
+        crate::results::Outcome::Interrupted | crate::results::Outcome::Aborted => {
+            eprintln!("interrupted: results cover the run up to the signal");
+            EXIT_INTERRUPTED
+        }
+        crate::results::Outcome::Completed => {
+            let failed = if plan.plan.thresholds.is_empty() {
+                results.total.failures > 0 || results.failures.iter().any(|f| f.count > 0)
+            } else {
+                verdicts.iter().any(|v| !v.passed)
+            };
+            if code != EXIT_OK {
+                code
+            } else if failed {
+                EXIT_FAILED
+            } else {
+                EXIT_OK
+            }
+        }
+    }
+}
+
+/// First Ctrl-C or SIGTERM: graceful stop. Second: stop at once.
+async fn watch_signals(signals: crate::run::StopSignals) {
+    #[cfg(unix)]
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    for n in 0..2 {
+        #[cfg(unix)]
+        let got = match term.as_mut() {
+            Some(t) => {
+                tokio::select! { r = tokio::signal::ctrl_c() => r.is_ok(), r = t.recv() => r.is_some() }
+            }
+            None => tokio::signal::ctrl_c().await.is_ok(),
+        };
+        #[cfg(not(unix))]
+        let got = tokio::signal::ctrl_c().await.is_ok();
+        if !got {
+            return;
+        }
+        if n == 0 {
+            eprintln!(
+                "stopping: finishing in-flight requests and running teardowns (signal again to stop at once)"
+            );
+            signals.graceful.cancel();
+        } else {
+            eprintln!("stopping now");
+            signals.hard.cancel();
+        }
+    }
 }

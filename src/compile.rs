@@ -49,7 +49,19 @@ pub struct TaskList {
 }
 
 /// Which part of a user's life a step belongs to; stats keep them apart.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    serde::Serialize,
+    serde::Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Phase {
     Setup,
@@ -61,7 +73,7 @@ pub enum Phase {
 #[derive(Debug)]
 pub struct CompiledStep {
     /// Name in the statistics.
-    pub name: String,
+    pub name: Arc<str>,
     pub phase: Phase,
     pub line: usize,
     pub when: Option<Expr>,
@@ -76,8 +88,15 @@ pub enum StepKind {
     Request(Box<CompiledRequest>),
     Sleep(Duration),
     Set(Vec<(String, JsonTemplate)>),
-    Offer { pool: String, value: JsonTemplate },
-    Take { pool: String, into: String, timeout: Duration },
+    Offer {
+        pool: String,
+        value: JsonTemplate,
+    },
+    Take {
+        pool: String,
+        into: String,
+        timeout: Duration,
+    },
 }
 
 #[derive(Debug)]
@@ -112,14 +131,21 @@ pub struct LoadFailure {
 impl LoadFailure {
     /// Every finding rendered with its snippet.
     pub fn render(&self) -> String {
-        self.diagnostics.iter().map(|d| d.render(self.source.as_deref())).collect::<Vec<_>>().join("\n")
+        self.diagnostics
+            .iter()
+            .map(|d| d.render(self.source.as_deref()))
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 }
 
 /// Reads and compiles a plan file. Missing files, directories and non-text give one line.
 pub fn load_file(path: &std::path::Path) -> Result<CompiledPlan, LoadFailure> {
     let file = path.display().to_string();
-    let whole = |msg: String| LoadFailure { diagnostics: vec![Diagnostic::whole_file(&file, msg)], source: None };
+    let whole = |msg: String| LoadFailure {
+        diagnostics: vec![Diagnostic::whole_file(&file, msg)],
+        source: None,
+    };
     if path.is_dir() {
         return Err(whole("is a directory, not a plan file".into()));
     }
@@ -130,9 +156,12 @@ pub fn load_file(path: &std::path::Path) -> Result<CompiledPlan, LoadFailure> {
             _ => format!("cannot be read: {e}"),
         })
     })?;
-    let text = String::from_utf8(bytes).map_err(|_| whole("is not a text file (not UTF-8); a plan is YAML text".into()))?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| whole("is not a text file (not UTF-8); a plan is YAML text".into()))?;
     if text.contains('\0') {
-        return Err(whole("is not a text file (contains NUL bytes); a plan is YAML text".into()));
+        return Err(whole(
+            "is not a text file (contains NUL bytes); a plan is YAML text".into(),
+        ));
     }
     load_str(&file, text)
 }
@@ -142,17 +171,42 @@ pub fn load_str(file: &str, text: String) -> Result<CompiledPlan, LoadFailure> {
     let fail = |diagnostics: Vec<Diagnostic>, text: String| {
         let mut diagnostics = diagnostics;
         diagnostic::sort(&mut diagnostics);
-        Err(LoadFailure { diagnostics, source: Some(text) })
+        Err(LoadFailure {
+            diagnostics,
+            source: Some(text),
+        })
     };
     if text.trim().is_empty() {
-        return fail(vec![Diagnostic::whole_file(file, "is empty; a plan needs at least `name`, `target`, `load` and `user`")], text);
+        return fail(
+            vec![Diagnostic::whole_file(
+                file,
+                "is empty; a plan needs at least `name`, `target`, `load` and `user`",
+            )],
+            text,
+        );
     }
     let (json, spans) = match source::parse(&text) {
         Ok(x) => x,
-        Err(e) => return fail(vec![Diagnostic::new(file, e.position, format!("YAML syntax: {}", e.message))], text),
+        Err(e) => {
+            return fail(
+                vec![Diagnostic::new(
+                    file,
+                    e.position,
+                    format!("YAML syntax: {}", e.message),
+                )],
+                text,
+            );
+        }
     };
     if !json.is_object() {
-        return fail(vec![Diagnostic::new(file, Position { line: 1, column: 1 }, "a plan must be a YAML mapping (`name: …`, `target: …`)")], text);
+        return fail(
+            vec![Diagnostic::new(
+                file,
+                Position { line: 1, column: 1 },
+                "a plan must be a YAML mapping (`name: …`, `target: …`)",
+            )],
+            text,
+        );
     }
     let schema_errors = crate::schema::validate(file, &json, &spans);
     if !schema_errors.is_empty() {
@@ -162,15 +216,37 @@ pub fn load_str(file: &str, text: String) -> Result<CompiledPlan, LoadFailure> {
         Ok(p) => p,
         Err(e) => {
             let pointer = format!("/{}", e.path().to_string().replace('.', "/"));
-            return fail(vec![Diagnostic::new(file, spans.value(&pointer), e.inner().to_string())], text);
+            return fail(
+                vec![Diagnostic::new(
+                    file,
+                    spans.value(&pointer),
+                    e.inner().to_string(),
+                )],
+                text,
+            );
         }
     };
-    let mut cx = Cx { file, spans: &spans, compiler: Compiler::new(), diags: Vec::new(), defined: BTreeSet::new() };
+    let mut cx = Cx {
+        file,
+        spans: &spans,
+        compiler: Compiler::new(),
+        diags: Vec::new(),
+        defined: BTreeSet::new(),
+    };
     let compiled = cx.plan(&plan);
-    let Cx { compiler, mut diags, defined, .. } = cx;
+    let Cx {
+        compiler,
+        mut diags,
+        defined,
+        ..
+    } = cx;
     // Template syntax, then variables nothing defines, then undeclared env names.
     for issue in &compiler.issues {
-        diags.push(Diagnostic::new(file, spans.value(&issue.pointer), format!("template: {}", issue.message)));
+        diags.push(Diagnostic::new(
+            file,
+            spans.value(&issue.pointer),
+            format!("template: {}", issue.message),
+        ));
     }
     for (pointer, names, response) in &compiler.references {
         for name in names {
@@ -185,10 +261,29 @@ pub fn load_str(file: &str, text: String) -> Result<CompiledPlan, LoadFailure> {
     }
     let templates = Arc::new(compiler.finish());
     let (target, vars, setup, tasks, teardown, think, load_params, load_texts) = compiled;
-    Ok(CompiledPlan { file: file.to_string(), source: text, spans, plan, templates, target, vars, setup, tasks, teardown, think, load_params, load_texts })
+    Ok(CompiledPlan {
+        file: file.to_string(),
+        source: text,
+        spans,
+        plan,
+        templates,
+        target,
+        vars,
+        setup,
+        tasks,
+        teardown,
+        think,
+        load_params,
+        load_texts,
+    })
 }
 
-fn check_reference(name: &str, response: bool, plan: &Plan, defined: &BTreeSet<String>) -> Option<String> {
+fn check_reference(
+    name: &str,
+    response: bool,
+    plan: &Plan,
+    defined: &BTreeSet<String>,
+) -> Option<String> {
     let mut parts = name.splitn(2, '.');
     let root = parts.next().unwrap_or_default();
     if root == "env" {
@@ -197,18 +292,33 @@ fn check_reference(name: &str, response: bool, plan: &Plan, defined: &BTreeSet<S
             return None;
         }
         let names: Vec<String> = plan.env.keys().cloned().collect();
-        let hint = crate::schema::suggest(var, &names).map(|s| format!("; did you mean `env.{s}`?")).unwrap_or_default();
-        return Some(format!("`env.{var}` is used but not declared under `env:`{hint}"));
+        let hint = crate::schema::suggest(var, &names)
+            .map(|s| format!("; did you mean `env.{s}`?"))
+            .unwrap_or_default();
+        return Some(format!(
+            "`env.{var}` is used but not declared under `env:`{hint}"
+        ));
     }
-    if template::BUILTINS.contains(&root) || template::FUNCTIONS.contains(&root) || defined.contains(root) {
+    if template::BUILTINS.contains(&root)
+        || template::FUNCTIONS.contains(&root)
+        || defined.contains(root)
+    {
         return None;
     }
     if template::RESPONSE_VARS.contains(&root) {
-        return (!response).then(|| format!("`{root}` is only available in `check.that` and `poll.until` (after the response)"));
+        return (!response).then(|| {
+            format!(
+                "`{root}` is only available in `check.that` and `poll.until` (after the response)"
+            )
+        });
     }
     let names: Vec<String> = defined.iter().cloned().collect();
-    let hint = crate::schema::suggest(root, &names).map(|s| format!("; did you mean `{s}`?")).unwrap_or_default();
-    Some(format!("variable `{root}` is not defined by any `vars`, `capture`, `set` or `take`{hint}"))
+    let hint = crate::schema::suggest(root, &names)
+        .map(|s| format!("; did you mean `{s}`?"))
+        .unwrap_or_default();
+    Some(format!(
+        "variable `{root}` is not defined by any `vars`, `capture`, `set` or `take`{hint}"
+    ))
 }
 
 type Parts = (
@@ -232,7 +342,8 @@ struct Cx<'a> {
 
 impl Cx<'_> {
     fn error(&mut self, pointer: &str, msg: impl Into<String>) {
-        self.diags.push(Diagnostic::new(self.file, self.spans.value(pointer), msg));
+        self.diags
+            .push(Diagnostic::new(self.file, self.spans.value(pointer), msg));
     }
 
     /// A duration literal (checked now) or template (checked when resolved).
@@ -247,7 +358,12 @@ impl Cx<'_> {
         })
     }
 
-    fn opt_duration(&mut self, pointer: &str, text: Option<&String>, default: Duration) -> Duration {
+    fn opt_duration(
+        &mut self,
+        pointer: &str,
+        text: Option<&String>,
+        default: Duration,
+    ) -> Duration {
         text.map_or(default, |t| self.duration(pointer, t))
     }
 
@@ -277,19 +393,52 @@ impl Cx<'_> {
         let headers = t
             .headers
             .iter()
-            .map(|(k, v)| (k.clone(), self.compiler.text(&format!("/target/headers/{}", source::escape(k)), v, false)))
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    self.compiler
+                        .text(&format!("/target/headers/{}", source::escape(k)), v, false),
+                )
+            })
             .collect();
-        let timeout = self.opt_duration("/target/timeout", t.timeout.as_ref(), Duration::from_secs(30));
-        let connect_timeout = self.opt_duration("/target/connect_timeout", t.connect_timeout.as_ref(), Duration::from_secs(5));
-        let target = CompiledTarget { base_url, headers, timeout, connect_timeout, insecure: t.insecure_skip_tls_verify };
+        let timeout = self.opt_duration(
+            "/target/timeout",
+            t.timeout.as_ref(),
+            Duration::from_secs(30),
+        );
+        let connect_timeout = self.opt_duration(
+            "/target/connect_timeout",
+            t.connect_timeout.as_ref(),
+            Duration::from_secs(5),
+        );
+        let target = CompiledTarget {
+            base_url,
+            headers,
+            timeout,
+            connect_timeout,
+            insecure: t.insecure_skip_tls_verify,
+        };
         for (name, var) in &plan.env {
             if let Some(d) = &var.default
                 && let Err(why) = crate::env::default_value(var.kind, d)
             {
-                self.error(&format!("/env/{}/default", source::escape(name)), format!("default does not match type {:?}: {why}", var.kind).to_lowercase());
+                self.error(
+                    &format!("/env/{}/default", source::escape(name)),
+                    format!("default does not match type {:?}: {why}", var.kind).to_lowercase(),
+                );
             }
         }
-        let vars = plan.vars.iter().map(|(k, v)| (k.clone(), self.compiler.json(&format!("/vars/{}", source::escape(k)), v))).collect();
+        let vars = plan
+            .vars
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    self.compiler
+                        .json(&format!("/vars/{}", source::escape(k)), v),
+                )
+            })
+            .collect();
         let (load_params, load_texts) = self.load(&plan.load);
         for name in plan.pools.keys() {
             if name.is_empty() {
@@ -298,10 +447,17 @@ impl Cx<'_> {
         }
         let setup = self.steps("/user/setup", &plan.user.setup, Phase::Setup, plan);
         let tasks = match &plan.user.tasks {
-            Tasks::Sequence(steps) => vec![TaskList { name: "tasks".into(), weight: 1, steps: self.steps("/user/tasks", steps, Phase::Tasks, plan) }],
+            Tasks::Sequence(steps) => vec![TaskList {
+                name: "tasks".into(),
+                weight: 1,
+                steps: self.steps("/user/tasks", steps, Phase::Tasks, plan),
+            }],
             Tasks::Weighted(w) => {
                 if w.choose.iter().all(|c| c.weight == 0) {
-                    self.error("/user/tasks/choose", "at least one task needs a weight above 0");
+                    self.error(
+                        "/user/tasks/choose",
+                        "at least one task needs a weight above 0",
+                    );
                 }
                 w.choose
                     .iter()
@@ -309,15 +465,29 @@ impl Cx<'_> {
                     .map(|(i, c)| TaskList {
                         name: c.name.clone(),
                         weight: c.weight,
-                        steps: self.steps(&format!("/user/tasks/choose/{i}/steps"), &c.steps, Phase::Tasks, plan),
+                        steps: self.steps(
+                            &format!("/user/tasks/choose/{i}/steps"),
+                            &c.steps,
+                            Phase::Tasks,
+                            plan,
+                        ),
                     })
                     .collect()
             }
         };
         let teardown = self.steps("/user/teardown", &plan.user.teardown, Phase::Teardown, plan);
-        let think = plan.user.think.as_ref().map(|t| self.think("/user/think", t));
+        let think = plan
+            .user
+            .think
+            .as_ref()
+            .map(|t| self.think("/user/think", t));
         for (i, th) in plan.thresholds.iter().enumerate() {
-            for (key, v) in [("p50", &th.p50), ("p95", &th.p95), ("p99", &th.p99), ("max", &th.max)] {
+            for (key, v) in [
+                ("p50", &th.p50),
+                ("p95", &th.p95),
+                ("p99", &th.p99),
+                ("max", &th.max),
+            ] {
                 if let Some(v) = v {
                     self.duration(&format!("/thresholds/{i}/{key}"), v);
                 }
@@ -325,16 +495,31 @@ impl Cx<'_> {
             if let Some(r) = th.error_rate
                 && !(0.0..=1.0).contains(&r)
             {
-                self.error(&format!("/thresholds/{i}/error_rate"), "error_rate is a share between 0.0 and 1.0");
+                self.error(
+                    &format!("/thresholds/{i}/error_rate"),
+                    "error_rate is a share between 0.0 and 1.0",
+                );
             }
         }
-        (target, vars, setup, tasks, teardown, think, load_params, load_texts)
+        (
+            target,
+            vars,
+            setup,
+            tasks,
+            teardown,
+            think,
+            load_params,
+            load_texts,
+        )
     }
 
     fn think(&mut self, pointer: &str, text: &str) -> (Duration, Duration) {
         match text.split_once("..") {
             Some((lo, hi)) => {
-                let (lo, hi) = (self.duration(pointer, lo.trim()), self.duration(pointer, hi.trim()));
+                let (lo, hi) = (
+                    self.duration(pointer, lo.trim()),
+                    self.duration(pointer, hi.trim()),
+                );
                 if lo > hi {
                     self.error(pointer, format!("think range `{text}` goes backwards"));
                 }
@@ -352,13 +537,20 @@ impl Cx<'_> {
         let mut durs = BTreeMap::new();
         let mut num = |cx: &mut Self, pointer: String, n: &plan::Num| {
             if let plan::Num::Template(t) = n {
-                let inner = t.trim().strip_prefix("{{").and_then(|s| s.strip_suffix("}}")).map(str::trim);
+                let inner = t
+                    .trim()
+                    .strip_prefix("{{")
+                    .and_then(|s| s.strip_suffix("}}"))
+                    .map(str::trim);
                 match inner {
                     Some(expr) => {
                         let e = cx.compiler.expr(&pointer, expr, false);
                         nums.insert(pointer, e);
                     }
-                    None => cx.error(&pointer, format!("`{t}` is neither a number nor a `{{{{ expression }}}}`")),
+                    None => cx.error(
+                        &pointer,
+                        format!("`{t}` is neither a number nor a `{{{{ expression }}}}`"),
+                    ),
                 }
             }
         };
@@ -404,11 +596,22 @@ impl Cx<'_> {
                     }
                     (None, None, Some(stages)) if !stages.is_empty() => {
                         for (i, s) in stages.iter().enumerate() {
-                            dur(self, format!("/load/arrival_rate/stages/{i}/duration"), &s.duration);
-                            num(self, format!("/load/arrival_rate/stages/{i}/target"), &s.target);
+                            dur(
+                                self,
+                                format!("/load/arrival_rate/stages/{i}/duration"),
+                                &s.duration,
+                            );
+                            num(
+                                self,
+                                format!("/load/arrival_rate/stages/{i}/target"),
+                                &s.target,
+                            );
                         }
                     }
-                    _ => self.error("/load/arrival_rate", "give either `rate` and `duration`, or a non-empty `stages` list"),
+                    _ => self.error(
+                        "/load/arrival_rate",
+                        "give either `rate` and `duration`, or a non-empty `stages` list",
+                    ),
                 }
                 num(self, "/load/arrival_rate/max_users".into(), &a.max_users);
                 if let Some(s) = &a.start_rate {
@@ -419,8 +622,18 @@ impl Cx<'_> {
         (nums, durs)
     }
 
-    fn steps(&mut self, pointer: &str, steps: &[Step], phase: Phase, plan: &Plan) -> Vec<CompiledStep> {
-        steps.iter().enumerate().filter_map(|(i, s)| self.step(&format!("{pointer}/{i}"), s, phase, plan)).collect()
+    fn steps(
+        &mut self,
+        pointer: &str,
+        steps: &[Step],
+        phase: Phase,
+        plan: &Plan,
+    ) -> Vec<CompiledStep> {
+        steps
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| self.step(&format!("{pointer}/{i}"), s, phase, plan))
+            .collect()
     }
 
     fn step(&mut self, p: &str, step: &Step, phase: Phase, plan: &Plan) -> Option<CompiledStep> {
@@ -439,23 +652,48 @@ impl Cx<'_> {
             let msg = if kinds.is_empty() {
                 "a step needs one of `request`, `sleep`, `set`, `offer`, `take`".to_string()
             } else {
-                format!("a step does one thing; this one has {}", kinds.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(" and "))
+                format!(
+                    "a step does one thing; this one has {}",
+                    kinds
+                        .iter()
+                        .map(|k| format!("`{k}`"))
+                        .collect::<Vec<_>>()
+                        .join(" and ")
+                )
             };
             self.error(p, msg);
             return None;
         }
         if step.request.is_none() {
-            for (key, present) in [("check", step.check.is_some()), ("capture", !step.capture.is_empty()), ("poll", step.poll.is_some())] {
+            for (key, present) in [
+                ("check", step.check.is_some()),
+                ("capture", !step.capture.is_empty()),
+                ("poll", step.poll.is_some()),
+            ] {
                 if present {
-                    self.error(&format!("{p}/{key}"), format!("`{key}` only applies to `request` steps"));
+                    self.error(
+                        &format!("{p}/{key}"),
+                        format!("`{key}` only applies to `request` steps"),
+                    );
                 }
             }
         }
-        let when = step.when.as_ref().map(|w| self.compiler.expr(&format!("{p}/when"), w, false));
+        let when = step
+            .when
+            .as_ref()
+            .map(|w| self.compiler.expr(&format!("{p}/when"), w, false));
         let (retries, retry_delay, then) = match &step.on_error {
             None => (0, Duration::ZERO, None),
             Some(OnError::Action(a)) => (0, Duration::ZERO, Some(*a)),
-            Some(OnError::Retry(r)) => (r.retry, self.opt_duration(&format!("{p}/on_error/delay"), r.delay.as_ref(), Duration::from_secs(1)), r.then),
+            Some(OnError::Retry(r)) => (
+                r.retry,
+                self.opt_duration(
+                    &format!("{p}/on_error/delay"),
+                    r.delay.as_ref(),
+                    Duration::from_secs(1),
+                ),
+                r.then,
+            ),
         };
         let on_error = then.unwrap_or(match phase {
             Phase::Setup => ErrorAction::Stop,
@@ -464,25 +702,57 @@ impl Cx<'_> {
         });
         let (kind, default_name) = if let Some(r) = &step.request {
             let rq = self.request(p, r, step);
-            (StepKind::Request(Box::new(rq)), format!("{} {}", r.method.as_str(), r.path))
+            (
+                StepKind::Request(Box::new(rq)),
+                format!("{} {}", r.method.as_str(), r.path),
+            )
         } else if let Some(s) = &step.sleep {
-            (StepKind::Sleep(self.duration(&format!("{p}/sleep"), s)), format!("sleep {s}"))
+            (
+                StepKind::Sleep(self.duration(&format!("{p}/sleep"), s)),
+                format!("sleep {s}"),
+            )
         } else if let Some(set) = &step.set {
-            let vals = set.iter().map(|(k, v)| (k.clone(), self.compiler.json(&format!("{p}/set/{}", source::escape(k)), v))).collect();
+            let vals = set
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        self.compiler
+                            .json(&format!("{p}/set/{}", source::escape(k)), v),
+                    )
+                })
+                .collect();
             (StepKind::Set(vals), "set".to_string())
         } else if let Some(o) = &step.offer {
             self.pool(&format!("{p}/offer/pool"), &o.pool, plan);
             let value = self.compiler.json(&format!("{p}/offer/value"), &o.value);
-            (StepKind::Offer { pool: o.pool.clone(), value }, format!("offer {}", o.pool))
+            (
+                StepKind::Offer {
+                    pool: o.pool.clone(),
+                    value,
+                },
+                format!("offer {}", o.pool),
+            )
         } else if let Some(t) = &step.take {
             self.pool(&format!("{p}/take/pool"), &t.pool, plan);
-            let timeout = self.opt_duration(&format!("{p}/take/timeout"), t.timeout.as_ref(), Duration::from_secs(30));
-            (StepKind::Take { pool: t.pool.clone(), into: t.into.clone(), timeout }, format!("take {}", t.pool))
+            let timeout = self.opt_duration(
+                &format!("{p}/take/timeout"),
+                t.timeout.as_ref(),
+                Duration::from_secs(30),
+            );
+            (
+                StepKind::Take {
+                    pool: t.pool.clone(),
+                    into: t.into.clone(),
+                    timeout,
+                },
+                format!("take {}", t.pool),
+            )
         } else {
             return None;
         };
         Some(CompiledStep {
-            name: step.name.clone().unwrap_or(default_name),
+            name: Arc::from(step.name.clone().unwrap_or(default_name)),
             phase,
             line: self.spans.value(p).line,
             when,
@@ -496,24 +766,65 @@ impl Cx<'_> {
     fn pool(&mut self, pointer: &str, name: &str, plan: &Plan) {
         if !plan.pools.contains_key(name) {
             let names: Vec<String> = plan.pools.keys().cloned().collect();
-            let hint = crate::schema::suggest(name, &names).map(|s| format!("; did you mean `{s}`?")).unwrap_or_default();
-            self.error(pointer, format!("pool `{name}` is not declared under `pools:`{hint}"));
+            let hint = crate::schema::suggest(name, &names)
+                .map(|s| format!("; did you mean `{s}`?"))
+                .unwrap_or_default();
+            self.error(
+                pointer,
+                format!("pool `{name}` is not declared under `pools:`{hint}"),
+            );
         }
     }
 
     fn request(&mut self, p: &str, r: &plan::Request, step: &Step) -> CompiledRequest {
         let rp = format!("{p}/request");
         let path = self.compiler.text(&format!("{rp}/path"), &r.path, false);
-        let query = r.query.iter().map(|(k, v)| (k.clone(), self.compiler.text(&format!("{rp}/query/{}", source::escape(k)), v, false))).collect();
-        let headers = r.headers.iter().map(|(k, v)| (k.clone(), self.compiler.text(&format!("{rp}/headers/{}", source::escape(k)), v, false))).collect();
-        let bearer = r.bearer.as_ref().map(|b| self.compiler.text(&format!("{rp}/bearer"), b, false));
-        let json = r.json.as_ref().map(|j| self.compiler.json(&format!("{rp}/json"), j));
-        let timeout = r.timeout.as_ref().map(|t| self.duration(&format!("{rp}/timeout"), t));
-        let status = step.check.as_ref().and_then(|c| c.status.as_ref()).map(|s| s.to_vec());
+        let query = r
+            .query
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    self.compiler
+                        .text(&format!("{rp}/query/{}", source::escape(k)), v, false),
+                )
+            })
+            .collect();
+        let headers = r
+            .headers
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    self.compiler
+                        .text(&format!("{rp}/headers/{}", source::escape(k)), v, false),
+                )
+            })
+            .collect();
+        let bearer = r
+            .bearer
+            .as_ref()
+            .map(|b| self.compiler.text(&format!("{rp}/bearer"), b, false));
+        let json = r
+            .json
+            .as_ref()
+            .map(|j| self.compiler.json(&format!("{rp}/json"), j));
+        let timeout = r
+            .timeout
+            .as_ref()
+            .map(|t| self.duration(&format!("{rp}/timeout"), t));
+        let status = step
+            .check
+            .as_ref()
+            .and_then(|c| c.status.as_ref())
+            .map(|s| s.to_vec());
         if let Some(codes) = &status {
             for c in codes {
                 if !(100..=599).contains(c) {
-                    self.error(&format!("{p}/check/status"), format!("{c} is not an HTTP status code"));
+                    self.error(
+                        &format!("{p}/check/status"),
+                        format!("{c} is not an HTTP status code"),
+                    );
                 }
             }
         }
@@ -539,11 +850,33 @@ impl Cx<'_> {
             }
         }
         let poll = step.poll.as_ref().map(|poll| CompiledPoll {
-            until: self.compiler.expr(&format!("{p}/poll/until"), &poll.until, true),
-            interval: self.opt_duration(&format!("{p}/poll/interval"), poll.interval.as_ref(), Duration::from_millis(250)),
-            timeout: self.opt_duration(&format!("{p}/poll/timeout"), poll.timeout.as_ref(), Duration::from_secs(30)),
+            until: self
+                .compiler
+                .expr(&format!("{p}/poll/until"), &poll.until, true),
+            interval: self.opt_duration(
+                &format!("{p}/poll/interval"),
+                poll.interval.as_ref(),
+                Duration::from_millis(250),
+            ),
+            timeout: self.opt_duration(
+                &format!("{p}/poll/timeout"),
+                poll.timeout.as_ref(),
+                Duration::from_secs(30),
+            ),
         });
-        CompiledRequest { method: r.method, path, query, headers, bearer, json, timeout, status, that, captures, poll }
+        CompiledRequest {
+            method: r.method,
+            path,
+            query,
+            headers,
+            bearer,
+            json,
+            timeout,
+            status,
+            that,
+            captures,
+            poll,
+        }
     }
 }
 
@@ -554,7 +887,13 @@ pub fn defined_names(plan: &Plan) -> Vec<String> {
         Tasks::Sequence(s) => s.iter().collect(),
         Tasks::Weighted(w) => w.choose.iter().flat_map(|c| c.steps.iter()).collect(),
     };
-    for step in plan.user.setup.iter().chain(tasks).chain(plan.user.teardown.iter()) {
+    for step in plan
+        .user
+        .setup
+        .iter()
+        .chain(tasks)
+        .chain(plan.user.teardown.iter())
+    {
         names.extend(step.capture.keys().cloned());
         if let Some(set) = &step.set {
             names.extend(set.keys().cloned());

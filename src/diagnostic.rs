@@ -18,12 +18,22 @@ pub struct Diagnostic {
 
 impl Diagnostic {
     pub fn new(file: &str, at: Position, message: impl Into<String>) -> Self {
-        Diagnostic { file: file.to_string(), line: at.line, column: at.column, message: message.into() }
+        Diagnostic {
+            file: file.to_string(),
+            line: at.line,
+            column: at.column,
+            message: message.into(),
+        }
     }
 
     /// A problem with the file as a whole (missing, unreadable, not text).
     pub fn whole_file(file: &str, message: impl Into<String>) -> Self {
-        Diagnostic { file: file.to_string(), line: 0, column: 0, message: message.into() }
+        Diagnostic {
+            file: file.to_string(),
+            line: 0,
+            column: 0,
+            message: message.into(),
+        }
     }
 
     /// `file:line:col: message`, then the source line and a caret when the source is known.
@@ -31,11 +41,22 @@ impl Diagnostic {
         if self.line == 0 {
             return format!("{}: {}", self.file, self.message);
         }
-        let mut out = format!("{}:{}:{}: {}", self.file, self.line, self.column, self.message);
+        let mut out = format!(
+            "{}:{}:{}: {}",
+            self.file, self.line, self.column, self.message
+        );
         if let Some(text) = source.and_then(|s| s.lines().nth(self.line - 1)) {
             let gutter = self.line.to_string().len();
-            let caret_pad: String = text.chars().take(self.column.saturating_sub(1)).map(|c| if c == '\t' { '\t' } else { ' ' }).collect();
-            let _ = write!(out, "\n{:gutter$} |\n{} | {}\n{:gutter$} | {}^", "", self.line, text, "", caret_pad);
+            let caret_pad: String = text
+                .chars()
+                .take(self.column.saturating_sub(1))
+                .map(|c| if c == '\t' { '\t' } else { ' ' })
+                .collect();
+            let _ = write!(
+                out,
+                "\n{:gutter$} |\n{} | {}\n{:gutter$} | {}^",
+                "", self.line, text, "", caret_pad
+            );
         }
         out
     }
@@ -53,7 +74,13 @@ mod tests {
     #[test]
     fn renders_location_and_snippet() {
         let d = Diagnostic::new("p.yaml", Position { line: 2, column: 3 }, "bad");
-        assert_eq!(d.render(Some("a: 1\nb: zz\n")), "p.yaml:2:3: bad\n  |\n2 | b: zz\n  |   ^");
-        assert_eq!(Diagnostic::whole_file("x.yaml", "no such file").render(None), "x.yaml: no such file");
+        assert_eq!(
+            d.render(Some("a: 1\nb: zz\n")),
+            "p.yaml:2:3: bad\n  |\n2 | b: zz\n  |   ^"
+        );
+        assert_eq!(
+            Diagnostic::whole_file("x.yaml", "no such file").render(None),
+            "x.yaml: no such file"
+        );
     }
 }

@@ -15,7 +15,10 @@ pub struct DurationError {
 
 /// Parses `<number><unit>` groups, units `ms`, `s`, `m`, `h`, largest first.
 pub fn parse(input: &str) -> Result<Duration, DurationError> {
-    let err = |reason| DurationError { input: input.to_string(), reason };
+    let err = |reason| DurationError {
+        input: input.to_string(),
+        reason,
+    };
     if input.is_empty() {
         return Err(err("it is empty"));
     }
@@ -31,7 +34,9 @@ pub fn parse(input: &str) -> Result<Duration, DurationError> {
         }
         let number: f64 = rest[..digits].parse().map_err(|_| err("bad number"))?;
         rest = &rest[digits..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
         let (rank, seconds) = match &rest[..unit_len] {
             "h" => (3, 3600.0),
             "m" => (2, 60.0),
@@ -100,7 +105,9 @@ mod tests {
 
     #[test]
     fn rejects_everything_else() {
-        for text in ["", "30", "30 s", "s", "1s1m", "1m1m", "30sec", "-1s", "1..2s", "1d"] {
+        for text in [
+            "", "30", "30 s", "s", "1s1m", "1m1m", "30sec", "-1s", "1..2s", "1d",
+        ] {
             assert!(parse(text).is_err(), "{text} should be rejected");
         }
         assert_eq!(

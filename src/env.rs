@@ -20,7 +20,11 @@ impl EnvSources {
         self.set
             .get(name)
             .map(|v| (v.as_str(), "--set"))
-            .or_else(|| self.process.get(name).map(|v| (v.as_str(), "the environment")))
+            .or_else(|| {
+                self.process
+                    .get(name)
+                    .map(|v| (v.as_str(), "the environment"))
+            })
             .or_else(|| self.dotenv.get(name).map(|v| (v.as_str(), "the env file")))
     }
 }
@@ -35,7 +39,10 @@ pub struct ResolvedEnv {
 }
 
 /// Resolves every declared variable; errors name the variable, the source and the type.
-pub fn resolve(decl: &BTreeMap<String, EnvVar>, sources: &EnvSources) -> Result<ResolvedEnv, Vec<String>> {
+pub fn resolve(
+    decl: &BTreeMap<String, EnvVar>,
+    sources: &EnvSources,
+) -> Result<ResolvedEnv, Vec<String>> {
     let mut values = BTreeMap::new();
     let mut display = BTreeMap::new();
     let mut secrets = Vec::new();
@@ -46,7 +53,10 @@ pub fn resolve(decl: &BTreeMap<String, EnvVar>, sources: &EnvSources) -> Result<
                 Ok(v) => v,
                 Err(why) => {
                     let shown = if var.secret { "***" } else { text };
-                    errors.push(format!("{name}={shown:?} from {from} is not a valid {}: {why}", type_word(var.kind)));
+                    errors.push(format!(
+                        "{name}={shown:?} from {from} is not a valid {}: {why}",
+                        type_word(var.kind)
+                    ));
                     continue;
                 }
             },
@@ -54,7 +64,10 @@ pub fn resolve(decl: &BTreeMap<String, EnvVar>, sources: &EnvSources) -> Result<
                 Some(d) => match default_value(var.kind, d) {
                     Ok(v) => v,
                     Err(why) => {
-                        errors.push(format!("default of {name} is not a valid {}: {why}", type_word(var.kind)));
+                        errors.push(format!(
+                            "default of {name} is not a valid {}: {why}",
+                            type_word(var.kind)
+                        ));
                         continue;
                     }
                 },
@@ -75,7 +88,15 @@ pub fn resolve(decl: &BTreeMap<String, EnvVar>, sources: &EnvSources) -> Result<
         }
         values.insert(name.clone(), value);
     }
-    if errors.is_empty() { Ok(ResolvedEnv { values, display, secrets }) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok(ResolvedEnv {
+            values,
+            display,
+            secrets,
+        })
+    } else {
+        Err(errors)
+    }
 }
 
 fn type_word(kind: EnvType) -> &'static str {
@@ -94,7 +115,10 @@ pub fn parse(kind: EnvType, text: &str) -> Result<Value, String> {
     let t = text.trim();
     match kind {
         EnvType::String => Ok(Value::from(text)),
-        EnvType::Int => t.parse::<i64>().map(Value::from).map_err(|_| "expected a whole number".into()),
+        EnvType::Int => t
+            .parse::<i64>()
+            .map(Value::from)
+            .map_err(|_| "expected a whole number".into()),
         EnvType::Float => match t.parse::<f64>() {
             Ok(f) if f.is_finite() => Ok(Value::from(f)),
             _ => Err("expected a number such as 0.5".into()),
@@ -104,7 +128,9 @@ pub fn parse(kind: EnvType, text: &str) -> Result<Value, String> {
             "false" => Ok(Value::from(false)),
             _ => Err("expected true or false".into()),
         },
-        EnvType::Duration => crate::duration::parse(t).map(|_| Value::from(t)).map_err(|e| e.to_string()),
+        EnvType::Duration => crate::duration::parse(t)
+            .map(|_| Value::from(t))
+            .map_err(|e| e.to_string()),
     }
 }
 
@@ -113,7 +139,9 @@ pub fn default_value(kind: EnvType, v: &serde_json::Value) -> Result<Value, Stri
     match (kind, v) {
         (EnvType::String, serde_json::Value::String(s)) => Ok(Value::from(s.as_str())),
         (EnvType::Int, serde_json::Value::Number(n)) if n.is_i64() => Ok(Value::from(n.as_i64())),
-        (EnvType::Float, serde_json::Value::Number(n)) => Ok(Value::from(n.as_f64().unwrap_or_default())),
+        (EnvType::Float, serde_json::Value::Number(n)) => {
+            Ok(Value::from(n.as_f64().unwrap_or_default()))
+        }
         (EnvType::Bool, serde_json::Value::Bool(b)) => Ok(Value::from(*b)),
         (kind, serde_json::Value::String(s)) if kind != EnvType::String => parse(kind, s),
         (_, other) => Err(format!("got {other}")),
@@ -136,7 +164,13 @@ mod tests {
     use super::*;
 
     fn var(kind: EnvType, default: Option<serde_json::Value>) -> EnvVar {
-        EnvVar { kind, default, required: true, secret: false, description: None }
+        EnvVar {
+            kind,
+            default,
+            required: true,
+            secret: false,
+            description: None,
+        }
     }
 
     #[test]
@@ -152,9 +186,18 @@ mod tests {
     #[test]
     fn priority_and_errors() {
         let decl: BTreeMap<String, EnvVar> = [
-            ("A".to_string(), var(EnvType::Int, Some(serde_json::json!(1)))),
+            (
+                "A".to_string(),
+                var(EnvType::Int, Some(serde_json::json!(1))),
+            ),
             ("B".to_string(), var(EnvType::Float, None)),
-            ("K".to_string(), EnvVar { secret: true, ..var(EnvType::String, None) }),
+            (
+                "K".to_string(),
+                EnvVar {
+                    secret: true,
+                    ..var(EnvType::String, None)
+                },
+            ),
         ]
         .into();
         let mut sources = EnvSources::default();
@@ -170,7 +213,10 @@ mod tests {
         sources.set.insert("B".into(), "abc".into());
         sources.dotenv.remove("K");
         let errs = resolve(&decl, &sources).unwrap_err();
-        assert_eq!(errs[0], "B=\"abc\" from --set is not a valid number: expected a number such as 0.5");
+        assert_eq!(
+            errs[0],
+            "B=\"abc\" from --set is not a valid number: expected a number such as 0.5"
+        );
         assert!(errs[1].starts_with("K is required but not set"));
     }
 }

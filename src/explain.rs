@@ -25,7 +25,10 @@ pub fn explain(plan: &CompiledPlan, resolved: &Resolved, defined: &[String]) -> 
     }
     let _ = writeln!(out, "\nshape: {}", describe_shape(&resolved.shape));
     out.push_str(&timeline(&resolved.shape));
-    let vars: BTreeMap<String, Value> = defined.iter().map(|n| (n.clone(), Value::from(format!("<{n}>")))).collect();
+    let vars: BTreeMap<String, Value> = defined
+        .iter()
+        .map(|n| (n.clone(), Value::from(format!("<{n}>"))))
+        .collect();
     let scope = Value::from_object(Scope {
         globals: resolved.globals.clone(),
         user: crate::template::to_value(serde_json::json!({"index": 0, "id": "<user.id>"})),
@@ -33,15 +36,28 @@ pub fn explain(plan: &CompiledPlan, resolved: &Resolved, defined: &[String]) -> 
         response: None,
         rng: Value::from_object(RngCell(Mutex::new(fastrand::Rng::with_seed(0)))),
     });
-    let phases: Vec<(String, &[CompiledStep])> = std::iter::once(("setup (once per user)".to_string(), plan.setup.as_slice()))
-        .chain(plan.tasks.iter().map(|t| {
-            let label = if plan.tasks.len() == 1 { "tasks (loop)".to_string() } else { format!("task `{}` (weight {})", t.name, t.weight) };
-            (label, t.steps.as_slice())
-        }))
-        .chain(std::iter::once(("teardown (once, also on stop)".to_string(), plan.teardown.as_slice())))
-        .collect();
+    let phases: Vec<(String, &[CompiledStep])> =
+        std::iter::once(("setup (once per user)".to_string(), plan.setup.as_slice()))
+            .chain(plan.tasks.iter().map(|t| {
+                let label = if plan.tasks.len() == 1 {
+                    "tasks (loop)".to_string()
+                } else {
+                    format!("task `{}` (weight {})", t.name, t.weight)
+                };
+                (label, t.steps.as_slice())
+            }))
+            .chain(std::iter::once((
+                "teardown (once, also on stop)".to_string(),
+                plan.teardown.as_slice(),
+            )))
+            .collect();
     if let Some((lo, hi)) = plan.think {
-        let _ = writeln!(out, "\nthink time between iterations: {}..{}", crate::duration::format(lo), crate::duration::format(hi));
+        let _ = writeln!(
+            out,
+            "\nthink time between iterations: {}..{}",
+            crate::duration::format(lo),
+            crate::duration::format(hi)
+        );
     }
     for (label, steps) in phases {
         let _ = writeln!(out, "\n{label}:");
@@ -59,7 +75,12 @@ fn timeline(shape: &Shape) -> String {
     let mut out = String::new();
     let open = shape.is_open();
     let points = shape.timeline();
-    let _ = writeln!(out, "  {:>8}  {}", "time", if open { "iterations/s" } else { "target users" });
+    let _ = writeln!(
+        out,
+        "  {:>8}  {}",
+        "time",
+        if open { "iterations/s" } else { "target users" }
+    );
     for (i, (t, v)) in points.iter().enumerate() {
         let last = i + 1 == points.len();
         let label = crate::duration::format(*t);
@@ -70,7 +91,12 @@ fn timeline(shape: &Shape) -> String {
         }
     }
     if open {
-        let _ = writeln!(out, "  total iterations: {:.0}, at most {} users at once", shape.arrivals_by(shape.duration()), shape.peak_users());
+        let _ = writeln!(
+            out,
+            "  total iterations: {:.0}, at most {} users at once",
+            shape.arrivals_by(shape.duration()),
+            shape.peak_users()
+        );
     } else {
         let _ = writeln!(out, "  peak users: {}", shape.peak_users());
     }
@@ -78,10 +104,19 @@ fn timeline(shape: &Shape) -> String {
 }
 
 fn render(plan: &CompiledPlan, scope: &Value, t: &Text) -> String {
-    plan.templates.render(t, scope).unwrap_or_else(|e| format!("<{}>", crate::template::describe(&e)))
+    plan.templates
+        .render(t, scope)
+        .unwrap_or_else(|e| format!("<{}>", crate::template::describe(&e)))
 }
 
-fn step_lines(out: &mut String, plan: &CompiledPlan, resolved: &Resolved, scope: &Value, n: usize, step: &CompiledStep) {
+fn step_lines(
+    out: &mut String,
+    plan: &CompiledPlan,
+    resolved: &Resolved,
+    scope: &Value,
+    n: usize,
+    step: &CompiledStep,
+) {
     let _ = write!(out, "  {n}. {}", step.name);
     if let Some(w) = step.when {
         let _ = write!(out, "  [when {}]", plan.templates.source(w));
@@ -90,9 +125,21 @@ fn step_lines(out: &mut String, plan: &CompiledPlan, resolved: &Resolved, scope:
     match &step.kind {
         StepKind::Request(r) => {
             let path = render(plan, scope, &r.path);
-            let url = if path.starts_with("http") { path } else { format!("{}{}", resolved.base_url, path) };
-            let query: Vec<String> = r.query.iter().map(|(k, v)| format!("{k}={}", render(plan, scope, v))).collect();
-            let q = if query.is_empty() { String::new() } else { format!("?{}", query.join("&")) };
+            let url = if path.starts_with("http") {
+                path
+            } else {
+                format!("{}{}", resolved.base_url, path)
+            };
+            let query: Vec<String> = r
+                .query
+                .iter()
+                .map(|(k, v)| format!("{k}={}", render(plan, scope, v)))
+                .collect();
+            let q = if query.is_empty() {
+                String::new()
+            } else {
+                format!("?{}", query.join("&"))
+            };
             let _ = writeln!(out, "       {} {url}{q}", r.method.as_str());
             if r.bearer.is_some() {
                 let _ = writeln!(out, "       Authorization: Bearer ***");
@@ -101,17 +148,32 @@ fn step_lines(out: &mut String, plan: &CompiledPlan, resolved: &Resolved, scope:
                 let _ = writeln!(out, "       {k}: {}", render(plan, scope, v));
             }
             if let Some(j) = &r.json {
-                let body = plan.templates.render_json(j, scope).map_or_else(|e| format!("<{}>", crate::template::describe(&e)), |v| v.to_string());
+                let body = plan.templates.render_json(j, scope).map_or_else(
+                    |e| format!("<{}>", crate::template::describe(&e)),
+                    |v| v.to_string(),
+                );
                 let _ = writeln!(out, "       json: {}", redact_json_keys(&body));
             }
             if let Some(codes) = &r.status {
-                let _ = writeln!(out, "       expect status {}", codes.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(" or "));
+                let _ = writeln!(
+                    out,
+                    "       expect status {}",
+                    codes
+                        .iter()
+                        .map(|c| c.to_string())
+                        .collect::<Vec<_>>()
+                        .join(" or ")
+                );
             }
             for e in &r.that {
                 let _ = writeln!(out, "       check {}", plan.templates.source(*e));
             }
             for c in &r.captures {
-                let _ = writeln!(out, "       capture {} = {} ({:?})", c.name, c.path, c.select);
+                let _ = writeln!(
+                    out,
+                    "       capture {} = {} ({:?})",
+                    c.name, c.path, c.select
+                );
             }
             if let Some(p) = &r.poll {
                 let _ = writeln!(
@@ -128,22 +190,35 @@ fn step_lines(out: &mut String, plan: &CompiledPlan, resolved: &Resolved, scope:
         }
         StepKind::Set(vals) => {
             for (k, v) in vals {
-                let val = plan.templates.render_json(v, scope).map_or_else(|e| format!("<{}>", crate::template::describe(&e)), |v| v.to_string());
+                let val = plan.templates.render_json(v, scope).map_or_else(
+                    |e| format!("<{}>", crate::template::describe(&e)),
+                    |v| v.to_string(),
+                );
                 let _ = writeln!(out, "       {k} = {val}");
             }
         }
         StepKind::Offer { pool, .. } => {
             let _ = writeln!(out, "       offer a value to pool `{pool}`");
         }
-        StepKind::Take { pool, into, timeout } => {
-            let _ = writeln!(out, "       take a value from pool `{pool}` into `{into}` (wait up to {})", crate::duration::format(*timeout));
+        StepKind::Take {
+            pool,
+            into,
+            timeout,
+        } => {
+            let _ = writeln!(
+                out,
+                "       take a value from pool `{pool}` into `{into}` (wait up to {})",
+                crate::duration::format(*timeout)
+            );
         }
     }
 }
 
 /// Masks values of keys that hold secrets in ACA-Py request bodies.
 pub fn redact_json_keys(body: &str) -> String {
-    let Ok(mut v) = serde_json::from_str::<serde_json::Value>(body) else { return body.to_string() };
+    let Ok(mut v) = serde_json::from_str::<serde_json::Value>(body) else {
+        return body.to_string();
+    };
     crate::redact::mask_secret_keys(&mut v);
     v.to_string()
 }

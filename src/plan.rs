@@ -50,6 +50,10 @@ pub struct Target {
     /// TCP connect timeout (default `5s`).
     #[serde(default)]
     pub connect_timeout: Option<String>,
+    /// A path fetched once before the run (e.g. `/status`); anything but 2xx stops the run
+    /// with one clear line (unreachable agent, wrong API key) before any user starts.
+    #[serde(default)]
+    pub preflight: Option<String>,
     /// Skip TLS certificate verification. Off by default; turn on only for self-signed test agents.
     #[serde(default)]
     pub insecure_skip_tls_verify: bool,

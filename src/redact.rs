@@ -2,7 +2,16 @@
 //! known secret values (API keys, captured tokens) scrubbed from any text we print.
 
 /// Keys whose values are secrets in ACA-Py requests and responses.
-const SECRET_KEYS: &[&str] = &["wallet_key", "token", "jwt", "seed", "password", "api_key", "x-api-key", "jwt_secret"];
+const SECRET_KEYS: &[&str] = &[
+    "wallet_key",
+    "token",
+    "jwt",
+    "seed",
+    "password",
+    "api_key",
+    "x-api-key",
+    "jwt_secret",
+];
 
 /// True for a JSON key or header name that carries a secret.
 pub fn is_secret_key(key: &str) -> bool {
@@ -37,7 +46,9 @@ pub fn scrub(text: &str, secrets: &[String]) -> String {
     }
     // JWTs (tenant tokens) start with a base64url `{"` header: eyJ…
     while let Some(i) = out.find("eyJ") {
-        let end = out[i..].find(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')).map_or(out.len(), |e| i + e);
+        let end = out[i..]
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.'))
+            .map_or(out.len(), |e| i + e);
         out.replace_range(i..end, "***");
     }
     out
@@ -49,10 +60,17 @@ mod tests {
 
     #[test]
     fn masks_keys_and_values() {
-        let mut v = serde_json::json!({"wallet_key": "k", "settings": {"token": "t", "label": "A"}});
+        let mut v =
+            serde_json::json!({"wallet_key": "k", "settings": {"token": "t", "label": "A"}});
         mask_secret_keys(&mut v);
-        assert_eq!(v, serde_json::json!({"wallet_key": "***", "settings": {"token": "***", "label": "A"}}));
+        assert_eq!(
+            v,
+            serde_json::json!({"wallet_key": "***", "settings": {"token": "***", "label": "A"}})
+        );
         let text = r#"{"token":"eyJhbGciOiJIUzI1NiJ9.eyJ3YWxsZXQ.sig","key":"hunter22"}"#;
-        assert_eq!(scrub(text, &["hunter22".into()]), r#"{"token":"***","key":"***"}"#);
+        assert_eq!(
+            scrub(text, &["hunter22".into()]),
+            r#"{"token":"***","key":"***"}"#
+        );
     }
 }

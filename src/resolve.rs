@@ -44,11 +44,17 @@ pub fn plan_scope(globals: &Arc<Globals>, seed: u64) -> Value {
     })
 }
 
-pub fn resolve(plan: &CompiledPlan, env: &ResolvedEnv, id: &RunIdentity) -> Result<Resolved, Vec<Diagnostic>> {
+pub fn resolve(
+    plan: &CompiledPlan,
+    env: &ResolvedEnv,
+    id: &RunIdentity,
+) -> Result<Resolved, Vec<Diagnostic>> {
     let mut globals = Globals {
         env: Value::from_object(env.values.clone()),
         run: crate::template::to_value(serde_json::json!({"id": id.id, "seed": id.seed})),
-        shard: crate::template::to_value(serde_json::json!({"index": id.shard_index, "count": id.shard_count})),
+        shard: crate::template::to_value(
+            serde_json::json!({"index": id.shard_index, "count": id.shard_count}),
+        ),
         webhook_url: Value::from(id.webhook_url.as_str()),
         vars: BTreeMap::new(),
     };
@@ -58,56 +64,108 @@ pub fn resolve(plan: &CompiledPlan, env: &ResolvedEnv, id: &RunIdentity) -> Resu
     };
     // Plan vars may use env and earlier vars.
     for (name, t) in &plan.vars {
-        let scope = plan_scope(&Arc::new(Globals { vars: globals.vars.clone(), ..clone_globals(&globals) }), id.seed);
+        let scope = plan_scope(
+            &Arc::new(Globals {
+                vars: globals.vars.clone(),
+                ..clone_globals(&globals)
+            }),
+            id.seed,
+        );
         match plan.templates.render_json(t, &scope) {
             Ok(v) => {
-                globals.vars.insert(name.clone(), crate::template::to_value(&v));
+                globals
+                    .vars
+                    .insert(name.clone(), crate::template::to_value(&v));
             }
-            Err(e) => err(&mut errors, &format!("/vars/{name}"), crate::template::describe(&e)),
+            Err(e) => err(
+                &mut errors,
+                &format!("/vars/{name}"),
+                crate::template::describe(&e),
+            ),
         }
     }
     let globals = Arc::new(globals);
     let scope = plan_scope(&globals, id.seed);
-    let base_url = plan.templates.render(&plan.target.base_url, &scope).unwrap_or_else(|e| {
-        err(&mut errors, "/target/base_url", crate::template::describe(&e));
-        String::new()
-    });
+    let base_url = plan
+        .templates
+        .render(&plan.target.base_url, &scope)
+        .unwrap_or_else(|e| {
+            err(
+                &mut errors,
+                "/target/base_url",
+                crate::template::describe(&e),
+            );
+            String::new()
+        });
     if !errors.is_empty() {
         return Err(errors);
     }
     if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
-        err(&mut errors, "/target/base_url", format!("base_url `{base_url}` must start with http:// or https://"));
+        err(
+            &mut errors,
+            "/target/base_url",
+            format!("base_url `{base_url}` must start with http:// or https://"),
+        );
     }
     let mut headers = Vec::new();
     for (k, t) in &plan.target.headers {
         match plan.templates.render(t, &scope) {
             Ok(v) if v.is_empty() => {}
             Ok(v) => headers.push((k.clone(), v)),
-            Err(e) => err(&mut errors, &format!("/target/headers/{k}"), crate::template::describe(&e)),
+            Err(e) => err(
+                &mut errors,
+                &format!("/target/headers/{k}"),
+                crate::template::describe(&e),
+            ),
         }
     }
     let shape = shape(plan, &scope, &mut errors);
-    if errors.is_empty() { Ok(Resolved { shape, globals, base_url: base_url.trim_end_matches('/').to_string(), headers }) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok(Resolved {
+            shape,
+            globals,
+            base_url: base_url.trim_end_matches('/').to_string(),
+            headers,
+        })
+    } else {
+        Err(errors)
+    }
 }
 
 fn clone_globals(g: &Globals) -> Globals {
-    Globals { env: g.env.clone(), run: g.run.clone(), shard: g.shard.clone(), webhook_url: g.webhook_url.clone(), vars: g.vars.clone() }
+    Globals {
+        env: g.env.clone(),
+        run: g.run.clone(),
+        shard: g.shard.clone(),
+        webhook_url: g.webhook_url.clone(),
+        vars: g.vars.clone(),
+    }
 }
 
 fn shape(plan: &CompiledPlan, scope: &Value, errors: &mut Vec<Diagnostic>) -> Shape {
-    let mut cx = ShapeCx { plan, scope, errors };
+    let mut cx = ShapeCx {
+        plan,
+        scope,
+        errors,
+    };
     match &plan.plan.load {
         Load::Steps(s) => Shape::Steps {
             step_time: cx.dur("/load/steps/step_time", &s.step_time),
             users_per_step: cx.count("/load/steps/users_per_step", &s.users_per_step),
             user_limit: cx.count("/load/steps/user_limit", &s.user_limit),
             time_limit: cx.dur("/load/steps/time_limit", &s.time_limit),
-            spawn_pct: s.spawn_pct.as_ref().map_or(0.5, |p| cx.positive("/load/steps/spawn_pct", p)),
+            spawn_pct: s
+                .spawn_pct
+                .as_ref()
+                .map_or(0.5, |p| cx.positive("/load/steps/spawn_pct", p)),
         },
         Load::Constant(c) => Shape::Constant {
             users: cx.count("/load/constant/users", &c.users),
             duration: cx.dur("/load/constant/duration", &c.duration),
-            spawn_rate: c.spawn_rate.as_ref().map(|r| cx.positive("/load/constant/spawn_rate", r)),
+            spawn_rate: c
+                .spawn_rate
+                .as_ref()
+                .map(|r| cx.positive("/load/constant/spawn_rate", r)),
         },
         Load::Stages(stages) => Shape::Stages(
             stages
@@ -123,14 +181,22 @@ fn shape(plan: &CompiledPlan, scope: &Value, errors: &mut Vec<Diagnostic>) -> Sh
             let stages = match (&a.rate, &a.duration, &a.stages) {
                 (Some(r), Some(d), _) => {
                     let rate = cx.positive("/load/arrival_rate/rate", r);
-                    vec![Segment { duration: cx.dur("/load/arrival_rate/duration", d), target: rate }]
+                    vec![Segment {
+                        duration: cx.dur("/load/arrival_rate/duration", d),
+                        target: rate,
+                    }]
                 }
                 (_, _, Some(stages)) => stages
                     .iter()
                     .enumerate()
                     .map(|(i, s)| Segment {
-                        duration: cx.dur(&format!("/load/arrival_rate/stages/{i}/duration"), &s.duration),
-                        target: cx.number(&format!("/load/arrival_rate/stages/{i}/target"), &s.target).max(0.0),
+                        duration: cx.dur(
+                            &format!("/load/arrival_rate/stages/{i}/duration"),
+                            &s.duration,
+                        ),
+                        target: cx
+                            .number(&format!("/load/arrival_rate/stages/{i}/target"), &s.target)
+                            .max(0.0),
                     })
                     .collect(),
                 _ => Vec::new(),
@@ -140,7 +206,11 @@ fn shape(plan: &CompiledPlan, scope: &Value, errors: &mut Vec<Diagnostic>) -> Sh
                 (None, Some(s)) => cx.number("/load/arrival_rate/start_rate", s).max(0.0),
                 (None, None) => 0.0,
             };
-            Shape::ArrivalRate { start_rate, stages, max_users: cx.count("/load/arrival_rate/max_users", &a.max_users) }
+            Shape::ArrivalRate {
+                start_rate,
+                stages,
+                max_users: cx.count("/load/arrival_rate/max_users", &a.max_users),
+            }
         }
     }
 }
@@ -153,14 +223,20 @@ struct ShapeCx<'a> {
 
 impl ShapeCx<'_> {
     fn fail(&mut self, pointer: &str, msg: String) {
-        self.errors.push(Diagnostic::new(&self.plan.file, self.plan.spans.value(pointer), msg));
+        self.errors.push(Diagnostic::new(
+            &self.plan.file,
+            self.plan.spans.value(pointer),
+            msg,
+        ));
     }
 
     fn number(&mut self, pointer: &str, n: &Num) -> f64 {
         match n {
             Num::Literal(f) => *f,
             Num::Template(src) => {
-                let Some(expr) = self.plan.load_params.get(pointer) else { return 0.0 };
+                let Some(expr) = self.plan.load_params.get(pointer) else {
+                    return 0.0;
+                };
                 match self.plan.templates.eval(*expr, self.scope) {
                     Ok(v) => match f64::try_from(v.clone()) {
                         Ok(f) if f.is_finite() => f,
@@ -224,21 +300,40 @@ impl ShapeCx<'_> {
 pub fn describe_shape(shape: &Shape) -> String {
     use crate::duration::format as d;
     match shape {
-        Shape::Steps { step_time, users_per_step, user_limit, time_limit, spawn_pct } => format!(
+        Shape::Steps {
+            step_time,
+            users_per_step,
+            user_limit,
+            time_limit,
+            spawn_pct,
+        } => format!(
             "steps: +{users_per_step} users every {} up to {user_limit}, for {}, spawning {:.0}% of target per second",
             d(*step_time),
             d(*time_limit),
             spawn_pct * 100.0
         ),
-        Shape::Constant { users, duration, .. } => format!("constant: {users} users for {}", d(*duration)),
+        Shape::Constant {
+            users, duration, ..
+        } => format!("constant: {users} users for {}", d(*duration)),
         Shape::Stages(stages) => format!(
             "stages: {}",
-            stages.iter().map(|s| format!("{} users over {}", s.target, d(s.duration))).collect::<Vec<_>>().join(", then ")
+            stages
+                .iter()
+                .map(|s| format!("{} users over {}", s.target, d(s.duration)))
+                .collect::<Vec<_>>()
+                .join(", then ")
         ),
-        Shape::ArrivalRate { start_rate, stages, max_users } => format!(
+        Shape::ArrivalRate {
+            start_rate,
+            stages,
+            max_users,
+        } => format!(
             "arrival rate: from {start_rate}/s, {} (max {max_users} users busy)",
-            stages.iter().map(|s| format!("to {}/s over {}", s.target, d(s.duration))).collect::<Vec<_>>().join(", ")
+            stages
+                .iter()
+                .map(|s| format!("to {}/s over {}", s.target, d(s.duration)))
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
     }
 }
-

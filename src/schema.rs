@@ -26,14 +26,19 @@ fn pretty(v: &Value) -> String {
     s
 }
 
-static PLAN_SCHEMA: LazyLock<Value> =
-    LazyLock::new(|| serde_json::to_value(schemars::schema_for!(crate::plan::Plan)).unwrap_or(Value::Null));
-static PLAN_VALIDATOR: LazyLock<Option<Validator>> = LazyLock::new(|| jsonschema::validator_for(&PLAN_SCHEMA).ok());
+static PLAN_SCHEMA: LazyLock<Value> = LazyLock::new(|| {
+    serde_json::to_value(schemars::schema_for!(crate::plan::Plan)).unwrap_or(Value::Null)
+});
+static PLAN_VALIDATOR: LazyLock<Option<Validator>> =
+    LazyLock::new(|| jsonschema::validator_for(&PLAN_SCHEMA).ok());
 
 /// Checks a parsed plan against the schema; every error is located through `spans`.
 pub fn validate(file: &str, plan: &Value, spans: &SpanIndex) -> Vec<Diagnostic> {
     let Some(validator) = PLAN_VALIDATOR.as_ref() else {
-        return vec![Diagnostic::whole_file(file, "internal error: the plan schema does not compile")];
+        return vec![Diagnostic::whole_file(
+            file,
+            "internal error: the plan schema does not compile",
+        )];
     };
     let mut out = Vec::new();
     for error in validator.iter_errors(plan) {
@@ -50,7 +55,11 @@ fn describe(file: &str, error: &ValidationError<'_>, spans: &SpanIndex, out: &mu
             let known = allowed_properties(error.schema_path().as_str());
             for key in unexpected {
                 let child = format!("{at}/{}", crate::source::escape(key));
-                out.push(Diagnostic::new(file, spans.key(&child), unknown_key(key, &known)));
+                out.push(Diagnostic::new(
+                    file,
+                    spans.key(&child),
+                    unknown_key(key, &known),
+                ));
             }
         }
         ValidationErrorKind::OneOfNotValid { context } | ValidationErrorKind::AnyOf { context } => {
@@ -58,9 +67,17 @@ fn describe(file: &str, error: &ValidationError<'_>, spans: &SpanIndex, out: &mu
         }
         ValidationErrorKind::Required { property } => {
             let name = property.as_str().unwrap_or_default();
-            out.push(Diagnostic::new(file, spans.value(&at), format!("missing required key `{name}`{}", place(&at))));
+            out.push(Diagnostic::new(
+                file,
+                spans.value(&at),
+                format!("missing required key `{name}`{}", place(&at)),
+            ));
         }
-        _ => out.push(Diagnostic::new(file, spans.value(&at), format!("{}{}", plain(error), place(&at)))),
+        _ => out.push(Diagnostic::new(
+            file,
+            spans.value(&at),
+            format!("{}{}", plain(error), place(&at)),
+        )),
     }
 }
 
@@ -75,10 +92,17 @@ fn describe_alternatives(
     out: &mut Vec<Diagnostic>,
 ) {
     let depth = |branch: &Vec<ValidationError<'static>>| {
-        branch.iter().map(|e| e.instance_path().as_str().matches('/').count()).max().unwrap_or(0)
+        branch
+            .iter()
+            .map(|e| e.instance_path().as_str().matches('/').count())
+            .max()
+            .unwrap_or(0)
     };
     let here = at.matches('/').count();
-    let best = context.iter().filter(|b| !b.is_empty()).max_by_key(|b| (depth(b), usize::MAX - b.len()));
+    let best = context
+        .iter()
+        .filter(|b| !b.is_empty())
+        .max_by_key(|b| (depth(b), usize::MAX - b.len()));
     match best {
         Some(branch) if depth(branch) > here => {
             for e in branch {
@@ -91,14 +115,21 @@ fn describe_alternatives(
                 .iter()
                 .flatten()
                 .filter_map(|e| match e.kind() {
-                    ValidationErrorKind::Required { property } => property.as_str().map(str::to_string),
+                    ValidationErrorKind::Required { property } => {
+                        property.as_str().map(str::to_string)
+                    }
                     ValidationErrorKind::Enum { options } => Some(options.to_string()),
-                    ValidationErrorKind::Constant { expected_value } => Some(expected_value.to_string()),
+                    ValidationErrorKind::Constant { expected_value } => {
+                        Some(expected_value.to_string())
+                    }
                     _ => None,
                 })
                 .collect();
-            let given: Vec<String> =
-                error.instance().as_object().map(|m| m.keys().cloned().collect()).unwrap_or_default();
+            let given: Vec<String> = error
+                .instance()
+                .as_object()
+                .map(|m| m.keys().cloned().collect())
+                .unwrap_or_default();
             let msg = if !choices.is_empty() && error.instance().is_object() {
                 let mut msg = format!("expected exactly one of {}{}", list(&choices), place(at));
                 if let [key] = given.as_slice()
@@ -117,12 +148,26 @@ fn describe_alternatives(
 
 fn plain(error: &ValidationError<'_>) -> String {
     match error.kind() {
-        ValidationErrorKind::Type { kind } => format!("{} is not of type {}", short(error.instance()), type_name(kind)),
+        ValidationErrorKind::Type { kind } => format!(
+            "{} is not of type {}",
+            short(error.instance()),
+            type_name(kind)
+        ),
         ValidationErrorKind::Enum { options } => {
-            let opts: Vec<String> = options.as_array().map(|a| a.iter().map(|o| o.to_string()).collect()).unwrap_or_default();
-            let mut msg = format!("{} is not one of {}", short(error.instance()), opts.join(", "));
+            let opts: Vec<String> = options
+                .as_array()
+                .map(|a| a.iter().map(|o| o.to_string()).collect())
+                .unwrap_or_default();
+            let mut msg = format!(
+                "{} is not one of {}",
+                short(error.instance()),
+                opts.join(", ")
+            );
             if let Some(given) = error.instance().as_str() {
-                let names: Vec<String> = opts.iter().map(|o| o.trim_matches('"').to_string()).collect();
+                let names: Vec<String> = opts
+                    .iter()
+                    .map(|o| o.trim_matches('"').to_string())
+                    .collect();
                 if let Some(s) = suggest(given, &names) {
                     msg.push_str(&format!("; did you mean `{s}`?"));
                 }
@@ -145,11 +190,19 @@ fn type_name(kind: &jsonschema::error::TypeKind) -> String {
 
 fn short(v: &Value) -> String {
     let s = v.to_string();
-    if s.chars().count() > 40 { format!("{}…", s.chars().take(40).collect::<String>()) } else { s }
+    if s.chars().count() > 40 {
+        format!("{}…", s.chars().take(40).collect::<String>())
+    } else {
+        s
+    }
 }
 
 fn place(pointer: &str) -> String {
-    if pointer.is_empty() { " at the top level".into() } else { format!(" (at `{pointer}`)") }
+    if pointer.is_empty() {
+        " at the top level".into()
+    } else {
+        format!(" (at `{pointer}`)")
+    }
 }
 
 fn list(items: &[String]) -> String {
@@ -161,7 +214,9 @@ fn list(items: &[String]) -> String {
 fn unknown_key(key: &str, known: &[String]) -> String {
     match suggest(key, known) {
         Some(s) => format!("unknown key `{key}`; did you mean `{s}`?"),
-        None if !known.is_empty() => format!("unknown key `{key}`; expected one of {}", list(known)),
+        None if !known.is_empty() => {
+            format!("unknown key `{key}`; expected one of {}", list(known))
+        }
         None => format!("unknown key `{key}`"),
     }
 }
@@ -185,7 +240,9 @@ fn allowed_properties(schema_path: &str) -> Vec<String> {
         let seg = seg.replace("~1", "/").replace("~0", "~");
         node = match node {
             Value::Object(map) if seg == "$ref" => match map.get("$ref").and_then(Value::as_str) {
-                Some(r) => PLAN_SCHEMA.pointer(r.trim_start_matches('#')).unwrap_or(node),
+                Some(r) => PLAN_SCHEMA
+                    .pointer(r.trim_start_matches('#'))
+                    .unwrap_or(node),
                 None => node,
             },
             Value::Object(map) => match map.get(&seg) {
@@ -201,8 +258,13 @@ fn allowed_properties(schema_path: &str) -> Vec<String> {
         if let Some(r) = node.get("$ref").and_then(Value::as_str)
             && node.get("properties").is_none()
         {
-            node = PLAN_SCHEMA.pointer(r.trim_start_matches('#')).unwrap_or(node);
+            node = PLAN_SCHEMA
+                .pointer(r.trim_start_matches('#'))
+                .unwrap_or(node);
         }
     }
-    node.get("properties").and_then(Value::as_object).map(|m| m.keys().cloned().collect()).unwrap_or_default()
+    node.get("properties")
+        .and_then(Value::as_object)
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default()
 }

@@ -7,13 +7,27 @@ use std::time::Duration;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Shape {
     /// The seed's Locust step shape.
-    Steps { step_time: Duration, users_per_step: u64, user_limit: u64, time_limit: Duration, spawn_pct: f64 },
+    Steps {
+        step_time: Duration,
+        users_per_step: u64,
+        user_limit: u64,
+        time_limit: Duration,
+        spawn_pct: f64,
+    },
     /// A fixed number of users; `spawn_rate` users per second (None: all at once).
-    Constant { users: u64, duration: Duration, spawn_rate: Option<f64> },
+    Constant {
+        users: u64,
+        duration: Duration,
+        spawn_rate: Option<f64>,
+    },
     /// Linear ramps, starting from zero users.
     Stages(Vec<Segment>),
     /// Open model: iterations per second, ramping linearly between segment targets.
-    ArrivalRate { start_rate: f64, stages: Vec<Segment>, max_users: u64 },
+    ArrivalRate {
+        start_rate: f64,
+        stages: Vec<Segment>,
+        max_users: u64,
+    },
 }
 
 /// One linear ramp: reach `target` after `duration`.
@@ -38,7 +52,9 @@ impl Shape {
         match self {
             Shape::Steps { time_limit, .. } => *time_limit,
             Shape::Constant { duration, .. } => *duration,
-            Shape::Stages(s) | Shape::ArrivalRate { stages: s, .. } => s.iter().map(|s| s.duration).sum(),
+            Shape::Stages(s) | Shape::ArrivalRate { stages: s, .. } => {
+                s.iter().map(|s| s.duration).sum()
+            }
         }
     }
 
@@ -50,9 +66,23 @@ impl Shape {
     /// The most users the shape can ask for at once.
     pub fn peak_users(&self) -> u64 {
         match self {
-            Shape::Steps { users_per_step, user_limit, step_time, time_limit, .. } => {
-                let steps = if step_time.is_zero() { 1 } else { time_limit.as_nanos().div_ceil(step_time.as_nanos()) };
-                (*user_limit).min(u64::try_from(steps).unwrap_or(u64::MAX).saturating_mul(*users_per_step))
+            Shape::Steps {
+                users_per_step,
+                user_limit,
+                step_time,
+                time_limit,
+                ..
+            } => {
+                let steps = if step_time.is_zero() {
+                    1
+                } else {
+                    time_limit.as_nanos().div_ceil(step_time.as_nanos())
+                };
+                (*user_limit).min(
+                    u64::try_from(steps)
+                        .unwrap_or(u64::MAX)
+                        .saturating_mul(*users_per_step),
+                )
             }
             Shape::Constant { users, .. } => *users,
             Shape::Stages(s) => s.iter().map(|s| s.target as u64).max().unwrap_or(0),
@@ -66,13 +96,34 @@ impl Shape {
             return None;
         }
         match self {
-            Shape::Steps { step_time, users_per_step, user_limit, spawn_pct, .. } => {
-                let step = if step_time.is_zero() { 0 } else { (t.as_nanos() / step_time.as_nanos()) as u64 };
+            Shape::Steps {
+                step_time,
+                users_per_step,
+                user_limit,
+                spawn_pct,
+                ..
+            } => {
+                let step = if step_time.is_zero() {
+                    0
+                } else {
+                    (t.as_nanos() / step_time.as_nanos()) as u64
+                };
                 let users = (*user_limit).min((step + 1).saturating_mul(*users_per_step));
-                Some(Target { users, spawn_rate: Some(users as f64 * spawn_pct) })
+                Some(Target {
+                    users,
+                    spawn_rate: Some(users as f64 * spawn_pct),
+                })
             }
-            Shape::Constant { users, spawn_rate, .. } => Some(Target { users: *users, spawn_rate: *spawn_rate }),
-            Shape::Stages(stages) => Some(Target { users: interpolate(0.0, stages, t).floor() as u64, spawn_rate: None }),
+            Shape::Constant {
+                users, spawn_rate, ..
+            } => Some(Target {
+                users: *users,
+                spawn_rate: *spawn_rate,
+            }),
+            Shape::Stages(stages) => Some(Target {
+                users: interpolate(0.0, stages, t).floor() as u64,
+                spawn_rate: None,
+            }),
             Shape::ArrivalRate { .. } => None,
         }
     }
@@ -80,14 +131,21 @@ impl Shape {
     /// Iterations per second at `t` (open model only; 0 otherwise and after the end).
     pub fn rate_at(&self, t: Duration) -> f64 {
         match self {
-            Shape::ArrivalRate { start_rate, stages, .. } if t < self.duration() => interpolate(*start_rate, stages, t),
+            Shape::ArrivalRate {
+                start_rate, stages, ..
+            } if t < self.duration() => interpolate(*start_rate, stages, t),
             _ => 0.0,
         }
     }
 
     /// Expected number of iterations started in `[0, t)`: the integral of `rate_at`.
     pub fn arrivals_by(&self, t: Duration) -> f64 {
-        let Shape::ArrivalRate { start_rate, stages, .. } = self else { return 0.0 };
+        let Shape::ArrivalRate {
+            start_rate, stages, ..
+        } = self
+        else {
+            return 0.0;
+        };
         let mut from = *start_rate;
         let mut elapsed = 0.0;
         let mut total = 0.0;
@@ -96,7 +154,11 @@ impl Shape {
             let len = s.duration.as_secs_f64();
             let span = (t - elapsed).clamp(0.0, len);
             if span > 0.0 {
-                let end_rate = if len > 0.0 { from + (s.target - from) * span / len } else { s.target };
+                let end_rate = if len > 0.0 {
+                    from + (s.target - from) * span / len
+                } else {
+                    s.target
+                };
                 total += (from + end_rate) / 2.0 * span;
             }
             elapsed += len;
@@ -146,7 +208,11 @@ impl Shape {
             }
             Shape::Constant { users, .. } => vec![(Duration::ZERO, *users as f64), (end, 0.0)],
             Shape::Stages(stages) | Shape::ArrivalRate { stages, .. } => {
-                let start = if let Shape::ArrivalRate { start_rate, .. } = self { *start_rate } else { 0.0 };
+                let start = if let Shape::ArrivalRate { start_rate, .. } = self {
+                    *start_rate
+                } else {
+                    0.0
+                };
                 let mut out = vec![(Duration::ZERO, start)];
                 let mut t = Duration::ZERO;
                 for s in stages {
@@ -205,13 +271,25 @@ mod tests {
             (299.0, 100, 50.0),
             (599.0, 100, 50.0),
         ] {
-            assert_eq!(shape.users_at(secs(t)), Some(Target { users, spawn_rate: Some(rate) }), "t={t}");
+            assert_eq!(
+                shape.users_at(secs(t)),
+                Some(Target {
+                    users,
+                    spawn_rate: Some(rate)
+                }),
+                "t={t}"
+            );
         }
         assert_eq!(shape.users_at(secs(600.0)), None);
         assert_eq!(shape.duration(), secs(600.0));
         assert_eq!(shape.peak_users(), 100);
         let steps: Vec<f64> = shape.timeline().iter().map(|(_, u)| *u).collect();
-        assert_eq!(steps, [10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 70.0, 80.0, 90.0, 100.0, 0.0]);
+        assert_eq!(
+            steps,
+            [
+                10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 70.0, 80.0, 90.0, 100.0, 0.0
+            ]
+        );
     }
 
     #[test]
@@ -223,29 +301,58 @@ mod tests {
             time_limit: secs(30.0),
             spawn_pct: 0.5,
         };
-        let users: Vec<u64> = [0.0, 4.9, 5.0, 10.0, 15.0, 29.9].iter().map(|t| shape.users_at(secs(*t)).unwrap().users).collect();
+        let users: Vec<u64> = [0.0, 4.9, 5.0, 10.0, 15.0, 29.9]
+            .iter()
+            .map(|t| shape.users_at(secs(*t)).unwrap().users)
+            .collect();
         assert_eq!(users, [2, 2, 4, 6, 6, 6]);
     }
 
     #[test]
     fn stages_ramp_linearly() {
         let shape = Shape::Stages(vec![
-            Segment { duration: secs(10.0), target: 10.0 },
-            Segment { duration: secs(10.0), target: 10.0 },
-            Segment { duration: secs(10.0), target: 0.0 },
+            Segment {
+                duration: secs(10.0),
+                target: 10.0,
+            },
+            Segment {
+                duration: secs(10.0),
+                target: 10.0,
+            },
+            Segment {
+                duration: secs(10.0),
+                target: 0.0,
+            },
         ]);
         let at = |t| shape.users_at(secs(t)).map(|u| u.users);
-        assert_eq!([at(0.0), at(5.0), at(10.0), at(15.0), at(25.0), at(30.0)], [Some(0), Some(5), Some(10), Some(10), Some(5), None]);
+        assert_eq!(
+            [at(0.0), at(5.0), at(10.0), at(15.0), at(25.0), at(30.0)],
+            [Some(0), Some(5), Some(10), Some(10), Some(5), None]
+        );
     }
 
     #[test]
     fn arrival_rate_schedules_exact_counts() {
-        let constant = Shape::ArrivalRate { start_rate: 10.0, stages: vec![Segment { duration: secs(2.0), target: 10.0 }], max_users: 5 };
+        let constant = Shape::ArrivalRate {
+            start_rate: 10.0,
+            stages: vec![Segment {
+                duration: secs(2.0),
+                target: 10.0,
+            }],
+            max_users: 5,
+        };
         assert_eq!(constant.arrivals_by(secs(2.0)), 20.0);
         assert!(constant.arrival_time(0).unwrap().as_secs_f64() < 1e-6);
         assert!((constant.arrival_time(5).unwrap().as_secs_f64() - 0.5).abs() < 1e-6);
         assert_eq!(constant.arrival_time(20), None);
-        let ramp = Shape::ArrivalRate { start_rate: 0.0, stages: vec![Segment { duration: secs(10.0), target: 10.0 }], max_users: 5 };
+        let ramp = Shape::ArrivalRate {
+            start_rate: 0.0,
+            stages: vec![Segment {
+                duration: secs(10.0),
+                target: 10.0,
+            }],
+            max_users: 5,
+        };
         assert!((ramp.arrivals_by(secs(10.0)) - 50.0).abs() < 1e-9);
         assert!((ramp.rate_at(secs(5.0)) - 5.0).abs() < 1e-9);
     }

@@ -38,7 +38,10 @@ impl SpanIndex {
 
     /// Where the key of the mapping entry at `pointer` starts (the value's place if unknown).
     pub fn key(&self, pointer: &str) -> Position {
-        self.keys.get(pointer).copied().unwrap_or_else(|| self.value(pointer))
+        self.keys
+            .get(pointer)
+            .copied()
+            .unwrap_or_else(|| self.value(pointer))
     }
 }
 
@@ -52,7 +55,10 @@ pub struct SyntaxError {
 /// Parses one YAML document into JSON plus its span index.
 pub fn parse(text: &str) -> Result<(Value, SpanIndex), SyntaxError> {
     let docs = MarkedYaml::load_from_str(text).map_err(|e| SyntaxError {
-        position: Position { line: e.marker().line(), column: e.marker().col() + 1 },
+        position: Position {
+            line: e.marker().line(),
+            column: e.marker().col() + 1,
+        },
         message: e.info().to_string(),
     })?;
     let mut docs = docs.into_iter();
@@ -74,7 +80,10 @@ pub fn parse(text: &str) -> Result<(Value, SpanIndex), SyntaxError> {
 }
 
 fn position(node: &MarkedYaml<'_>) -> Position {
-    Position { line: node.span.start.line(), column: node.span.start.col() + 1 }
+    Position {
+        line: node.span.start.line(),
+        column: node.span.start.col() + 1,
+    }
 }
 
 /// Escapes one JSON-pointer segment (RFC 6901).
@@ -82,9 +91,16 @@ pub fn escape(segment: &str) -> String {
     segment.replace('~', "~0").replace('/', "~1")
 }
 
-fn convert(node: &MarkedYaml<'_>, pointer: String, index: &mut SpanIndex) -> Result<Value, SyntaxError> {
+fn convert(
+    node: &MarkedYaml<'_>,
+    pointer: String,
+    index: &mut SpanIndex,
+) -> Result<Value, SyntaxError> {
     let pos = position(node);
-    let unsupported = |what: &str| SyntaxError { position: pos, message: format!("{what} are not supported in plans") };
+    let unsupported = |what: &str| SyntaxError {
+        position: pos,
+        message: format!("{what} are not supported in plans"),
+    };
     let value = match &node.data {
         YamlData::Value(scalar) => scalar_to_json(scalar),
         YamlData::Sequence(items) => {
@@ -121,7 +137,10 @@ fn convert(node: &MarkedYaml<'_>, pointer: String, index: &mut SpanIndex) -> Res
         YamlData::Representation(..) => return Err(unsupported("raw representations")),
         YamlData::Alias(_) => return Err(unsupported("unresolved aliases")),
         YamlData::BadValue => {
-            return Err(SyntaxError { position: pos, message: "this value cannot be read".into() });
+            return Err(SyntaxError {
+                position: pos,
+                message: "this value cannot be read".into(),
+            });
         }
     };
     index.values.insert(pointer, pos);
@@ -133,7 +152,9 @@ fn scalar_to_json(scalar: &Scalar<'_>) -> Value {
         Scalar::Null => Value::Null,
         Scalar::Boolean(b) => Value::Bool(*b),
         Scalar::Integer(i) => Value::Number((*i).into()),
-        Scalar::FloatingPoint(f) => Number::from_f64(f.into_inner()).map_or(Value::Null, Value::Number),
+        Scalar::FloatingPoint(f) => {
+            Number::from_f64(f.into_inner()).map_or(Value::Null, Value::Number)
+        }
         Scalar::String(s) => Value::String(s.to_string()),
     }
 }
@@ -144,10 +165,20 @@ mod tests {
 
     #[test]
     fn records_value_and_key_positions() {
-        let (v, idx) = parse("name: x\nload:\n  steps:\n    users: 10\nlist:\n  - a\n  - b: 1\n").unwrap();
+        let (v, idx) =
+            parse("name: x\nload:\n  steps:\n    users: 10\nlist:\n  - a\n  - b: 1\n").unwrap();
         assert_eq!(v["load"]["steps"]["users"], 10);
-        assert_eq!(idx.value("/load/steps/users"), Position { line: 4, column: 12 });
-        assert_eq!(idx.key("/load/steps/users"), Position { line: 4, column: 5 });
+        assert_eq!(
+            idx.value("/load/steps/users"),
+            Position {
+                line: 4,
+                column: 12
+            }
+        );
+        assert_eq!(
+            idx.key("/load/steps/users"),
+            Position { line: 4, column: 5 }
+        );
         assert_eq!(idx.value("/list/1/b"), Position { line: 7, column: 8 });
         assert_eq!(idx.value("/list/1/b/nope"), Position { line: 7, column: 8 });
     }
@@ -163,6 +194,12 @@ mod tests {
     #[test]
     fn escapes_pointer_segments() {
         let (_, idx) = parse("headers:\n  a/b~c: 1\n").unwrap();
-        assert_eq!(idx.value("/headers/a~1b~0c"), Position { line: 2, column: 10 });
+        assert_eq!(
+            idx.value("/headers/a~1b~0c"),
+            Position {
+                line: 2,
+                column: 10
+            }
+        );
     }
 }

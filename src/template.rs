@@ -9,7 +9,18 @@ use minijinja::value::{Enumerator, Object, Value};
 use minijinja::{Environment, Error, ErrorKind, Expression, State, Template, UndefinedBehavior};
 
 /// Names every template may use without defining them.
-pub const BUILTINS: &[&str] = &["env", "user", "run", "shard", "webhook_url", "loop", "range", "true", "false", "none"];
+pub const BUILTINS: &[&str] = &[
+    "env",
+    "user",
+    "run",
+    "shard",
+    "webhook_url",
+    "loop",
+    "range",
+    "true",
+    "false",
+    "none",
+];
 /// Names only response conditions (`check.that`, `poll.until`) may use.
 pub const RESPONSE_VARS: &[&str] = &["status", "body", "text", "headers"];
 /// Functions registered in the environment.
@@ -23,7 +34,12 @@ pub struct Templates {
 
 impl std::fmt::Debug for Templates {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Templates({} texts, {} expressions)", self.texts.len(), self.exprs.len())
+        write!(
+            f,
+            "Templates({} texts, {} expressions)",
+            self.texts.len(),
+            self.exprs.len()
+        )
     }
 }
 
@@ -74,7 +90,13 @@ impl Default for Compiler {
 
 impl Compiler {
     pub fn new() -> Self {
-        Compiler { env: environment(), texts: Vec::new(), exprs: Vec::new(), references: Vec::new(), issues: Vec::new() }
+        Compiler {
+            env: environment(),
+            texts: Vec::new(),
+            exprs: Vec::new(),
+            references: Vec::new(),
+            issues: Vec::new(),
+        }
     }
 
     /// A string that may hold `{{ … }}`; `response` allows `status`/`body`/… in it.
@@ -82,15 +104,26 @@ impl Compiler {
         if !is_template(source) {
             return Text::Literal(source.to_string());
         }
-        match self.env.add_template_owned(pointer.to_string(), source.to_string()) {
+        match self
+            .env
+            .add_template_owned(pointer.to_string(), source.to_string())
+        {
             Ok(()) => {
-                let vars = self.env.get_template(pointer).map(|t| t.undeclared_variables(true)).unwrap_or_default();
-                self.references.push((pointer.to_string(), vars.into_iter().collect(), response));
+                let vars = self
+                    .env
+                    .get_template(pointer)
+                    .map(|t| t.undeclared_variables(true))
+                    .unwrap_or_default();
+                self.references
+                    .push((pointer.to_string(), vars.into_iter().collect(), response));
                 self.texts.push(pointer.to_string());
                 Text::Template(self.texts.len() - 1)
             }
             Err(e) => {
-                self.issues.push(TemplateIssue { pointer: pointer.to_string(), message: describe(&e) });
+                self.issues.push(TemplateIssue {
+                    pointer: pointer.to_string(),
+                    message: describe(&e),
+                });
                 Text::Literal(String::new())
             }
         }
@@ -101,9 +134,13 @@ impl Compiler {
         match self.env.compile_expression(source) {
             Ok(e) => {
                 let vars = e.undeclared_variables(true);
-                self.references.push((pointer.to_string(), vars.into_iter().collect(), response));
+                self.references
+                    .push((pointer.to_string(), vars.into_iter().collect(), response));
             }
-            Err(e) => self.issues.push(TemplateIssue { pointer: pointer.to_string(), message: describe(&e) }),
+            Err(e) => self.issues.push(TemplateIssue {
+                pointer: pointer.to_string(),
+                message: describe(&e),
+            }),
         }
         self.exprs.push(source.to_string());
         Expr(self.exprs.len() - 1)
@@ -120,11 +157,20 @@ impl Compiler {
                 },
             },
             serde_json::Value::Array(items) => JsonTemplate::Array(
-                items.iter().enumerate().map(|(i, v)| self.json(&format!("{pointer}/{i}"), v)).collect(),
+                items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| self.json(&format!("{pointer}/{i}"), v))
+                    .collect(),
             ),
             serde_json::Value::Object(map) => JsonTemplate::Object(
                 map.iter()
-                    .map(|(k, v)| (k.clone(), self.json(&format!("{pointer}/{}", crate::source::escape(k)), v)))
+                    .map(|(k, v)| {
+                        (
+                            k.clone(),
+                            self.json(&format!("{pointer}/{}", crate::source::escape(k)), v),
+                        )
+                    })
                     .collect(),
             ),
             other => JsonTemplate::Literal(other.clone()),
@@ -135,14 +181,25 @@ impl Compiler {
     /// life of the process) and compiles the handles the runner uses.
     pub fn finish(self) -> Templates {
         if !self.issues.is_empty() {
-            return Templates { texts: Vec::new(), exprs: Vec::new() };
+            return Templates {
+                texts: Vec::new(),
+                exprs: Vec::new(),
+            };
         }
         let env: &'static Environment<'static> = Box::leak(Box::new(self.env));
-        let texts = self.texts.iter().filter_map(|name| env.get_template(name).ok()).collect();
+        let texts = self
+            .texts
+            .iter()
+            .filter_map(|name| env.get_template(name).ok())
+            .collect();
         let exprs = self
             .exprs
             .into_iter()
-            .filter_map(|src| env.compile_expression_owned(src.clone()).ok().map(|e| (e, src)))
+            .filter_map(|src| {
+                env.compile_expression_owned(src.clone())
+                    .ok()
+                    .map(|e| (e, src))
+            })
             .collect();
         Templates { texts, exprs }
     }
@@ -175,11 +232,17 @@ impl Templates {
             JsonTemplate::Literal(v) => v.clone(),
             JsonTemplate::Text(text) => serde_json::Value::String(self.render(text, ctx)?),
             JsonTemplate::Expr(e) => to_json(&self.eval(*e, ctx)?)?,
-            JsonTemplate::Array(items) => {
-                serde_json::Value::Array(items.iter().map(|i| self.render_json(i, ctx)).collect::<Result<_, _>>()?)
-            }
+            JsonTemplate::Array(items) => serde_json::Value::Array(
+                items
+                    .iter()
+                    .map(|i| self.render_json(i, ctx))
+                    .collect::<Result<_, _>>()?,
+            ),
             JsonTemplate::Object(fields) => serde_json::Value::Object(
-                fields.iter().map(|(k, v)| Ok((k.clone(), self.render_json(v, ctx)?))).collect::<Result<_, Error>>()?,
+                fields
+                    .iter()
+                    .map(|(k, v)| Ok((k.clone(), self.render_json(v, ctx)?)))
+                    .collect::<Result<_, Error>>()?,
             ),
         })
     }
@@ -188,7 +251,10 @@ impl Templates {
 /// Converts a template value to JSON (undefined is an error, not `null`).
 pub fn to_json(v: &Value) -> Result<serde_json::Value, Error> {
     if v.is_undefined() {
-        return Err(Error::new(ErrorKind::UndefinedError, "the expression is undefined"));
+        return Err(Error::new(
+            ErrorKind::UndefinedError,
+            "the expression is undefined",
+        ));
     }
     serde_json::to_value(v).map_err(|e| Error::new(ErrorKind::BadSerialization, e.to_string()))
 }
@@ -200,13 +266,16 @@ pub fn is_template(s: &str) -> bool {
 /// `"{{ expr }}"` → `Some("expr")` when the whole string is one expression.
 fn single_expression(s: &str) -> Option<&str> {
     let inner = s.trim().strip_prefix("{{")?.strip_suffix("}}")?;
-    (!inner.contains("{{") && !inner.contains("}}") && !inner.contains("{%")).then_some(inner.trim())
+    (!inner.contains("{{") && !inner.contains("}}") && !inner.contains("{%"))
+        .then_some(inner.trim())
 }
 
 /// One line saying what is wrong with a template, without minijinja's debug dump
 /// (which would print variable values, tokens included).
 pub fn describe(e: &Error) -> String {
-    let mut msg = e.detail().map_or_else(|| e.kind().to_string(), |d| format!("{}: {d}", e.kind()));
+    let mut msg = e
+        .detail()
+        .map_or_else(|| e.kind().to_string(), |d| format!("{}: {d}", e.kind()));
     if let Some(line) = e.line().filter(|l| *l > 1) {
         msg.push_str(&format!(" (template line {line})"));
     }
@@ -218,8 +287,12 @@ fn environment() -> Environment<'static> {
     env.set_debug(false);
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
-    env.add_function("uuid", |state: &State| -> String { with_rng(state, |r| random_uuid(r)) });
-    env.add_function("random_word", |state: &State| -> String { with_rng(state, |r| WORDS[r.usize(..WORDS.len())].to_string()) });
+    env.add_function("uuid", |state: &State| -> String {
+        with_rng(state, |r| random_uuid(r))
+    });
+    env.add_function("random_word", |state: &State| -> String {
+        with_rng(state, |r| WORDS[r.usize(..WORDS.len())].to_string())
+    });
     env.add_function("random_key", |state: &State| -> String {
         with_rng(state, |r| {
             let mut bytes = [0u8; 32];
@@ -227,14 +300,23 @@ fn environment() -> Environment<'static> {
             bs58::encode(bytes).into_string()
         })
     });
-    env.add_function("now", || -> String { humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string() });
-    env.add_filter("invitation", |url: &str| -> Result<Value, Error> { decode_invitation(url).map(|j| crate::template::to_value(&j)) });
+    env.add_function("now", || -> String {
+        humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
+    });
+    env.add_filter("invitation", |url: &str| -> Result<Value, Error> {
+        decode_invitation(url).map(|j| crate::template::to_value(&j))
+    });
     env
 }
 
 /// Decodes an out-of-band (`oob=`) or legacy (`c_i=`) invitation URL into its JSON object.
 pub fn decode_invitation(url: &str) -> Result<serde_json::Value, Error> {
-    let bad = |why: &str| Error::new(ErrorKind::InvalidOperation, format!("not an invitation URL: {why}"));
+    let bad = |why: &str| {
+        Error::new(
+            ErrorKind::InvalidOperation,
+            format!("not an invitation URL: {why}"),
+        )
+    };
     let query = url.split_once('?').map_or(url, |(_, q)| q);
     let query = query.split('#').next().unwrap_or(query);
     let encoded = query
@@ -247,7 +329,8 @@ pub fn decode_invitation(url: &str) -> Result<serde_json::Value, Error> {
         .decode(trimmed)
         .or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(trimmed))
         .map_err(|_| bad("the parameter is not base64"))?;
-    let json: serde_json::Value = serde_json::from_slice(&bytes).map_err(|_| bad("the decoded parameter is not JSON"))?;
+    let json: serde_json::Value =
+        serde_json::from_slice(&bytes).map_err(|_| bad("the decoded parameter is not JSON"))?;
     if !json.is_object() {
         return Err(bad("the decoded parameter is not a JSON object"));
     }
@@ -265,7 +348,9 @@ impl Object for RngCell {
 }
 
 fn with_rng<T>(state: &State, f: impl FnOnce(&mut fastrand::Rng) -> T) -> T {
-    if let Some(cell) = state.lookup("__rng").and_then(|v| v.downcast_object::<RngCell>())
+    if let Some(cell) = state
+        .lookup("__rng")
+        .and_then(|v| v.downcast_object::<RngCell>())
         && let Ok(mut rng) = cell.0.lock()
     {
         return f(&mut rng);
@@ -276,13 +361,16 @@ fn with_rng<T>(state: &State, f: impl FnOnce(&mut fastrand::Rng) -> T) -> T {
 fn random_uuid(rng: &mut fastrand::Rng) -> String {
     let mut bytes = [0u8; 16];
     rng.fill(&mut bytes);
-    uuid::Builder::from_random_bytes(bytes).into_uuid().to_string()
+    uuid::Builder::from_random_bytes(bytes)
+        .into_uuid()
+        .to_string()
 }
 
 const WORDS: &[&str] = &[
-    "amber", "birch", "cedar", "delta", "ember", "fjord", "grove", "harbor", "iris", "juniper", "kestrel", "lagoon",
-    "maple", "nectar", "orchid", "pepper", "quartz", "raven", "sierra", "tundra", "umber", "violet", "willow",
-    "xenon", "yarrow", "zephyr", "atlas", "breeze", "comet", "dune", "echo", "falcon",
+    "amber", "birch", "cedar", "delta", "ember", "fjord", "grove", "harbor", "iris", "juniper",
+    "kestrel", "lagoon", "maple", "nectar", "orchid", "pepper", "quartz", "raven", "sierra",
+    "tundra", "umber", "violet", "willow", "xenon", "yarrow", "zephyr", "atlas", "breeze", "comet",
+    "dune", "echo", "falcon",
 ];
 
 /// Everything a template sees while one user runs one step. Lookups are lazy so a
@@ -335,7 +423,10 @@ impl Object for Scope {
                         _ => {}
                     }
                 }
-                self.vars.get(key).or_else(|| self.globals.vars.get(key)).cloned()
+                self.vars
+                    .get(key)
+                    .or_else(|| self.globals.vars.get(key))
+                    .cloned()
             }
         }
     }
@@ -353,7 +444,11 @@ mod tests {
         Value::from_object(Scope {
             globals: Arc::new(Globals::default()),
             user: crate::template::to_value(serde_json::json!({"index": 3})),
-            vars: Arc::new(vars.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()),
+            vars: Arc::new(
+                vars.iter()
+                    .map(|(k, v)| (k.to_string(), v.clone()))
+                    .collect(),
+            ),
             response: None,
             rng: Value::from_object(RngCell(Mutex::new(fastrand::Rng::with_seed(7)))),
         })
@@ -366,7 +461,10 @@ mod tests {
         let tpl = c.finish();
         let inv = crate::template::to_value(serde_json::json!({"@type": "x", "services": [1]}));
         let out = tpl.render_json(&t, &ctx(&[("inv", inv)])).unwrap();
-        assert_eq!(out, serde_json::json!({"n": 4, "s": "u-3", "k": 5, "o": {"@type": "x", "services": [1]}}));
+        assert_eq!(
+            out,
+            serde_json::json!({"n": 4, "s": "u-3", "k": 5, "o": {"@type": "x", "services": [1]}})
+        );
     }
 
     #[test]
@@ -390,7 +488,11 @@ mod tests {
     #[test]
     fn functions_are_seeded_per_user() {
         let mut c = Compiler::new();
-        let t = c.text("/k", "{{ random_key() }} {{ uuid() }} {{ random_word() }}", false);
+        let t = c.text(
+            "/k",
+            "{{ random_key() }} {{ uuid() }} {{ random_word() }}",
+            false,
+        );
         let tpl = c.finish();
         let a = tpl.render(&t, &ctx(&[])).unwrap();
         let b = tpl.render(&t, &ctx(&[])).unwrap();
@@ -403,13 +505,24 @@ mod tests {
     fn decodes_invitation_urls_with_and_without_padding() {
         let json = serde_json::json!({"@type": "https://didcomm.org/out-of-band/1.1/invitation", "label": "m"});
         let raw = serde_json::to_vec(&json).unwrap();
-        for engine in [base64::engine::general_purpose::URL_SAFE, base64::engine::general_purpose::URL_SAFE_NO_PAD] {
+        for engine in [
+            base64::engine::general_purpose::URL_SAFE,
+            base64::engine::general_purpose::URL_SAFE_NO_PAD,
+        ] {
             let url = format!("http://127.0.0.1:3000?oob={}", engine.encode(&raw));
             assert_eq!(decode_invitation(&url).unwrap(), json);
         }
-        let legacy = format!("http://x/?c_i={}", base64::engine::general_purpose::STANDARD.encode(&raw));
+        let legacy = format!(
+            "http://x/?c_i={}",
+            base64::engine::general_purpose::STANDARD.encode(&raw)
+        );
         assert_eq!(decode_invitation(&legacy).unwrap(), json);
-        assert!(decode_invitation("http://x/?foo=1").unwrap_err().to_string().contains("no `oob=`"));
+        assert!(
+            decode_invitation("http://x/?foo=1")
+                .unwrap_err()
+                .to_string()
+                .contains("no `oob=`")
+        );
     }
 }
 

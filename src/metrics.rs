@@ -1,0 +1,348 @@
+//! Metrics: users send samples over a channel to one aggregator task that owns plain
+//! HDR histograms (µs), counts, failures by reason and the per-second time series.
+//! No locks on the hot path.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use hdrhistogram::Histogram;
+use hdrhistogram::serialization::{Serializer as _, V2DeflateSerializer};
+use tokio::sync::{mpsc, watch};
+
+use crate::compile::Phase;
+use crate::results::{FailureGroup, Latency, Second, StatKind, StepStats, Totals, UserCounts};
+
+/// A failed step: a stable `reason` to group by, and a `detail` example.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    pub reason: String,
+    pub detail: String,
+}
+
+/// What users and the controller report.
+#[derive(Debug)]
+pub enum Event {
+    Sample {
+        phase: Phase,
+        kind: StatKind,
+        name: Arc<str>,
+        method: Option<&'static str>,
+        micros: u64,
+        at: Instant,
+        failure: Option<Failure>,
+    },
+    UserStarted,
+    UserStopped,
+    SetupOk,
+    StoppedByError,
+    Iteration,
+    Target(u64),
+}
+
+/// A cheap handle users clone to report events.
+#[derive(Debug, Clone)]
+pub struct Recorder {
+    tx: mpsc::UnboundedSender<Event>,
+}
+
+impl Recorder {
+    pub fn send(&self, e: Event) {
+        // The aggregator outlives every user; a send after it stopped is harmless.
+        let _ = self.tx.send(e);
+    }
+}
+
+/// Live numbers for the progress line.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Live {
+    pub users: u64,
+    pub target: u64,
+    pub requests: u64,
+    pub failures: u64,
+}
+
+/// Everything aggregated, turned into results by [`Aggregate::finish`].
+pub struct Aggregate {
+    start: Instant,
+    stats: HashMap<(Phase, StatKind, Arc<str>), Stat>,
+    failures: HashMap<(Phase, Arc<str>, String), (u64, String)>,
+    timeline: Vec<Second>,
+    users: UserCounts,
+    live: Live,
+    total: Histogram<u64>,
+    total_failures: u64,
+}
+
+struct Stat {
+    method: Option<&'static str>,
+    hist: Histogram<u64>,
+    failures: u64,
+}
+
+/// One layout for every histogram so shards merge exactly: 1 µs to 1 h, 3 digits.
+pub fn new_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("static histogram bounds are valid")
+}
+
+/// Starts the aggregator; returns the recorder, the live view and the task's handle.
+pub fn start(
+    start: Instant,
+) -> (
+    Recorder,
+    watch::Receiver<Live>,
+    tokio::task::JoinHandle<Aggregate>,
+) {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let (live_tx, live_rx) = watch::channel(Live::default());
+    let handle = tokio::spawn(async move {
+        let mut agg = Aggregate {
+            start,
+            stats: HashMap::new(),
+            failures: HashMap::new(),
+            timeline: Vec::new(),
+            users: UserCounts::default(),
+            live: Live::default(),
+            total: new_histogram(),
+            total_failures: 0,
+        };
+        let mut buf = Vec::with_capacity(256);
+        while rx.recv_many(&mut buf, 256).await > 0 {
+            for e in buf.drain(..) {
+                agg.add(e);
+            }
+            live_tx.send_replace(agg.live);
+        }
+        agg
+    });
+    (Recorder { tx }, live_rx, handle)
+}
+
+impl Aggregate {
+    fn second(&mut self, at: Instant) -> &mut Second {
+        let t = at.saturating_duration_since(self.start).as_secs();
+        while self.timeline.len() as u64 <= t {
+            let n = self.timeline.len() as u64;
+            self.timeline.push(Second {
+                t: n,
+                target_users: self.live.target,
+                users: self.live.users,
+                requests: 0,
+                failures: 0,
+            });
+        }
+        let i = t as usize;
+        &mut self.timeline[i]
+    }
+
+    fn add(&mut self, e: Event) {
+        let now = Instant::now();
+        match e {
+            Event::Sample {
+                phase,
+                kind,
+                name,
+                method,
+                micros,
+                at,
+                failure,
+            } => {
+                let stat = self
+                    .stats
+                    .entry((phase, kind, name.clone()))
+                    .or_insert_with(|| Stat {
+                        method,
+                        hist: new_histogram(),
+                        failures: 0,
+                    });
+                stat.hist.saturating_record(micros.max(1));
+                let failed = failure.is_some();
+                if let Some(f) = failure {
+                    stat.failures += 1;
+                    let entry = self
+                        .failures
+                        .entry((phase, name, f.reason))
+                        .or_insert((0, f.detail));
+                    entry.0 += 1;
+                }
+                if kind == StatKind::Http {
+                    self.total.saturating_record(micros.max(1));
+                    self.live.requests += 1;
+                    self.total_failures += u64::from(failed);
+                    self.live.failures += u64::from(failed);
+                    let sec = self.second(at);
+                    sec.requests += 1;
+                    sec.failures += u64::from(failed);
+                } else if failed {
+                    self.live.failures += 1;
+                    self.second(at).failures += 1;
+                }
+            }
+            Event::UserStarted => {
+                self.users.started += 1;
+                self.live.users += 1;
+            }
+            Event::UserStopped => self.live.users = self.live.users.saturating_sub(1),
+            Event::SetupOk => self.users.setup_ok += 1,
+            Event::StoppedByError => self.users.stopped_by_error += 1,
+            Event::Iteration => self.users.iterations += 1,
+            Event::Target(t) => self.live.target = t,
+        }
+        let (users, target) = (self.live.users, self.live.target);
+        let sec = self.second(now);
+        sec.users = users;
+        sec.target_users = target;
+    }
+
+    /// Turns the aggregate into result sections; `elapsed` is the run's length.
+    pub fn finish(
+        self,
+        elapsed: Duration,
+    ) -> (
+        Vec<StepStats>,
+        Totals,
+        Vec<FailureGroup>,
+        Vec<Second>,
+        UserCounts,
+    ) {
+        let secs = elapsed.as_secs_f64().max(1e-9);
+        let mut stats: Vec<StepStats> = self
+            .stats
+            .into_iter()
+            .map(|((phase, kind, name), s)| StepStats {
+                phase,
+                kind,
+                name: name.to_string(),
+                method: s.method.map(str::to_string),
+                count: s.hist.len(),
+                failures: s.failures,
+                latency_ms: latency(&s.hist),
+                per_second: s.hist.len() as f64 / secs,
+                histogram: encode(&s.hist),
+            })
+            .collect();
+        stats.sort_by(|a, b| (a.phase, a.kind, &a.name).cmp(&(b.phase, b.kind, &b.name)));
+        let total = Totals {
+            requests: self.total.len(),
+            failures: self.total_failures,
+            per_second: self.total.len() as f64 / secs,
+            latency_ms: latency(&self.total),
+            histogram: encode(&self.total),
+        };
+        let mut failures: Vec<FailureGroup> = self
+            .failures
+            .into_iter()
+            .map(|((phase, name, reason), (count, example))| FailureGroup {
+                phase,
+                name: name.to_string(),
+                reason,
+                count,
+                example,
+            })
+            .collect();
+        failures.sort_by(|a, b| {
+            b.count
+                .cmp(&a.count)
+                .then_with(|| (a.phase, &a.name, &a.reason).cmp(&(b.phase, &b.name, &b.reason)))
+        });
+        (stats, total, failures, self.timeline, self.users)
+    }
+}
+
+/// Latency summary in milliseconds.
+pub fn latency(h: &Histogram<u64>) -> Latency {
+    if h.is_empty() {
+        return Latency::default();
+    }
+    let ms = |us: u64| us as f64 / 1000.0;
+    Latency {
+        min: ms(h.min()),
+        mean: h.mean() / 1000.0,
+        p50: ms(h.value_at_quantile(0.5)),
+        p90: ms(h.value_at_quantile(0.9)),
+        p95: ms(h.value_at_quantile(0.95)),
+        p99: ms(h.value_at_quantile(0.99)),
+        max: ms(h.max()),
+    }
+}
+
+/// V2 deflate serialization, base64: exact and mergeable.
+pub fn encode(h: &Histogram<u64>) -> String {
+    let mut buf = Vec::new();
+    match V2DeflateSerializer::new().serialize(h, &mut buf) {
+        Ok(_) => base64::engine::general_purpose::STANDARD.encode(buf),
+        Err(_) => String::new(),
+    }
+}
+
+/// Reads a histogram written by [`encode`].
+pub fn decode(s: &str) -> Option<Histogram<u64>> {
+    let bytes = base64::engine::general_purpose::STANDARD.decode(s).ok()?;
+    hdrhistogram::serialization::Deserializer::new()
+        .deserialize(&mut bytes.as_slice())
+        .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histograms_round_trip_and_merge_exactly() {
+        let mut a = new_histogram();
+        let mut b = new_histogram();
+        for v in 1..=1000u64 {
+            a.record(v * 7).unwrap();
+            b.record(v * 13).unwrap();
+        }
+        let mut merged = decode(&encode(&a)).unwrap();
+        merged.add(decode(&encode(&b)).unwrap()).unwrap();
+        let mut direct = a.clone();
+        direct.add(&b).unwrap();
+        assert_eq!(merged.len(), 2000);
+        assert_eq!(
+            merged.value_at_quantile(0.99),
+            direct.value_at_quantile(0.99)
+        );
+    }
+
+    #[tokio::test]
+    async fn aggregates_counts_and_failures() {
+        let start = Instant::now();
+        let (rec, _live, handle) = start_for_test(start);
+        let name: Arc<str> = Arc::from("ping");
+        for i in 0..10u64 {
+            let failure = (i % 5 == 0).then(|| Failure {
+                reason: "unexpected status 404".into(),
+                detail: format!("#{i}"),
+            });
+            rec.send(Event::Sample {
+                phase: Phase::Tasks,
+                kind: StatKind::Http,
+                name: name.clone(),
+                method: Some("POST"),
+                micros: 1000 + i,
+                at: start,
+                failure,
+            });
+        }
+        drop(rec);
+        let (stats, total, failures, timeline, _) =
+            handle.await.unwrap().finish(Duration::from_secs(1));
+        assert_eq!((stats[0].count, stats[0].failures), (10, 2));
+        assert_eq!((total.requests, total.failures), (10, 2));
+        assert_eq!((failures[0].count, failures[0].example.as_str()), (2, "#0"));
+        assert_eq!(timeline[0].requests, 10);
+    }
+
+    fn start_for_test(
+        s: Instant,
+    ) -> (
+        Recorder,
+        watch::Receiver<Live>,
+        tokio::task::JoinHandle<Aggregate>,
+    ) {
+        start(s)
+    }
+}

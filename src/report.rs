@@ -1,0 +1,211 @@
+//! Terminal report: a Locust-style table per phase, failures by reason, and the
+//! thresholds verdict. Reads only [`Results`], so it works for saved files too.
+
+use std::fmt::Write as _;
+
+use crate::compile::Phase;
+use crate::plan::Threshold;
+use crate::results::{Results, StatKind};
+
+/// One threshold's verdict.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verdict {
+    pub label: String,
+    pub limit: String,
+    pub measured: String,
+    pub passed: bool,
+}
+
+/// Evaluates the plan's thresholds against the results.
+pub fn thresholds(results: &Results, thresholds: &[Threshold]) -> Vec<Verdict> {
+    let mut out = Vec::new();
+    for th in thresholds {
+        let scope = th.step.clone().unwrap_or_else(|| "all requests".into());
+        let (hist, count, failures) = match &th.step {
+            None => (
+                crate::metrics::decode(&results.total.histogram),
+                results.total.requests,
+                results.total.failures,
+            ),
+            Some(name) => {
+                let mut h = crate::metrics::new_histogram();
+                let (mut c, mut f) = (0, 0);
+                let mut kinds: Vec<_> = results
+                    .stats
+                    .iter()
+                    .filter(|s| &s.name == name && s.kind == StatKind::Http)
+                    .collect();
+                if kinds.is_empty() {
+                    kinds = results.stats.iter().filter(|s| &s.name == name).collect();
+                }
+                for s in kinds {
+                    if let Some(sh) = crate::metrics::decode(&s.histogram) {
+                        let _ = h.add(&sh);
+                    }
+                    c += s.count;
+                    f += s.failures;
+                }
+                (Some(h), c, f)
+            }
+        };
+        for (label, q, limit) in [
+            ("p50", 0.5, &th.p50),
+            ("p95", 0.95, &th.p95),
+            ("p99", 0.99, &th.p99),
+            ("max", 1.0, &th.max),
+        ] {
+            let Some(limit) = limit else { continue };
+            let Ok(limit_d) = crate::duration::parse(limit) else {
+                continue;
+            };
+            let measured = hist.as_ref().filter(|h| !h.is_empty()).map(|h| {
+                if q >= 1.0 {
+                    h.max()
+                } else {
+                    h.value_at_quantile(q)
+                }
+            });
+            let passed = count > 0 && measured.is_some_and(|us| us as u128 <= limit_d.as_micros());
+            out.push(Verdict {
+                label: format!("{scope} {label}"),
+                limit: format!("<= {limit}"),
+                measured: measured.map_or("no samples".into(), |us| {
+                    format!("{:.1}ms", us as f64 / 1000.0)
+                }),
+                passed,
+            });
+        }
+        if let Some(limit) = th.error_rate {
+            let rate = if count == 0 {
+                0.0
+            } else {
+                failures as f64 / count as f64
+            };
+            out.push(Verdict {
+                label: format!("{scope} error rate"),
+                limit: format!("<= {:.2}%", limit * 100.0),
+                measured: format!("{:.2}% ({failures} of {count})", rate * 100.0),
+                passed: count > 0 && rate <= limit,
+            });
+        }
+    }
+    out
+}
+
+/// The final report as text.
+pub fn render(results: &Results, verdicts: &[Verdict]) -> String {
+    let mut out = String::new();
+    let r = &results.run;
+    let _ = writeln!(
+        out,
+        "\nplan {} | run {} | {:?} after {:.1}s | {}",
+        results.plan.name, r.id, r.outcome, r.duration_secs, results.plan.shape
+    );
+    let u = &results.users;
+    let _ = writeln!(
+        out,
+        "users: {} started, {} completed setup, {} stopped by errors, {} iterations",
+        u.started, u.setup_ok, u.stopped_by_error, u.iterations
+    );
+    for phase in [Phase::Setup, Phase::Tasks, Phase::Teardown] {
+        let rows: Vec<_> = results.stats.iter().filter(|s| s.phase == phase).collect();
+        if rows.is_empty() {
+            continue;
+        }
+        let _ = writeln!(
+            out,
+            "\n{:<8} {:<40} {:>8} {:>7} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
+            format!("{phase:?}").to_lowercase(),
+            "Name",
+            "# reqs",
+            "# fails",
+            "Median",
+            "90%ile",
+            "95%ile",
+            "99%ile",
+            "Max",
+            "req/s"
+        );
+        for s in rows {
+            let kind = match s.kind {
+                StatKind::Http => s.method.clone().unwrap_or_default(),
+                StatKind::Poll => "state".into(),
+                StatKind::Take => "take".into(),
+            };
+            let name: String = if s.name.chars().count() > 40 {
+                format!("{}…", s.name.chars().take(39).collect::<String>())
+            } else {
+                s.name.clone()
+            };
+            let l = &s.latency_ms;
+            let _ = writeln!(
+                out,
+                "{:<8} {:<40} {:>8} {:>7} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8.2}",
+                kind,
+                name,
+                s.count,
+                s.failures,
+                ms(l.p50),
+                ms(l.p90),
+                ms(l.p95),
+                ms(l.p99),
+                ms(l.max),
+                s.per_second
+            );
+        }
+    }
+    let t = &results.total;
+    let _ = writeln!(
+        out,
+        "\n{:<8} {:<40} {:>8} {:>7} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8.2}",
+        "",
+        "Aggregated (HTTP)",
+        t.requests,
+        t.failures,
+        ms(t.latency_ms.p50),
+        ms(t.latency_ms.p90),
+        ms(t.latency_ms.p95),
+        ms(t.latency_ms.p99),
+        ms(t.latency_ms.max),
+        t.per_second
+    );
+    let _ = writeln!(
+        out,
+        "(latencies in ms; `state` rows are time until a polled condition held; `take` rows are waits for another user's offer)"
+    );
+    if !results.failures.is_empty() {
+        let _ = writeln!(out, "\nfailures:");
+        for f in &results.failures {
+            let _ = writeln!(
+                out,
+                "  {:>6}x  {:?} / {}: {}",
+                f.count, f.phase, f.name, f.reason
+            );
+            let _ = writeln!(out, "           e.g. {}", f.example);
+        }
+    }
+    if !verdicts.is_empty() {
+        let _ = writeln!(out, "\nthresholds:");
+        for v in verdicts {
+            let _ = writeln!(
+                out,
+                "  {} {:<40} {:<12} measured {}",
+                if v.passed { "PASS" } else { "FAIL" },
+                v.label,
+                v.limit,
+                v.measured
+            );
+        }
+    }
+    out
+}
+
+fn ms(v: f64) -> String {
+    if v >= 100.0 {
+        format!("{v:.0}")
+    } else if v >= 10.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
+    }
+}

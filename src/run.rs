@@ -1,0 +1,405 @@
+//! The executor: follows the load shape, starts one task per virtual user, stops them
+//! at the time limit or on a signal (grace period, then hard stop), and gathers results.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::compile::CompiledPlan;
+use crate::env::ResolvedEnv;
+use crate::metrics::{Event, Live, Recorder};
+use crate::pairing::Pools;
+use crate::resolve::{Resolved, RunIdentity};
+use crate::results::{Outcome, PlanInfo, Results, RunInfo, ShardInfo};
+use crate::shape::Shape;
+use crate::template::Globals;
+use crate::user::VirtualUser;
+
+/// Settings of one run that do not come from the plan.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    pub seed: u64,
+    pub run_id: String,
+    pub shard_index: u32,
+    pub shard_count: u32,
+    /// How long in-flight work may take after the time limit or first signal.
+    pub grace: Duration,
+    /// Print a progress line every this often (None: quiet).
+    pub progress: Option<Duration>,
+    pub verbose_failures: bool,
+}
+
+/// What every user of a run shares.
+pub struct RunContext {
+    pub plan: Arc<CompiledPlan>,
+    pub globals: Arc<Globals>,
+    pub client: reqwest::Client,
+    pub base_url: String,
+    pub recorder: Recorder,
+    pub pools: Pools,
+    pub seed: u64,
+    pub run_id: String,
+    pub shard_index: u32,
+    /// Cancelled when in-flight requests must be abandoned (second signal, grace over).
+    pub hard_stop: CancellationToken,
+    pub secrets: Vec<String>,
+    pub verbose_failures: bool,
+}
+
+/// Signals from outside: first = graceful stop, second = hard stop.
+#[derive(Debug, Clone, Default)]
+pub struct StopSignals {
+    pub graceful: CancellationToken,
+    pub hard: CancellationToken,
+}
+
+/// A run that could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("{0}")]
+    Client(String),
+    #[error("preflight {url} failed: {why}")]
+    Preflight { url: String, why: String },
+}
+
+/// Runs a resolved plan to the end and returns its results.
+pub async fn execute(
+    plan: Arc<CompiledPlan>,
+    env: &ResolvedEnv,
+    resolved: Resolved,
+    cfg: RunConfig,
+    signals: StopSignals,
+) -> Result<Results, (RunError, Box<Results>)> {
+    let started_at = SystemTime::now();
+    let start = Instant::now();
+    let info = PlanInfo {
+        name: plan.plan.name.clone(),
+        file: plan.file.clone(),
+        description: plan.plan.description.clone(),
+        shape: crate::resolve::describe_shape(&resolved.shape),
+        env: env
+            .display
+            .iter()
+            .map(|(k, v)| (k.clone(), serde_json::to_value(v).unwrap_or_default()))
+            .collect(),
+    };
+    let client = match preflight(&plan, &resolved, &signals).await {
+        Ok(c) => c,
+        Err(e) => {
+            return Err((
+                e,
+                Box::new(build(
+                    None,
+                    info,
+                    &cfg,
+                    started_at,
+                    start.elapsed(),
+                    Outcome::Aborted,
+                )),
+            ));
+        }
+    };
+    let (recorder, live, aggregator) = crate::metrics::start(start);
+    let ctx = Arc::new(RunContext {
+        plan: plan.clone(),
+        globals: resolved.globals.clone(),
+        client,
+        base_url: resolved.base_url.clone(),
+        recorder: recorder.clone(),
+        pools: Pools::new(plan.plan.pools.keys()),
+        seed: cfg.seed,
+        run_id: cfg.run_id.clone(),
+        shard_index: cfg.shard_index,
+        hard_stop: signals.hard.clone(),
+        secrets: env.secrets.clone(),
+        verbose_failures: cfg.verbose_failures,
+    });
+    let progress = cfg.progress.map(|every| {
+        tokio::spawn(progress_lines(
+            live.clone(),
+            every,
+            start,
+            resolved.shape.duration(),
+        ))
+    });
+    let stop_all = signals.graceful.child_token();
+    let mut users = JoinSet::new();
+    let interrupted = drive(
+        &ctx,
+        &resolved.shape,
+        start,
+        &stop_all,
+        &signals,
+        &mut users,
+    )
+    .await;
+    stop_all.cancel();
+    recorder.send(Event::Target(0));
+    // Grace: in-flight work and teardowns finish, bounded; then hard stop.
+    let graceful_end = async { while users.join_next().await.is_some() {} };
+    let mut outcome = if interrupted {
+        Outcome::Interrupted
+    } else {
+        Outcome::Completed
+    };
+    tokio::select! {
+        _ = graceful_end => {}
+        _ = tokio::time::sleep(cfg.grace) => {
+            eprintln!("warning: users still busy {} after the end; stopping them", crate::duration::format(cfg.grace));
+            signals.hard.cancel();
+        }
+        _ = signals.hard.cancelled() => {}
+    }
+    if signals.hard.is_cancelled() {
+        if interrupted {
+            outcome = Outcome::Aborted;
+        }
+        // Give cancelled users a moment to record what they were doing.
+        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+            while users.join_next().await.is_some() {}
+        })
+        .await;
+        users.abort_all();
+    }
+    if let Some(p) = progress {
+        p.abort();
+    }
+    drop(ctx);
+    drop(recorder);
+    let agg = aggregator.await.ok();
+    Ok(build(agg, info, &cfg, started_at, start.elapsed(), outcome))
+}
+
+/// Builds the client and, when the plan asks, checks the target answers 2xx.
+async fn preflight(
+    plan: &CompiledPlan,
+    resolved: &Resolved,
+    signals: &StopSignals,
+) -> Result<reqwest::Client, RunError> {
+    let client = crate::http::client(&plan.target, &resolved.headers).map_err(RunError::Client)?;
+    let Some(path) = &plan.plan.target.preflight else {
+        return Ok(client);
+    };
+    let url = format!("{}{}", resolved.base_url, path);
+    let outcome = tokio::select! {
+        r = client.get(&url).send() => r,
+        _ = signals.graceful.cancelled() => return Err(RunError::Preflight { url, why: "interrupted".into() }),
+    };
+    let why = match outcome {
+        Ok(r) if r.status().is_success() => return Ok(client),
+        Ok(r) => {
+            let status = r.status().as_u16();
+            let body = r.text().await.unwrap_or_default();
+            format!(
+                "status {status}: {}",
+                body.lines()
+                    .next()
+                    .unwrap_or("")
+                    .chars()
+                    .take(120)
+                    .collect::<String>()
+            )
+        }
+        Err(e) => crate::http::root_cause(&e),
+    };
+    Err(RunError::Preflight { url, why })
+}
+
+/// Follows the shape until it ends or a stop signal; returns true when interrupted.
+async fn drive(
+    ctx: &Arc<RunContext>,
+    shape: &Shape,
+    start: Instant,
+    stop_all: &CancellationToken,
+    signals: &StopSignals,
+    users: &mut JoinSet<()>,
+) -> bool {
+    let mut running: Vec<CancellationToken> = Vec::new();
+    let mut next_index = 0u64;
+    let mut last_spawn = start;
+    let mut last_target = u64::MAX;
+    let tick = Duration::from_millis(20);
+    let end = start + shape.duration();
+    if let Shape::ArrivalRate { max_users, .. } = shape {
+        return drive_open(ctx, shape, *max_users, start, stop_all, signals, users).await;
+    }
+    loop {
+        let now = Instant::now();
+        let Some(target) = shape.users_at(now - start) else {
+            return false;
+        };
+        if target.users != last_target {
+            ctx.recorder.send(Event::Target(target.users));
+            last_target = target.users;
+        }
+        // Finished users free nothing: the shape counts started users, as Locust does.
+        while users.try_join_next().is_some() {}
+        let active = running.len() as u64;
+        let mut wake = (now + tick).min(end);
+        if active < target.users {
+            match target.spawn_rate {
+                None => {
+                    for _ in active..target.users {
+                        spawn(ctx, stop_all, &mut running, &mut next_index, users);
+                    }
+                }
+                Some(rate) if rate > 0.0 => {
+                    let gap = Duration::from_secs_f64(1.0 / rate);
+                    if now >= last_spawn + gap || next_index == 0 {
+                        spawn(ctx, stop_all, &mut running, &mut next_index, users);
+                        last_spawn = if next_index == 1 || now > last_spawn + gap + tick {
+                            now
+                        } else {
+                            last_spawn + gap
+                        };
+                    }
+                    wake = wake.min(last_spawn + gap);
+                }
+                Some(_) => {}
+            }
+        } else if active > target.users {
+            // Ramp down: stop the newest users; they run their teardown.
+            for token in running.drain(target.users as usize..) {
+                token.cancel();
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep_until(wake.into()) => {}
+            _ = signals.graceful.cancelled() => return true,
+        }
+    }
+}
+
+fn spawn(
+    ctx: &Arc<RunContext>,
+    stop_all: &CancellationToken,
+    running: &mut Vec<CancellationToken>,
+    next: &mut u64,
+    users: &mut JoinSet<()>,
+) {
+    let token = stop_all.child_token();
+    running.push(token.clone());
+    let user = VirtualUser::new(ctx.clone(), *next, token);
+    *next += 1;
+    users.spawn(user.live());
+}
+
+/// Open model: users are started on the arrival schedule up to `max_users` at once;
+/// arrivals beyond that are counted as dropped.
+async fn drive_open(
+    ctx: &Arc<RunContext>,
+    shape: &Shape,
+    max_users: u64,
+    start: Instant,
+    stop_all: &CancellationToken,
+    signals: &StopSignals,
+    users: &mut JoinSet<()>,
+) -> bool {
+    let mut k = 0u64;
+    let mut running = Vec::new();
+    let mut next_index = 0;
+    while let Some(at) = shape.arrival_time(k) {
+        tokio::select! {
+            _ = tokio::time::sleep_until((start + at).into()) => {}
+            _ = signals.graceful.cancelled() => return true,
+        }
+        while users.try_join_next().is_some() {}
+        if (users.len() as u64) < max_users {
+            spawn(ctx, stop_all, &mut running, &mut next_index, users);
+        } else {
+            ctx.recorder.send(Event::Sample {
+                phase: crate::compile::Phase::Tasks,
+                kind: crate::results::StatKind::Http,
+                name: Arc::from("(dropped arrivals)"),
+                method: None,
+                micros: 1,
+                at: Instant::now(),
+                failure: Some(crate::metrics::Failure {
+                    reason: format!("all {max_users} users busy"),
+                    detail: format!("arrival {k} could not start"),
+                }),
+            });
+        }
+        k += 1;
+    }
+    tokio::select! {
+        _ = tokio::time::sleep_until((start + shape.duration()).into()) => false,
+        _ = signals.graceful.cancelled() => true,
+    }
+}
+
+async fn progress_lines(
+    mut live: tokio::sync::watch::Receiver<Live>,
+    every: Duration,
+    start: Instant,
+    total: Duration,
+) {
+    let mut last = (Instant::now(), 0u64);
+    loop {
+        tokio::time::sleep(every).await;
+        let l: Live = *live.borrow_and_update();
+        let now = Instant::now();
+        let rate =
+            (l.requests - last.1) as f64 / now.duration_since(last.0).as_secs_f64().max(1e-9);
+        last = (now, l.requests);
+        eprintln!(
+            "[{:>6} / {}] users {}/{} | requests {} ({:.1}/s) | failures {}",
+            crate::duration::format(Duration::from_secs(start.elapsed().as_secs())),
+            crate::duration::format(total),
+            l.users,
+            l.target,
+            l.requests,
+            rate,
+            l.failures
+        );
+    }
+}
+
+fn build(
+    agg: Option<crate::metrics::Aggregate>,
+    plan: PlanInfo,
+    cfg: &RunConfig,
+    started_at: SystemTime,
+    elapsed: Duration,
+    outcome: Outcome,
+) -> Results {
+    let (stats, total, failures, timeline, users) = match agg {
+        Some(a) => a.finish(elapsed),
+        None => Default::default(),
+    };
+    Results {
+        schema_version: 1,
+        acaload_version: env!("CARGO_PKG_VERSION").to_string(),
+        plan,
+        run: RunInfo {
+            id: cfg.run_id.clone(),
+            started_at: humantime::format_rfc3339_millis(started_at).to_string(),
+            ended_at: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
+            duration_secs: elapsed.as_secs_f64(),
+            seed: cfg.seed,
+            outcome,
+            shard: (cfg.shard_count > 1).then_some(ShardInfo {
+                index: cfg.shard_index,
+                count: cfg.shard_count,
+            }),
+        },
+        stats,
+        total,
+        failures,
+        timeline,
+        users,
+    }
+}
+
+/// The identity templates see for this run.
+pub fn identity(cfg: &RunConfig, webhook_url: String) -> RunIdentity {
+    RunIdentity {
+        id: cfg.run_id.clone(),
+        seed: cfg.seed,
+        shard_index: cfg.shard_index,
+        shard_count: cfg.shard_count,
+        webhook_url,
+    }
+}

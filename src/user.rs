@@ -1,0 +1,547 @@
+//! A virtual user: runs setup once, the task loop until stopped, then teardown.
+//! Every failure is recorded with its reason; `on_error` decides what happens next.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use minijinja::Value;
+use tokio_util::sync::CancellationToken;
+
+use crate::compile::{CompiledRequest, CompiledStep, Phase, StepKind};
+use crate::metrics::{Event, Failure};
+use crate::plan::ErrorAction;
+use crate::results::StatKind;
+use crate::run::RunContext;
+use crate::template::{ResponseView, RngCell, Scope};
+
+/// Where the user goes after a list of steps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    Continue,
+    NextIteration,
+    Stop,
+}
+
+/// One virtual user's state.
+pub struct VirtualUser {
+    ctx: Arc<RunContext>,
+    pub index: u64,
+    user: Value,
+    vars: Arc<BTreeMap<String, Value>>,
+    rng: Value,
+    think_rng: fastrand::Rng,
+    /// Captured secret values, scrubbed from failure messages.
+    secrets: Vec<String>,
+    /// Cancelled when the user should stop starting new work (time limit, ramp-down, Ctrl-C).
+    stop: CancellationToken,
+}
+
+enum StepError {
+    Failed,
+    Stopped,
+}
+
+impl VirtualUser {
+    pub fn new(ctx: Arc<RunContext>, index: u64, stop: CancellationToken) -> Self {
+        let seed = ctx.seed
+            ^ (index.wrapping_add(1)).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            ^ u64::from(ctx.shard_index) << 48;
+        let user = crate::template::to_value(serde_json::json!({
+            "index": index,
+            "id": format!("{}-{}-{}", ctx.run_id, ctx.shard_index, index),
+        }));
+        VirtualUser {
+            ctx,
+            index,
+            user,
+            vars: Arc::new(BTreeMap::new()),
+            rng: Value::from_object(RngCell(Mutex::new(fastrand::Rng::with_seed(seed)))),
+            think_rng: fastrand::Rng::with_seed(seed.rotate_left(17)),
+            secrets: Vec::new(),
+            stop,
+        }
+    }
+
+    /// The whole life of the user.
+    pub async fn live(mut self) {
+        let ctx = self.ctx.clone();
+        ctx.recorder.send(Event::UserStarted);
+        let setup = self.run_steps(&ctx.plan.setup).await;
+        let mut started_tasks = false;
+        match setup {
+            Flow::Stop => {
+                if !self.stop.is_cancelled() {
+                    ctx.recorder.send(Event::StoppedByError);
+                }
+            }
+            _ => {
+                ctx.recorder.send(Event::SetupOk);
+                started_tasks = true;
+            }
+        }
+        if started_tasks {
+            self.task_loop().await;
+        }
+        // Teardown runs for every user, also on stop; its steps guard themselves with `when`.
+        self.run_steps(&ctx.plan.teardown).await;
+        ctx.recorder.send(Event::UserStopped);
+    }
+
+    async fn task_loop(&mut self) {
+        let ctx = self.ctx.clone();
+        let lists = &ctx.plan.tasks;
+        let total_weight: u32 = lists.iter().map(|l| l.weight).sum();
+        if lists.iter().all(|l| l.steps.is_empty()) {
+            // Nothing to loop over: hold the user until the run stops.
+            self.stop.cancelled().await;
+            return;
+        }
+        while !self.stop.is_cancelled() {
+            let list = if lists.len() == 1 {
+                &lists[0]
+            } else {
+                let mut pick = self.think_rng.u32(0..total_weight.max(1));
+                lists
+                    .iter()
+                    .find(|l| {
+                        if pick < l.weight {
+                            true
+                        } else {
+                            pick -= l.weight;
+                            false
+                        }
+                    })
+                    .unwrap_or(&lists[0])
+            };
+            let flow = self.run_steps(&list.steps).await;
+            ctx.recorder.send(Event::Iteration);
+            if flow == Flow::Stop {
+                if !self.stop.is_cancelled() {
+                    ctx.recorder.send(Event::StoppedByError);
+                }
+                return;
+            }
+            if let Some((lo, hi)) = ctx.plan.think {
+                let span = hi.saturating_sub(lo).as_micros() as u64;
+                let pause = lo
+                    + Duration::from_micros(if span > 0 {
+                        self.think_rng.u64(0..=span)
+                    } else {
+                        0
+                    });
+                if !self.pause(pause).await {
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Sleeps unless stopped; false when stopped.
+    async fn pause(&self, d: Duration) -> bool {
+        tokio::select! {
+            _ = tokio::time::sleep(d) => true,
+            _ = self.stop.cancelled() => false,
+        }
+    }
+
+    async fn run_steps(&mut self, steps: &[CompiledStep]) -> Flow {
+        let teardown = steps.first().is_some_and(|s| s.phase == Phase::Teardown);
+        for step in steps {
+            if self.stop.is_cancelled() && !teardown {
+                return Flow::Stop;
+            }
+            if self.ctx.hard_stop.is_cancelled() {
+                return Flow::Stop;
+            }
+            match self.step_with_retries(step).await {
+                Ok(()) => {}
+                Err(StepError::Stopped) => return Flow::Stop,
+                Err(StepError::Failed) => match step.on_error {
+                    ErrorAction::Stop => return Flow::Stop,
+                    ErrorAction::NextIteration => return Flow::NextIteration,
+                    ErrorAction::Continue => {}
+                },
+            }
+        }
+        Flow::Continue
+    }
+
+    async fn step_with_retries(&mut self, step: &CompiledStep) -> Result<(), StepError> {
+        if let Some(when) = step.when {
+            match self.ctx.plan.templates.holds(when, &self.scope(None)) {
+                Ok(true) => {}
+                Ok(false) => return Ok(()),
+                Err(e) => {
+                    return Err(self.fail_untimed(
+                        step,
+                        "`when` could not be evaluated",
+                        crate::template::describe(&e),
+                    ));
+                }
+            }
+        }
+        let mut attempt = 0;
+        loop {
+            match self.step(step).await {
+                Err(StepError::Failed) if attempt < step.retries && !self.stop.is_cancelled() => {
+                    attempt += 1;
+                    if !self.pause(step.retry_delay).await {
+                        return Err(StepError::Stopped);
+                    }
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn scope(&self, response: Option<Arc<ResponseView>>) -> Value {
+        Value::from_object(Scope {
+            globals: self.ctx.globals.clone(),
+            user: self.user.clone(),
+            vars: self.vars.clone(),
+            response,
+            rng: self.rng.clone(),
+        })
+    }
+
+    fn set_var(&mut self, name: &str, v: Value) {
+        Arc::make_mut(&mut self.vars).insert(name.to_string(), v);
+    }
+
+    fn record(
+        &self,
+        step: &CompiledStep,
+        kind: StatKind,
+        method: Option<&'static str>,
+        started: Instant,
+        failure: Option<Failure>,
+    ) {
+        let micros = started.elapsed().as_micros() as u64;
+        self.ctx.recorder.send(Event::Sample {
+            phase: step.phase,
+            kind,
+            name: step.name.clone(),
+            method,
+            micros,
+            at: started,
+            failure,
+        });
+    }
+
+    /// A failure that is not tied to a request (template errors, `when`): counted under the step.
+    fn fail_untimed(&self, step: &CompiledStep, reason: &str, detail: String) -> StepError {
+        let f = self.failure(step, reason.to_string(), detail);
+        self.record(step, StatKind::Http, None, Instant::now(), Some(f.clone()));
+        StepError::Failed
+    }
+
+    fn failure(&self, step: &CompiledStep, reason: String, detail: String) -> Failure {
+        let mut secrets = self.secrets.clone();
+        secrets.extend(self.ctx.secrets.iter().cloned());
+        let detail = crate::redact::scrub(
+            &format!("user {} (plan line {}): {detail}", self.index, step.line),
+            &secrets,
+        );
+        if self.ctx.verbose_failures {
+            eprintln!("failure: {}: {}: {detail}", step.name, reason);
+        }
+        Failure {
+            reason: crate::redact::scrub(&reason, &secrets),
+            detail,
+        }
+    }
+
+    async fn step(&mut self, step: &CompiledStep) -> Result<(), StepError> {
+        let templates = self.ctx.plan.templates.clone();
+        match &step.kind {
+            StepKind::Request(rq) => self.request(step, rq).await,
+            StepKind::Sleep(d) => {
+                if self.pause(*d).await {
+                    Ok(())
+                } else {
+                    Err(StepError::Stopped)
+                }
+            }
+            StepKind::Set(values) => {
+                for (name, t) in values {
+                    let scope = self.scope(None);
+                    let v = templates.render_json(t, &scope);
+                    drop(scope);
+                    match v {
+                        Ok(v) => self.set_var(name, crate::template::to_value(v)),
+                        Err(e) => {
+                            return Err(self.fail_untimed(
+                                step,
+                                "template error",
+                                crate::template::describe(&e),
+                            ));
+                        }
+                    }
+                }
+                Ok(())
+            }
+            StepKind::Offer { pool, value } => {
+                let v = templates.render_json(value, &self.scope(None));
+                match v {
+                    Ok(v) => {
+                        self.ctx.pools.offer(pool, crate::template::to_value(v));
+                        Ok(())
+                    }
+                    Err(e) => Err(self.fail_untimed(
+                        step,
+                        "template error",
+                        crate::template::describe(&e),
+                    )),
+                }
+            }
+            StepKind::Take {
+                pool,
+                into,
+                timeout,
+            } => {
+                let started = Instant::now();
+                let taken = tokio::select! {
+                    r = self.ctx.pools.take(pool, *timeout) => r,
+                    _ = self.stop.cancelled() => return Err(StepError::Stopped),
+                };
+                match taken {
+                    Ok(v) => {
+                        self.record(step, StatKind::Take, None, started, None);
+                        self.set_var(into, v);
+                        Ok(())
+                    }
+                    Err(_) => {
+                        let f = self.failure(
+                            step,
+                            format!("no offer in pool `{pool}` within {}", crate::duration::format(*timeout)),
+                            "no other user offered a value in time (odd number of users, or the offering user failed)".into(),
+                        );
+                        self.record(step, StatKind::Take, None, started, Some(f.clone()));
+                        Err(StepError::Failed)
+                    }
+                }
+            }
+        }
+    }
+
+    async fn request(
+        &mut self,
+        step: &CompiledStep,
+        rq: &CompiledRequest,
+    ) -> Result<(), StepError> {
+        let ctx = self.ctx.clone();
+        let prepared = {
+            let scope = self.scope(None);
+            crate::http::prepare(&ctx, rq, &scope)
+        };
+        let prepared = match prepared {
+            Ok(p) => p,
+            Err(e) => return Err(self.fail_untimed(step, "template error", e)),
+        };
+        let method = Some(rq.method.as_str());
+        let poll_started = Instant::now();
+        loop {
+            let started = Instant::now();
+            let outcome = tokio::select! {
+                r = crate::http::send(&ctx, &prepared, rq) => r,
+                _ = ctx.hard_stop.cancelled() => return Err(StepError::Stopped),
+            };
+            let response = match outcome {
+                Ok(r) => r,
+                Err(e) => {
+                    let f = self.failure(step, e.reason(), e.to_string());
+                    self.record(step, StatKind::Http, method, started, Some(f.clone()));
+                    if rq.poll.is_some() {
+                        self.record(step, StatKind::Poll, None, poll_started, Some(f.clone()));
+                    }
+                    return Err(StepError::Failed);
+                }
+            };
+            let view = Arc::new(response);
+            match self.evaluate(step, rq, &view) {
+                Err(f) => {
+                    self.record(step, StatKind::Http, method, started, Some(f.clone()));
+                    if rq.poll.is_some() {
+                        self.record(step, StatKind::Poll, None, poll_started, Some(f.clone()));
+                    }
+                    return Err(StepError::Failed);
+                }
+                Ok(()) => self.record(step, StatKind::Http, method, started, None),
+            }
+            let Some(poll) = &rq.poll else {
+                return self.capture(step, rq, &view);
+            };
+            let done = ctx
+                .plan
+                .templates
+                .holds(poll.until, &self.scope(Some(view.clone())));
+            match done {
+                Ok(true) => {
+                    let captured = self.capture(step, rq, &view);
+                    self.record(step, StatKind::Poll, None, poll_started, None);
+                    return captured;
+                }
+                Ok(false) if poll_started.elapsed() + poll.interval <= poll.timeout => {
+                    if !self.pause(poll.interval).await {
+                        return Err(StepError::Stopped);
+                    }
+                }
+                Ok(false) => {
+                    let f = self.failure(
+                        step,
+                        format!(
+                            "poll timed out after {}: `{}` never held",
+                            crate::duration::format(poll.timeout),
+                            ctx.plan.templates.source(poll.until)
+                        ),
+                        format!("last response: {} {}", view.status, excerpt(&view.text)),
+                    );
+                    self.record(step, StatKind::Poll, None, poll_started, Some(f.clone()));
+                    return Err(StepError::Failed);
+                }
+                Err(e) => {
+                    let f = self.failure(
+                        step,
+                        "poll condition could not be evaluated".into(),
+                        crate::template::describe(&e),
+                    );
+                    self.record(step, StatKind::Poll, None, poll_started, Some(f.clone()));
+                    return Err(StepError::Failed);
+                }
+            }
+        }
+    }
+
+    /// Status and `check.that`; a failure carries the status and a body excerpt.
+    fn evaluate(
+        &self,
+        step: &CompiledStep,
+        rq: &CompiledRequest,
+        view: &Arc<ResponseView>,
+    ) -> Result<(), Failure> {
+        let ok_status = match &rq.status {
+            Some(codes) => codes.contains(&view.status),
+            None => (200..300).contains(&view.status),
+        };
+        if !ok_status {
+            let expected = rq.status.as_ref().map_or("2xx".to_string(), |c| {
+                c.iter()
+                    .map(|c| c.to_string())
+                    .collect::<Vec<_>>()
+                    .join(" or ")
+            });
+            return Err(self.failure(
+                step,
+                format!(
+                    "status {} (expected {expected}): {}",
+                    view.status,
+                    reason_text(&view.text)
+                ),
+                format!("{} {}", view.status, excerpt(&view.text)),
+            ));
+        }
+        if (!rq.captures.is_empty() || rq.poll.is_some() || !rq.that.is_empty())
+            && view.json.is_none()
+            && needs_json(rq)
+        {
+            return Err(self.failure(
+                step,
+                "response is not JSON".into(),
+                format!("{} {}", view.status, excerpt(&view.text)),
+            ));
+        }
+        if rq.that.is_empty() {
+            return Ok(());
+        }
+        let scope = self.scope(Some(view.clone()));
+        for cond in &rq.that {
+            let src = self.ctx.plan.templates.source(*cond);
+            match self.ctx.plan.templates.holds(*cond, &scope) {
+                Ok(true) => {}
+                Ok(false) => {
+                    return Err(self.failure(
+                        step,
+                        format!("check failed: `{src}`"),
+                        format!("{} {}", view.status, excerpt(&view.text)),
+                    ));
+                }
+                Err(e) => {
+                    return Err(self.failure(
+                        step,
+                        format!("check `{src}` could not be evaluated"),
+                        format!(
+                            "{}; response {} {}",
+                            crate::template::describe(&e),
+                            view.status,
+                            excerpt(&view.text)
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn capture(
+        &mut self,
+        step: &CompiledStep,
+        rq: &CompiledRequest,
+        view: &ResponseView,
+    ) -> Result<(), StepError> {
+        let Some(json) = &view.json else {
+            return if rq.captures.is_empty() {
+                Ok(())
+            } else {
+                Err(self.fail_untimed(step, "response is not JSON", excerpt(&view.text)))
+            };
+        };
+        for c in &rq.captures {
+            match c.apply(json) {
+                Ok(v) => {
+                    if c.secret
+                        && let Some(s) = v.as_str()
+                    {
+                        self.secrets.push(s.to_string());
+                    }
+                    self.set_var(&c.name, crate::template::to_value(v));
+                }
+                Err(why) => {
+                    let detail = format!("{why}; body: {}", excerpt(&view.text));
+                    return Err(self.fail_untimed(step, &why, detail));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn needs_json(rq: &CompiledRequest) -> bool {
+    !rq.captures.is_empty() || rq.poll.is_some() || !rq.that.is_empty()
+}
+
+/// The first line of an ACA-Py error body (`404: Record not found…`), short.
+fn reason_text(text: &str) -> String {
+    let line = text.lines().next().unwrap_or("").trim();
+    let short: String = line.chars().take(120).collect();
+    if short.is_empty() {
+        "(empty body)".into()
+    } else {
+        short
+    }
+}
+
+/// A short excerpt of a body for failure examples.
+pub fn excerpt(text: &str) -> String {
+    let mut masked = match serde_json::from_str::<serde_json::Value>(text) {
+        Ok(mut v) => {
+            crate::redact::mask_secret_keys(&mut v);
+            v.to_string()
+        }
+        Err(_) => text.to_string(),
+    };
+    if masked.chars().count() > 300 {
+        masked = format!("{}…", masked.chars().take(300).collect::<String>());
+    }
+    masked
+}
