@@ -1,0 +1,5 @@
+//! One integration-test binary: plan diagnostics, the engine against a local stub,
+//! and end to end against real ACA-Py agents.
+
+mod e2e;
+mod validate;
