@@ -2,6 +2,7 @@
 # Local ACA-Py 1.7.0 test stack for acaload: one mediator + one multitenant agent,
 # everything on 127.0.0.1, per-run state thrown away on `down`.
 #
+#   scripts/acapy-stack.sh install         create the Python 3.13 venv with acapy-agent 1.7.0 (once)
 #   scripts/acapy-stack.sh up [ENV_FILE]   install (once), start both agents, wait for ready,
 #                                          create the mediator's multi-use invitation, write ENV_FILE
 #                                          (default: $REPO/.acapy/stack.env)
@@ -342,11 +343,12 @@ cmd_status() {
 }
 
 case "${1:-}" in
+    install) ensure_venv ;;
     up) shift; cmd_up "$@" ;;
     down) cmd_down ;;
     status) cmd_status ;;
     *)
-        echo "usage: $0 up [ENV_FILE] | down | status" >&2
+        echo "usage: $0 install | up [ENV_FILE] | down | status" >&2
         exit 2
         ;;
 esac

@@ -81,8 +81,10 @@ fn describe(file: &str, error: &ValidationError<'_>, spans: &SpanIndex, out: &mu
     }
 }
 
-/// For `oneOf`/`anyOf` (tagged shapes, "number or template"), report the branch that got
-/// furthest: the one whose errors lie deepest in the document.
+/// For `oneOf`/`anyOf` (tagged shapes, "number or template", `Option<T>`), report the
+/// branch that got furthest: the one whose errors lie deepest in the document, else the
+/// only branch whose type fits the value (so `request: {headrs: …}` is reported as an
+/// unknown key of `request`, not as "not valid here" because it is not `null` either).
 fn describe_alternatives(
     file: &str,
     at: &str,
@@ -103,46 +105,145 @@ fn describe_alternatives(
         .iter()
         .filter(|b| !b.is_empty())
         .max_by_key(|b| (depth(b), usize::MAX - b.len()));
-    match best {
-        Some(branch) if depth(branch) > here => {
-            for e in branch {
-                describe(file, e, spans, out);
+    if let Some(branch) = best
+        && depth(branch) > here
+    {
+        for e in branch {
+            describe(file, e, spans, out);
+        }
+        return;
+    }
+    // Branches the value's type fits; when exactly one does, its errors are the real ones.
+    let fitting: Vec<&Vec<ValidationError<'static>>> = context
+        .iter()
+        .filter(|b| !b.is_empty() && !b.iter().any(|e| wrong_type(e, at)))
+        .collect();
+    if let [branch] = fitting.as_slice() {
+        for e in branch.iter() {
+            describe(file, e, spans, out);
+        }
+        return;
+    }
+    // Every branch failed right here: name the choices (externally tagged enums: the key
+    // each branch requires, or the only key it allows; unit enums: the constants).
+    let mut choices: Vec<String> = Vec::new();
+    for e in context.iter().flatten() {
+        let found = match e.kind() {
+            ValidationErrorKind::Required { property } => {
+                property.as_str().map(str::to_string).into_iter().collect()
+            }
+            ValidationErrorKind::AdditionalProperties { .. } => {
+                allowed_properties(e.schema_path().as_str())
+            }
+            ValidationErrorKind::Enum { options } => vec![options.to_string()],
+            ValidationErrorKind::Constant { expected_value } => vec![expected_value.to_string()],
+            _ => Vec::new(),
+        };
+        for f in found {
+            if !choices.contains(&f) {
+                choices.push(f);
             }
         }
-        _ => {
-            // Every branch failed right here: name the choices (externally tagged enums).
-            let choices: Vec<String> = context
-                .iter()
-                .flatten()
-                .filter_map(|e| match e.kind() {
-                    ValidationErrorKind::Required { property } => {
-                        property.as_str().map(str::to_string)
-                    }
-                    ValidationErrorKind::Enum { options } => Some(options.to_string()),
-                    ValidationErrorKind::Constant { expected_value } => {
-                        Some(expected_value.to_string())
-                    }
-                    _ => None,
-                })
-                .collect();
-            let given: Vec<String> = error
-                .instance()
-                .as_object()
-                .map(|m| m.keys().cloned().collect())
-                .unwrap_or_default();
-            let msg = if !choices.is_empty() && error.instance().is_object() {
-                let mut msg = format!("expected exactly one of {}{}", list(&choices), place(at));
-                if let [key] = given.as_slice()
-                    && let Some(s) = suggest(key, &choices)
-                {
-                    msg = format!("unknown key `{key}`; did you mean `{s}`? ({msg})");
-                }
-                msg
-            } else {
-                format!("{} is not valid here{}", short(error.instance()), place(at))
-            };
-            out.push(Diagnostic::new(file, spans.value(at), msg));
+    }
+    let given: Vec<String> = error
+        .instance()
+        .as_object()
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default();
+    let mut types = Vec::new();
+    for e in context.iter().flatten() {
+        expected_types(e, at, &mut types);
+    }
+    let msg = if !choices.is_empty() && error.instance().is_object() {
+        let present: Vec<String> = given
+            .iter()
+            .filter(|k| choices.contains(k))
+            .cloned()
+            .collect();
+        let found = if present.len() > 1 {
+            format!(", found {}", list(&present).replace(", ", " and "))
+        } else {
+            String::new()
+        };
+        let mut msg = format!(
+            "expected exactly one of {}{found}{}",
+            list(&choices),
+            place(at)
+        );
+        if let [key] = given.as_slice()
+            && let Some(s) = suggest(key, &choices)
+        {
+            msg = format!("unknown key `{key}`; did you mean `{s}`? ({msg})");
         }
+        msg
+    } else if let Some(given) = error.instance().as_str()
+        && !choices.is_empty()
+        && fitting.len() == context.len()
+    {
+        // A string that is none of the allowed constants (documented unit enums).
+        let mut msg = format!(
+            "{} is not one of {}",
+            short(error.instance()),
+            choices.join(", ")
+        );
+        let names: Vec<String> = choices
+            .iter()
+            .map(|c| c.trim_matches('"').to_string())
+            .collect();
+        if let Some(s) = suggest(given, &names) {
+            msg.push_str(&format!("; did you mean `{s}`?"));
+        }
+        format!("{msg}{}", place(at))
+    } else if !types.is_empty() && fitting.is_empty() {
+        // `Option<T>` allows null, but nobody means to write `null` there.
+        if types.len() > 1 {
+            types.retain(|t| t != "null");
+        }
+        format!(
+            "{} is not of type {}{}",
+            short(error.instance()),
+            types.join(" or "),
+            place(at)
+        )
+    } else {
+        format!("{} is not valid here{}", short(error.instance()), place(at))
+    };
+    out.push(Diagnostic::new(file, spans.value(at), msg));
+}
+
+/// The types the branches of an alternative at `at` would have accepted, nested ones included.
+fn expected_types(error: &ValidationError<'_>, at: &str, types: &mut Vec<String>) {
+    if error.instance_path().as_str() != at {
+        return;
+    }
+    match error.kind() {
+        ValidationErrorKind::Type { kind } => {
+            for t in type_name(kind).split(" or ") {
+                if !types.iter().any(|known| known == t) {
+                    types.push(t.to_string());
+                }
+            }
+        }
+        ValidationErrorKind::OneOfNotValid { context } | ValidationErrorKind::AnyOf { context } => {
+            for e in context.iter().flatten() {
+                expected_types(e, at, types);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Whether `error` says the value at `at` has the wrong type for its branch altogether.
+fn wrong_type(error: &ValidationError<'_>, at: &str) -> bool {
+    if error.instance_path().as_str() != at {
+        return false;
+    }
+    match error.kind() {
+        ValidationErrorKind::Type { .. } => true,
+        ValidationErrorKind::OneOfNotValid { context } | ValidationErrorKind::AnyOf { context } => {
+            context.iter().all(|b| b.iter().any(|e| wrong_type(e, at)))
+        }
+        _ => false,
     }
 }
 
@@ -183,7 +284,17 @@ fn type_name(kind: &jsonschema::error::TypeKind) -> String {
         jsonschema::error::TypeKind::Single(t) => t.to_string(),
         jsonschema::error::TypeKind::Multiple(ts) => {
             let names: Vec<String> = (*ts).into_iter().map(|t| t.to_string()).collect();
-            names.join(" or ")
+            // `Option<T>` allows null, but nobody means to write `null` there.
+            let shown: Vec<&str> = names
+                .iter()
+                .map(String::as_str)
+                .filter(|n| *n != "null")
+                .collect();
+            if shown.is_empty() {
+                names.join(" or ")
+            } else {
+                shown.join(" or ")
+            }
         }
     }
 }
