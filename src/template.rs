@@ -288,7 +288,7 @@ fn environment() -> Environment<'static> {
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
     env.add_function("uuid", |state: &State| -> String {
-        with_rng(state, |r| random_uuid(r))
+        with_rng(state, random_uuid)
     });
     env.add_function("random_word", |state: &State| -> String {
         with_rng(state, |r| WORDS[r.usize(..WORDS.len())].to_string())
@@ -436,6 +436,11 @@ impl Object for Scope {
     }
 }
 
+/// Converts serializable data (JSON bodies, captures) into a template value.
+pub fn to_value<T: serde::Serialize>(v: T) -> Value {
+    Value::from(minijinja::value::Serde(v))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -524,9 +529,4 @@ mod tests {
                 .contains("no `oob=`")
         );
     }
-}
-
-/// Converts serializable data (JSON bodies, captures) into a template value.
-pub fn to_value<T: serde::Serialize>(v: T) -> Value {
-    Value::from(minijinja::value::Serde(v))
 }

@@ -48,18 +48,32 @@ impl Stack {
         let _ = Self::script(&dir, &["down"]);
         let env_file = dir.join("stack.env");
         let out = Self::script(&dir, &["up", env_file.to_str().unwrap()]);
-        assert!(out.status.success(), "stack did not start:\n{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "stack did not start:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let vars = std::fs::read_to_string(&env_file)
             .unwrap()
             .lines()
-            .filter_map(|l| l.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
+            .filter_map(|l| {
+                l.split_once('=')
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+            })
             .collect();
-        Stack { dir, env_file, vars }
+        Stack {
+            dir,
+            env_file,
+            vars,
+        }
     }
 
     fn get(&self, admin: &str, key: &str, path: &str) -> Value {
         let url = format!("{}{}", self.vars[admin], path);
-        let out = Command::new("curl").args(["-sf", "-H", &format!("X-API-Key: {}", self.vars[key]), &url]).output().unwrap();
+        let out = Command::new("curl")
+            .args(["-sf", "-H", &format!("X-API-Key: {}", self.vars[key]), &url])
+            .output()
+            .unwrap();
         assert!(out.status.success(), "GET {url} failed");
         serde_json::from_slice(&out.stdout).unwrap()
     }
@@ -74,7 +88,10 @@ impl Stack {
 
     fn acaload(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(bin());
-        cmd.current_dir(repo()).args(args).arg("--env-file").arg(&self.env_file);
+        cmd.current_dir(repo())
+            .args(args)
+            .arg("--env-file")
+            .arg(&self.env_file);
         cmd
     }
 }
@@ -83,7 +100,10 @@ impl Drop for Stack {
     fn drop(&mut self) {
         let out = Self::script(&self.dir, &["down"]);
         if !out.status.success() {
-            eprintln!("stack down failed: {}", String::from_utf8_lossy(&out.stderr));
+            eprintln!(
+                "stack down failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
     }
 }
@@ -102,7 +122,8 @@ fn server_keys_on_mediator(stack: &Stack) -> usize {
 }
 
 fn results(path: &Path) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(path).expect("results file written")).expect("results are JSON")
+    serde_json::from_str(&std::fs::read_to_string(path).expect("results file written"))
+        .expect("results are JSON")
 }
 
 #[test]
@@ -118,7 +139,17 @@ fn mediator_plan_end_to_end_against_real_acapy() {
     // first grant; concurrent first grants race in ACA-Py 1.7.0) — and test that plan.
     let warm = out_dir.join("warmup.json");
     let status = stack
-        .acaload(&["run", "plans/onboarding.yaml", "-q", "--set", "USERS=1", "--set", "DURATION=2s", "--out", warm.to_str().unwrap()])
+        .acaload(&[
+            "run",
+            "plans/onboarding.yaml",
+            "-q",
+            "--set",
+            "USERS=1",
+            "--set",
+            "DURATION=2s",
+            "--out",
+            warm.to_str().unwrap(),
+        ])
         .status()
         .unwrap();
     assert_eq!(status.code(), Some(0), "onboarding warm-up failed");
@@ -132,14 +163,30 @@ fn mediator_plan_end_to_end_against_real_acapy() {
     let res = out_dir.join("mediator.json");
     let out = stack
         .acaload(&[
-            "run", "plans/mediator.yaml", "--seed", "42", "--out", res.to_str().unwrap(),
-            "--set", "STEP_TIME_SECS=5", "--set", "USERS_ADDED_PER_STEP=2", "--set", "USER_LIMIT=6", "--set", "TIME_LIMIT_MINS=0.5",
+            "run",
+            "plans/mediator.yaml",
+            "--seed",
+            "42",
+            "--out",
+            res.to_str().unwrap(),
+            "--set",
+            "STEP_TIME_SECS=5",
+            "--set",
+            "USERS_ADDED_PER_STEP=2",
+            "--set",
+            "USER_LIMIT=6",
+            "--set",
+            "TIME_LIMIT_MINS=0.5",
         ])
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "mediator plan failed:\n{stdout}\n{stderr}");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "mediator plan failed:\n{stdout}\n{stderr}"
+    );
     let r = results(&res);
     assert_eq!(r["run"]["outcome"], "completed");
     assert_eq!(r["total"]["failures"], 0, "{stdout}");
@@ -147,54 +194,122 @@ fn mediator_plan_end_to_end_against_real_acapy() {
     assert_eq!(r["users"]["setup_ok"], 6);
     assert_eq!(r["users"]["stopped_by_error"], 0);
     let stat = |phase: &str, kind: &str, name: &str| -> Value {
-        r["stats"].as_array().unwrap().iter().find(|s| s["phase"] == phase && s["kind"] == kind && s["name"] == name).cloned().unwrap_or(Value::Null)
+        r["stats"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["phase"] == phase && s["kind"] == kind && s["name"] == name)
+            .cloned()
+            .unwrap_or(Value::Null)
     };
     assert_eq!(stat("setup", "poll", "mediation granted")["count"], 6);
     assert_eq!(stat("setup", "poll", "peer connection active")["count"], 6);
     assert_eq!(stat("setup", "take", "take peer invitation")["count"], 3);
     assert_eq!(stat("teardown", "http", "remove tenant wallet")["count"], 6);
-    assert!(r["users"]["iterations"].as_u64().unwrap() > 20, "tasks kept running: {}", r["users"]);
+    assert!(
+        r["users"]["iterations"].as_u64().unwrap() > 20,
+        "tasks kept running: {}",
+        r["users"]
+    );
     assert!(stdout.contains("PASS all requests error rate"), "{stdout}");
     // Secrets stay out of the report and the results file.
     let file = std::fs::read_to_string(&res).unwrap();
-    for secret in [&stack.vars["ACAPY_ADMIN_API_KEY"], &stack.vars["MEDIATOR_ADMIN_API_KEY"]] {
-        assert!(!file.contains(secret.as_str()) && !stdout.contains(secret.as_str()) && !stderr.contains(secret.as_str()));
+    for secret in [
+        &stack.vars["ACAPY_ADMIN_API_KEY"],
+        &stack.vars["MEDIATOR_ADMIN_API_KEY"],
+    ] {
+        assert!(
+            !file.contains(secret.as_str())
+                && !stdout.contains(secret.as_str())
+                && !stderr.contains(secret.as_str())
+        );
     }
-    assert!(!file.contains("eyJhbGci"), "a tenant token leaked into the results");
+    assert!(
+        !file.contains("eyJhbGci"),
+        "a tenant token leaked into the results"
+    );
 
     // The mediator's own view: one new grant per user and one routing key per peer connection.
-    assert_eq!(granted_on_mediator(&stack) - granted_before, 6, "mediator grants");
-    assert_eq!(server_keys_on_mediator(&stack) - keys_before, 6, "mediator keylist entries for the peer connections");
+    assert_eq!(
+        granted_on_mediator(&stack) - granted_before,
+        6,
+        "mediator grants"
+    );
+    assert_eq!(
+        server_keys_on_mediator(&stack) - keys_before,
+        6,
+        "mediator keylist entries for the peer connections"
+    );
     // The multitenant agent has no tenant wallets left.
-    assert_eq!(count(&stack.agent("/multitenancy/wallets")), 0, "tenant wallets left behind");
+    assert_eq!(
+        count(&stack.agent("/multitenancy/wallets")),
+        0,
+        "tenant wallets left behind"
+    );
 
     // Wrong API key: one clear line, exit 2, results still written.
     let bad = out_dir.join("badkey.json");
     let out = stack
-        .acaload(&["run", "plans/mediator.yaml", "-q", "--set", "ACAPY_ADMIN_API_KEY=wrong", "--out", bad.to_str().unwrap()])
+        .acaload(&[
+            "run",
+            "plans/mediator.yaml",
+            "-q",
+            "--set",
+            "ACAPY_ADMIN_API_KEY=wrong",
+            "--out",
+            bad.to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
-    assert_eq!(err.trim(), format!("error: preflight {}/status failed: status 401: 401: API Key invalid or missing", stack.vars["ACAPY_ADMIN_URL"]));
+    assert_eq!(
+        err.trim(),
+        format!(
+            "error: preflight {}/status failed: status 401: 401: API Key invalid or missing",
+            stack.vars["ACAPY_ADMIN_URL"]
+        )
+    );
     assert_eq!(results(&bad)["run"]["outcome"], "aborted");
 
     // Unreachable admin URL.
     let gone = out_dir.join("unreachable.json");
     let out = stack
-        .acaload(&["run", "plans/mediator.yaml", "-q", "--set", "ACAPY_ADMIN_URL=http://127.0.0.1:9", "--out", gone.to_str().unwrap()])
+        .acaload(&[
+            "run",
+            "plans/mediator.yaml",
+            "-q",
+            "--set",
+            "ACAPY_ADMIN_URL=http://127.0.0.1:9",
+            "--out",
+            gone.to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(err.starts_with("error: preflight http://127.0.0.1:9/status failed: Connection refused"), "{err}");
+    assert!(
+        err.starts_with("error: preflight http://127.0.0.1:9/status failed: Connection refused"),
+        "{err}"
+    );
     assert!(gone.exists());
 
     // Ctrl-C mid-run: teardown still runs, results are written, exit 130.
     let int = out_dir.join("interrupted.json");
     let mut child = stack
-        .acaload(&["run", "plans/mediator.yaml", "--set", "USERS_ADDED_PER_STEP=4", "--set", "USER_LIMIT=4", "--set", "TIME_LIMIT_MINS=5", "--out", int.to_str().unwrap()])
+        .acaload(&[
+            "run",
+            "plans/mediator.yaml",
+            "--set",
+            "USERS_ADDED_PER_STEP=4",
+            "--set",
+            "USER_LIMIT=4",
+            "--set",
+            "TIME_LIMIT_MINS=5",
+            "--out",
+            int.to_str().unwrap(),
+        ])
         .stderr(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -211,13 +326,24 @@ fn mediator_plan_end_to_end_against_real_acapy() {
         }
         assert!(seen.len() < 200, "never saw 4 users: {seen:?}");
     }
-    Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
     let rest: Vec<String> = lines.map_while(Result::ok).collect();
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(130), "{rest:?}");
-    assert!(rest.iter().any(|l| l.starts_with("stopping: finishing in-flight requests")), "{rest:?}");
+    assert!(
+        rest.iter()
+            .any(|l| l.starts_with("stopping: finishing in-flight requests")),
+        "{rest:?}"
+    );
     let r = results(&int);
     assert_eq!(r["run"]["outcome"], "interrupted");
     assert!(r["run"]["duration_secs"].as_f64().unwrap() < 120.0);
-    assert_eq!(count(&stack.agent("/multitenancy/wallets")), 0, "teardown ran on Ctrl-C");
+    assert_eq!(
+        count(&stack.agent("/multitenancy/wallets")),
+        0,
+        "teardown ran on Ctrl-C"
+    );
 }

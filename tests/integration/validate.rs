@@ -193,6 +193,21 @@ invalid_fixture!(
     ]
 );
 
+invalid_fixture!(
+    /// Past the schema, every template, duration, pool and variable problem in the plan is
+    /// reported in one run, in file order. (Schema errors come first: a plan whose shape is
+    /// wrong reports only those, as the later checks need the shape.)
+    several_late_errors => [
+        ("5:13", "`env.ACAPY_ADMIN_ULR` is used but not declared under `env:`; did you mean `env.ACAPY_ADMIN_URL`?"),
+        ("6:12", "invalid duration `30 s`"),
+        ("22:22", "pool `invitation` is not declared under `pools:`; did you mean `invitations`?"),
+        ("22:41", "variable `tokn` is not defined by any `vars`, `capture`, `set` or `take`; did you mean `token`?"),
+        ("28:17", "template: syntax error"),
+        ("29:58", "invalid duration `1sec`"),
+        ("30:10", "think range `2s..1s` goes backwards"),
+    ]
+);
+
 #[test]
 fn every_invalid_fixture_has_a_test() {
     let source = include_str!("validate.rs");
@@ -214,7 +229,8 @@ struct TempDir(PathBuf);
 
 impl TempDir {
     fn new(name: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!("acaload-validate-{}-{name}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("acaload-validate-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("create temp dir");
         TempDir(dir)
@@ -239,12 +255,13 @@ fn whole_file_problem(file: &str, dir: &Path) -> String {
     assert_eq!(out.code, Some(2), "{file}: stderr:\n{}", out.stderr);
     assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
     assert!(!out.stdout.contains("panicked"), "{}", out.stdout);
-    let naming: Vec<&str> = out
-        .stderr
-        .lines()
-        .filter(|l| l.contains(file))
-        .collect();
-    assert_eq!(naming.len(), 1, "exactly one line names {file}:\n{}", out.stderr);
+    let naming: Vec<&str> = out.stderr.lines().filter(|l| l.contains(file)).collect();
+    assert_eq!(
+        naming.len(),
+        1,
+        "exactly one line names {file}:\n{}",
+        out.stderr
+    );
     assert!(
         out.stderr.starts_with(&format!("{file}:")),
         "the finding comes first and starts with the file name:\n{}",
@@ -369,7 +386,11 @@ fn json_format_lists_every_finding() {
     assert_eq!(places, [(4, 3), (15, 17), (21, 9)]);
     assert!(got.iter().all(|(f, ..)| f == &file));
     assert_eq!(got[0].3, "unknown key `timout`; did you mean `timeout`?");
-    assert!(got[1].3.starts_with(r#""FETCH" is not one of"#), "{}", got[1].3);
+    assert!(
+        got[1].3.starts_with(r#""FETCH" is not one of"#),
+        "{}",
+        got[1].3
+    );
     assert_eq!(got[2].3, "unknown key `headrs`; did you mean `headers`?");
 }
 
@@ -377,7 +398,10 @@ fn json_format_lists_every_finding() {
 fn json_format_for_valid_and_missing_files() {
     let ok = run(&["validate", "--format", "json", "plans/mediator.yaml"]);
     assert_eq!(ok.code, Some(0), "{}", ok.stderr);
-    assert_eq!(serde_json::from_str::<Value>(&ok.stdout).unwrap(), Value::Array(vec![]));
+    assert_eq!(
+        serde_json::from_str::<Value>(&ok.stdout).unwrap(),
+        Value::Array(vec![])
+    );
 
     let missing = run(&["validate", "--format", "json", "does/not/exist.yaml"]);
     assert_eq!(missing.code, Some(2));
@@ -440,9 +464,10 @@ fn one_bad_file_among_good_ones_fails_the_run() {
     ]);
     assert_eq!(out.code, Some(2));
     assert_eq!(out.stdout, "plans/mediator.yaml: ok\n");
-    assert!(out
-        .stderr
-        .starts_with("tests/fixtures/invalid/unknown_key.yaml:13:7: unknown key `requst`"));
+    assert!(
+        out.stderr
+            .starts_with("tests/fixtures/invalid/unknown_key.yaml:13:7: unknown key `requst`")
+    );
 }
 
 // ---------------------------------------------------------------------------------------
@@ -474,26 +499,102 @@ fn plan_schema_is_checked_in() {
 
 #[test]
 fn results_schema_is_checked_in() {
-    schema_matches(&["schema", "--kind", "results"], "schemas/results.schema.json");
+    schema_matches(
+        &["schema", "--kind", "results"],
+        "schemas/results.schema.json",
+    );
 }
 
 // ---------------------------------------------------------------------------------------
 // The loader never panics, whatever it is fed.
 
 const KEYS: &[&str] = &[
-    "name", "target", "base_url", "load", "steps", "step_time", "users_per_step", "user_limit",
-    "time_limit", "user", "setup", "tasks", "choose", "weight", "request", "method", "path",
-    "json", "check", "status", "that", "capture", "poll", "until", "sleep", "set", "offer",
-    "take", "pool", "as", "pools", "env", "type", "default", "vars", "thresholds", "on_error",
-    "retry", "when", "think", "bearer", "query", "headers", "timeout",
+    "name",
+    "target",
+    "base_url",
+    "load",
+    "steps",
+    "step_time",
+    "users_per_step",
+    "user_limit",
+    "time_limit",
+    "user",
+    "setup",
+    "tasks",
+    "choose",
+    "weight",
+    "request",
+    "method",
+    "path",
+    "json",
+    "check",
+    "status",
+    "that",
+    "capture",
+    "poll",
+    "until",
+    "sleep",
+    "set",
+    "offer",
+    "take",
+    "pool",
+    "as",
+    "pools",
+    "env",
+    "type",
+    "default",
+    "vars",
+    "thresholds",
+    "on_error",
+    "retry",
+    "when",
+    "think",
+    "bearer",
+    "query",
+    "headers",
+    "timeout",
 ];
 
 const VALUES: &[&str] = &[
-    "", "x", "GET", "POST", "FETCH", "30s", "30", "0", "-1", "1.5", "true", "null", "~",
-    "500ms..1s", "2s..1s", "[]", "{}", "[1, 2]", "{ a: 1 }", "\"{{ env.X }}\"",
-    "\"{{ token }\"", "\"{{ user.index % 2 == 0 }}\"", "/connections/{{ conn_id }}",
-    "$.results[0]", "\"$.results[?(@.a==\"", "body.state == 'active'", "stop", "&a x", "*a",
-    "!!str 1", "|", ">", "\"unterminated", "'", "- x", ": ", "{{", "}}", "\t",
+    "",
+    "x",
+    "GET",
+    "POST",
+    "FETCH",
+    "30s",
+    "30",
+    "0",
+    "-1",
+    "1.5",
+    "true",
+    "null",
+    "~",
+    "500ms..1s",
+    "2s..1s",
+    "[]",
+    "{}",
+    "[1, 2]",
+    "{ a: 1 }",
+    "\"{{ env.X }}\"",
+    "\"{{ token }\"",
+    "\"{{ user.index % 2 == 0 }}\"",
+    "/connections/{{ conn_id }}",
+    "$.results[0]",
+    "\"$.results[?(@.a==\"",
+    "body.state == 'active'",
+    "stop",
+    "&a x",
+    "*a",
+    "!!str 1",
+    "|",
+    ">",
+    "\"unterminated",
+    "'",
+    "- x",
+    ": ",
+    "{{",
+    "}}",
+    "\t",
 ];
 
 fn yamlish() -> impl Strategy<Value = String> {
@@ -568,7 +669,11 @@ fn mutation() -> impl Strategy<Value = Mutation> {
 /// Loads `text`; on failure every finding is placed inside the text or is whole-file.
 fn load_is_sound(text: String) -> Result<(), TestCaseError> {
     // YAML counts `\r\n`, `\r` and `\n` as line breaks.
-    let lines = text.replace("\r\n", "\n").replace('\r', "\n").lines().count();
+    let lines = text
+        .replace("\r\n", "\n")
+        .replace('\r', "\n")
+        .lines()
+        .count();
     if let Err(failure) = acaload::compile::load_str("fuzz.yaml", text) {
         prop_assert!(!failure.diagnostics.is_empty(), "a failure says why");
         for d in &failure.diagnostics {
@@ -577,7 +682,11 @@ fn load_is_sound(text: String) -> Result<(), TestCaseError> {
                 prop_assert_eq!(d.column, 0, "whole-file findings have no column: {:?}", d);
             } else {
                 prop_assert!(d.column >= 1, "columns are 1-based: {:?}", d);
-                prop_assert!(d.line <= lines + 1, "line past the end ({lines} lines): {:?}", d);
+                prop_assert!(
+                    d.line <= lines + 1,
+                    "line past the end ({lines} lines): {:?}",
+                    d
+                );
             }
         }
         // Rendering (snippet and caret) must not panic either.
