@@ -2,4 +2,5 @@
 //! and end to end against real ACA-Py agents.
 
 mod e2e;
+mod engine;
 mod validate;

@@ -1,0 +1,231 @@
+//! The engine against a small local HTTP stub (not a stand-in for ACA-Py behaviour):
+//! failures are recorded with their reasons, retries and polls behave, teardown runs,
+//! and secrets stay out of the results.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::Value;
+
+const TOKEN: &str = "eyJhbGciOiJIUzI1NiJ9.eyJ3YWxsZXRfaWQiOiJ3MSJ9.c2lnbmF0dXJl";
+
+type Counts = Arc<Mutex<HashMap<String, usize>>>;
+
+/// Starts the stub on a free loopback port; returns its URL and per-route counts.
+fn stub() -> (String, Counts) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let counts: Counts = Arc::default();
+    let c = counts.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            let c = c.clone();
+            std::thread::spawn(move || serve(conn, c));
+        }
+    });
+    (url, counts)
+}
+
+fn serve(conn: TcpStream, counts: Counts) {
+    let mut reader = BufReader::new(conn.try_clone().unwrap());
+    let mut out = conn;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        let mut parts = line.split_whitespace();
+        let (method, path) = (
+            parts.next().unwrap_or("").to_string(),
+            parts.next().unwrap_or("").to_string(),
+        );
+        let mut length = 0;
+        loop {
+            let mut h = String::new();
+            reader.read_line(&mut h).unwrap();
+            if h.trim().is_empty() {
+                break;
+            }
+            if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
+                length = v.trim().parse().unwrap();
+            }
+        }
+        let mut body = vec![0; length];
+        reader.read_exact(&mut body).unwrap();
+        let route = format!("{method} {}", path.split('?').next().unwrap());
+        let n = {
+            let mut map = counts.lock().unwrap();
+            let e = map.entry(route.clone()).or_default();
+            *e += 1;
+            *e
+        };
+        let (status, ctype, text) = match route.as_str() {
+            "POST /multitenancy/wallet" => (
+                200,
+                "application/json",
+                format!(r#"{{"wallet_id":"w1","token":"{TOKEN}"}}"#),
+            ),
+            "GET /text" => (404, "text/plain", "404: Record not found".to_string()),
+            "GET /slow" => {
+                std::thread::sleep(Duration::from_secs(2));
+                (200, "application/json", "{}".to_string())
+            }
+            "GET /flaky" if n <= 2 => (500, "text/plain", "500: boom".to_string()),
+            "GET /flaky" => (200, "application/json", r#"{"ok":true}"#.to_string()),
+            "GET /state" => (
+                200,
+                "application/json",
+                format!(
+                    r#"{{"state":"{}"}}"#,
+                    if n < 4 { "request" } else { "granted" }
+                ),
+            ),
+            "DELETE /multitenancy/wallet/w1" => (200, "application/json", "{}".to_string()),
+            _ => (404, "text/plain", "404: Not Found".to_string()),
+        };
+        let resp = format!(
+            "HTTP/1.1 {status} X\r\ncontent-type: {ctype}\r\ncontent-length: {}\r\n\r\n{text}",
+            text.len()
+        );
+        if out.write_all(resp.as_bytes()).is_err() {
+            return;
+        }
+    }
+}
+
+#[test]
+fn failures_are_recorded_with_reasons_and_teardown_runs() {
+    let (url, counts) = stub();
+    let dir = std::env::temp_dir().join(format!("acaload-engine-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = dir.join("results.json");
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_acaload"))
+        .args([
+            "run",
+            "tests/fixtures/engine/stub.yaml",
+            "-q",
+            "--seed",
+            "1",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .env("STUB_URL", &url)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert_eq!(
+        run.status.code(),
+        Some(1),
+        "failures without thresholds exit 1:\n{stdout}"
+    );
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert!(
+        !text.contains(TOKEN) && !stdout.contains(TOKEN),
+        "the tenant token leaked"
+    );
+    let r: Value = serde_json::from_str(&text).unwrap();
+    let reasons: Vec<(String, String, u64)> = r["failures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["name"].as_str().unwrap().to_string(),
+                f["reason"].as_str().unwrap().to_string(),
+                f["count"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let has = |name: &str, reason: &str, count: u64| {
+        assert!(
+            reasons.contains(&(name.into(), reason.into(), count)),
+            "missing ({name}, {reason}, {count}) in {reasons:#?}"
+        )
+    };
+    has(
+        "capture that finds nothing",
+        "capture `missing`: `$.nope` matched nothing",
+        1,
+    );
+    has(
+        "plain text where JSON is needed",
+        "status 404 (expected 2xx): 404: Record not found",
+        1,
+    );
+    has("too slow", "timeout after 300ms", 1);
+    has("flaky", "status 500 (expected 200): 500: boom", 2);
+    assert_eq!(reasons.len(), 4, "{reasons:#?}");
+    let stat = |kind: &str, name: &str| {
+        r["stats"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["kind"] == kind && s["name"] == name)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(
+        (
+            stat("http", "flaky")["count"].as_u64(),
+            stat("http", "flaky")["failures"].as_u64()
+        ),
+        (Some(3), Some(2))
+    );
+    assert_eq!(
+        stat("poll", "wait for grant")["count"],
+        1,
+        "one time-to-state sample"
+    );
+    assert_eq!(stat("poll", "wait for grant")["failures"], 0);
+    assert_eq!(
+        r["users"]["setup_ok"], 1,
+        "on_error: continue kept the user going"
+    );
+    let counts = counts.lock().unwrap();
+    assert_eq!(
+        counts.get("DELETE /multitenancy/wallet/w1"),
+        Some(&1),
+        "teardown removed the wallet"
+    );
+    assert_eq!(
+        counts.get("GET /flaky"),
+        Some(&3),
+        "two retries after the first failure"
+    );
+}
+
+#[test]
+fn non_json_body_where_a_capture_needs_json_is_a_failure() {
+    let (url, _) = stub();
+    let plan = "name: t\nenv: { U: { type: string } }\ntarget: { base_url: \"{{ env.U }}\" }\nload: { constant: { users: 1, duration: 1s } }\nuser:\n  setup:\n    - request: { method: GET, path: /text }\n      check: { status: 404 }\n      capture: { x: $.x }\n";
+    let dir = std::env::temp_dir().join(format!("acaload-engine2-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("p.yaml"), plan).unwrap();
+    let out = dir.join("r.json");
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_acaload"))
+        .args([
+            "run",
+            dir.join("p.yaml").to_str().unwrap(),
+            "-q",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .env("U", &url)
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(1));
+    let r: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert_eq!(r["failures"][0]["reason"], "response is not JSON");
+    assert_eq!(
+        r["failures"][0]["example"],
+        "user 0 (plan line 7): 404 404: Record not found"
+    );
+    assert_eq!(
+        r["users"]["stopped_by_error"], 1,
+        "setup failures stop the user by default"
+    );
+}
