@@ -3,4 +3,5 @@
 
 mod e2e;
 mod engine;
+mod explain;
 mod validate;
