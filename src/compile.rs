@@ -28,6 +28,28 @@ pub struct CompiledPlan {
     /// Load-shape parameters that are templates, compiled for resolution once env is known.
     pub load_params: BTreeMap<String, Expr>,
     pub load_texts: BTreeMap<String, Text>,
+    /// Templated run settings (`events`, `watch`) by JSON pointer.
+    pub settings: BTreeMap<String, Text>,
+}
+
+impl CompiledPlan {
+    /// Renders the run setting at `pointer` (compiled at load) with a plan-level scope.
+    pub fn setting(&self, pointer: &str, scope: &minijinja::Value) -> Result<String, String> {
+        let text = self
+            .settings
+            .get(pointer)
+            .ok_or_else(|| format!("no setting at {pointer}"))?;
+        self.templates.render(text, scope).map_err(|e| {
+            let at = self.spans.value(pointer);
+            format!(
+                "{}:{}:{}: {}",
+                self.file,
+                at.line,
+                at.column,
+                template::describe(&e)
+            )
+        })
+    }
 }
 
 /// Target settings with templated parts compiled.
@@ -90,13 +112,27 @@ pub enum StepKind {
     Set(Vec<(String, JsonTemplate)>),
     Offer {
         pool: String,
+        key: Option<Text>,
         value: JsonTemplate,
     },
     Take {
         pool: String,
+        key: Option<Text>,
         into: String,
         timeout: Duration,
     },
+    WaitEvent(Box<CompiledWait>),
+}
+
+/// A compiled `wait_event`.
+#[derive(Debug)]
+pub struct CompiledWait {
+    pub topic: String,
+    pub wallet: Text,
+    pub until: Option<Expr>,
+    pub timeout: Duration,
+    pub clock: Option<Arc<str>>,
+    pub captures: Vec<Capture>,
 }
 
 #[derive(Debug)]
@@ -232,8 +268,10 @@ pub fn load_str(file: &str, text: String) -> Result<CompiledPlan, LoadFailure> {
         compiler: Compiler::new(),
         diags: Vec::new(),
         defined: BTreeSet::new(),
+        step_names: BTreeSet::new(),
     };
     let compiled = cx.plan(&plan);
+    let settings = cx.settings(&plan);
     let Cx {
         compiler,
         mut diags,
@@ -275,6 +313,7 @@ pub fn load_str(file: &str, text: String) -> Result<CompiledPlan, LoadFailure> {
         think,
         load_params,
         load_texts,
+        settings,
     })
 }
 
@@ -338,6 +377,7 @@ struct Cx<'a> {
     compiler: Compiler,
     diags: Vec<Diagnostic>,
     defined: BTreeSet<String>,
+    step_names: BTreeSet<String>,
 }
 
 impl Cx<'_> {
@@ -381,6 +421,16 @@ impl Cx<'_> {
             .chain(plan.user.teardown.iter());
         for step in all_steps {
             self.defined.extend(step.capture.keys().cloned());
+            match (&step.name, &step.request) {
+                (Some(n), _) => {
+                    self.step_names.insert(n.clone());
+                }
+                (None, Some(r)) => {
+                    self.step_names
+                        .insert(format!("{} {}", r.method.as_str(), r.path));
+                }
+                _ => {}
+            }
             if let Some(set) = &step.set {
                 self.defined.extend(set.keys().cloned());
             }
@@ -513,6 +563,46 @@ impl Cx<'_> {
         )
     }
 
+    /// Compiles the templated run settings: event source and watched agents.
+    fn settings(&mut self, plan: &Plan) -> BTreeMap<String, Text> {
+        let mut out = BTreeMap::new();
+        let mut add = |cx: &mut Self, pointer: String, value: Option<&String>| {
+            if let Some(v) = value {
+                let t = cx.compiler.text(&pointer, v, false);
+                out.insert(pointer, t);
+            }
+        };
+        if let Some(ev) = &plan.events {
+            if template::is_template(&ev.source) {
+                add(self, "/events/source".into(), Some(&ev.source));
+            } else if crate::events::parse_source(&ev.source).is_err() {
+                self.error(
+                    "/events/source",
+                    format!(
+                        "event source `{}` is neither `webhook` nor `websocket`",
+                        ev.source
+                    ),
+                );
+            }
+            add(self, "/events/listen".into(), ev.listen.as_ref());
+            add(self, "/events/public_url".into(), ev.public_url.as_ref());
+            add(
+                self,
+                "/events/websocket_url".into(),
+                ev.websocket_url.as_ref(),
+            );
+            add(self, "/events/api_key".into(), ev.api_key.as_ref());
+        }
+        for (i, w) in plan.watch.iter().enumerate() {
+            add(self, format!("/watch/{i}/url"), Some(&w.url));
+            add(self, format!("/watch/{i}/api_key"), w.api_key.as_ref());
+            if let Some(iv) = &w.interval {
+                self.duration(&format!("/watch/{i}/interval"), iv);
+            }
+        }
+        out
+    }
+
     fn think(&mut self, pointer: &str, text: &str) -> (Duration, Duration) {
         match text.split_once("..") {
             Some((lo, hi)) => {
@@ -643,6 +733,7 @@ impl Cx<'_> {
             ("set", step.set.is_some()),
             ("offer", step.offer.is_some()),
             ("take", step.take.is_some()),
+            ("wait_event", step.wait_event.is_some()),
         ]
         .iter()
         .filter(|(_, present)| *present)
@@ -650,7 +741,8 @@ impl Cx<'_> {
         .collect();
         if kinds.len() != 1 {
             let msg = if kinds.is_empty() {
-                "a step needs one of `request`, `sleep`, `set`, `offer`, `take`".to_string()
+                "a step needs one of `request`, `sleep`, `set`, `offer`, `take`, `wait_event`"
+                    .to_string()
             } else {
                 format!(
                     "a step does one thing; this one has {}",
@@ -667,7 +759,10 @@ impl Cx<'_> {
         if step.request.is_none() {
             for (key, present) in [
                 ("check", step.check.is_some()),
-                ("capture", !step.capture.is_empty()),
+                (
+                    "capture",
+                    !step.capture.is_empty() && step.wait_event.is_none(),
+                ),
                 ("poll", step.poll.is_some()),
             ] {
                 if present {
@@ -726,9 +821,14 @@ impl Cx<'_> {
         } else if let Some(o) = &step.offer {
             self.pool(&format!("{p}/offer/pool"), &o.pool, plan);
             let value = self.compiler.json(&format!("{p}/offer/value"), &o.value);
+            let key = o
+                .key
+                .as_ref()
+                .map(|k| self.compiler.text(&format!("{p}/offer/key"), k, false));
             (
                 StepKind::Offer {
                     pool: o.pool.clone(),
+                    key,
                     value,
                 },
                 format!("offer {}", o.pool),
@@ -740,13 +840,62 @@ impl Cx<'_> {
                 t.timeout.as_ref(),
                 Duration::from_secs(30),
             );
+            let key = t
+                .key
+                .as_ref()
+                .map(|k| self.compiler.text(&format!("{p}/take/key"), k, false));
             (
                 StepKind::Take {
                     pool: t.pool.clone(),
+                    key,
                     into: t.into.clone(),
                     timeout,
                 },
                 format!("take {}", t.pool),
+            )
+        } else if let Some(w) = &step.wait_event {
+            let wp = format!("{p}/wait_event");
+            if plan.events.is_none() {
+                self.error(
+                    &wp,
+                    "`wait_event` needs an `events:` section (source: webhook or websocket)",
+                );
+            }
+            let wallet = self
+                .compiler
+                .text(&format!("{wp}/wallet"), &w.wallet, false);
+            let until = w
+                .until
+                .as_ref()
+                .map(|u| self.compiler.expr(&format!("{wp}/until"), u, true));
+            let timeout = self.opt_duration(
+                &format!("{wp}/timeout"),
+                w.timeout.as_ref(),
+                Duration::from_secs(30),
+            );
+            if let Some(c) = &w.clock
+                && !self.step_names.contains(c)
+            {
+                let names: Vec<String> = self.step_names.iter().cloned().collect();
+                let hint = crate::schema::suggest(c, &names)
+                    .map(|s| format!("; did you mean `{s}`?"))
+                    .unwrap_or_default();
+                self.error(
+                    &format!("{wp}/clock"),
+                    format!("`clock` names no step of this plan: `{c}`{hint}"),
+                );
+            }
+            let captures = self.captures(p, step);
+            (
+                StepKind::WaitEvent(Box::new(CompiledWait {
+                    topic: w.topic.clone(),
+                    wallet,
+                    until,
+                    timeout,
+                    clock: w.clock.as_deref().map(Arc::from),
+                    captures,
+                })),
+                format!("event {}", w.topic),
             )
         } else {
             return None;
@@ -761,6 +910,25 @@ impl Cx<'_> {
             retry_delay,
             on_error,
         })
+    }
+
+    fn captures(&mut self, p: &str, step: &Step) -> Vec<Capture> {
+        let mut captures = Vec::new();
+        for (name, spec) in &step.capture {
+            let (path, select, secret) = match spec {
+                CaptureSpec::Path(path) => (path.as_str(), plan::Select::First, false),
+                CaptureSpec::Full(f) => (f.path.as_str(), f.select, f.secret),
+            };
+            let pointer = match spec {
+                CaptureSpec::Path(_) => format!("{p}/capture/{}", source::escape(name)),
+                CaptureSpec::Full(_) => format!("{p}/capture/{}/path", source::escape(name)),
+            };
+            match Capture::compile(name, path, select, secret) {
+                Ok(c) => captures.push(c),
+                Err(e) => self.error(&pointer, e),
+            }
+        }
+        captures
     }
 
     fn pool(&mut self, pointer: &str, name: &str, plan: &Plan) {
@@ -834,21 +1002,7 @@ impl Cx<'_> {
             .flat_map(|c| c.that.iter().enumerate())
             .map(|(i, e)| self.compiler.expr(&format!("{p}/check/that/{i}"), e, true))
             .collect();
-        let mut captures = Vec::new();
-        for (name, spec) in &step.capture {
-            let (path, select, secret) = match spec {
-                CaptureSpec::Path(path) => (path.as_str(), plan::Select::First, false),
-                CaptureSpec::Full(f) => (f.path.as_str(), f.select, f.secret),
-            };
-            let pointer = match spec {
-                CaptureSpec::Path(_) => format!("{p}/capture/{}", source::escape(name)),
-                CaptureSpec::Full(_) => format!("{p}/capture/{}/path", source::escape(name)),
-            };
-            match Capture::compile(name, path, select, secret) {
-                Ok(c) => captures.push(c),
-                Err(e) => self.error(&pointer, e),
-            }
-        }
+        let captures = self.captures(p, step);
         let poll = step.poll.as_ref().map(|poll| CompiledPoll {
             until: self
                 .compiler

@@ -34,6 +34,7 @@ pub fn explain(plan: &CompiledPlan, resolved: &Resolved, defined: &[String]) -> 
         user: crate::template::to_value(serde_json::json!({"index": 0, "id": "<user.id>"})),
         vars: Arc::new(vars),
         response: None,
+        event: None,
         rng: Value::from_object(RngCell(Mutex::new(fastrand::Rng::with_seed(0)))),
     });
     let phases: Vec<(String, &[CompiledStep])> =
@@ -200,10 +201,26 @@ fn step_lines(
         StepKind::Offer { pool, .. } => {
             let _ = writeln!(out, "       offer a value to pool `{pool}`");
         }
+        StepKind::WaitEvent(w) => {
+            let wallet = render(plan, scope, &w.wallet);
+            let cond = w.until.map_or("any".to_string(), |u| {
+                format!("`{}`", plan.templates.source(u))
+            });
+            let _ = writeln!(
+                out,
+                "       wait for a `{}` event of wallet {wallet} with {cond} (give up after {})",
+                w.topic,
+                crate::duration::format(w.timeout)
+            );
+            if let Some(c) = &w.clock {
+                let _ = writeln!(out, "       latency measured from the send of `{c}`");
+            }
+        }
         StepKind::Take {
             pool,
             into,
             timeout,
+            ..
         } => {
             let _ = writeln!(
                 out,

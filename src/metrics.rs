@@ -12,7 +12,10 @@ use hdrhistogram::serialization::{Serializer as _, V2DeflateSerializer};
 use tokio::sync::{mpsc, watch};
 
 use crate::compile::Phase;
-use crate::results::{FailureGroup, Latency, Second, StatKind, StepStats, Totals, UserCounts};
+use crate::results::{
+    AgentGauges, EventCounts, FailureGroup, Latency, Second, StatKind, StepStats, Totals,
+    UserCounts,
+};
 
 /// A failed step: a stable `reason` to group by, and a `detail` example.
 #[derive(Debug, Clone)]
@@ -39,6 +42,15 @@ pub enum Event {
     StoppedByError,
     Iteration,
     Target(u64),
+    Gauge {
+        agent: String,
+        at: Instant,
+        sample: crate::results::GaugeSample,
+    },
+    EventCounts {
+        received: u64,
+        duplicates: u64,
+    },
 }
 
 /// A cheap handle users clone to report events.
@@ -73,6 +85,8 @@ pub struct Aggregate {
     live: Live,
     total: Histogram<u64>,
     total_failures: u64,
+    agents: Vec<AgentGauges>,
+    events: Option<EventCounts>,
 }
 
 struct Stat {
@@ -106,6 +120,8 @@ pub fn start(
             live: Live::default(),
             total: new_histogram(),
             total_failures: 0,
+            agents: Vec::new(),
+            events: None,
         };
         let mut buf = Vec::with_capacity(256);
         while rx.recv_many(&mut buf, 256).await > 0 {
@@ -188,6 +204,29 @@ impl Aggregate {
             Event::StoppedByError => self.users.stopped_by_error += 1,
             Event::Iteration => self.users.iterations += 1,
             Event::Target(t) => self.live.target = t,
+            Event::Gauge {
+                agent,
+                at,
+                mut sample,
+            } => {
+                sample.t = at.saturating_duration_since(self.start).as_secs_f64();
+                match self.agents.iter_mut().find(|a| a.name == agent) {
+                    Some(a) => a.samples.push(sample),
+                    None => self.agents.push(AgentGauges {
+                        name: agent,
+                        samples: vec![sample],
+                    }),
+                }
+            }
+            Event::EventCounts {
+                received,
+                duplicates,
+            } => {
+                self.events = Some(EventCounts {
+                    received,
+                    duplicates,
+                })
+            }
         }
         let (users, target) = (self.live.users, self.live.target);
         let sec = self.second(now);
@@ -196,16 +235,7 @@ impl Aggregate {
     }
 
     /// Turns the aggregate into result sections; `elapsed` is the run's length.
-    pub fn finish(
-        self,
-        elapsed: Duration,
-    ) -> (
-        Vec<StepStats>,
-        Totals,
-        Vec<FailureGroup>,
-        Vec<Second>,
-        UserCounts,
-    ) {
+    pub fn finish(self, elapsed: Duration) -> Finished {
         let secs = elapsed.as_secs_f64().max(1e-9);
         let mut stats: Vec<StepStats> = self
             .stats
@@ -246,8 +276,28 @@ impl Aggregate {
                 .cmp(&a.count)
                 .then_with(|| (a.phase, &a.name, &a.reason).cmp(&(b.phase, &b.name, &b.reason)))
         });
-        (stats, total, failures, self.timeline, self.users)
+        Finished {
+            stats,
+            total,
+            failures,
+            timeline: self.timeline,
+            users: self.users,
+            agents: self.agents,
+            events: self.events,
+        }
     }
+}
+
+/// The aggregate turned into result sections.
+#[derive(Debug, Default)]
+pub struct Finished {
+    pub stats: Vec<StepStats>,
+    pub total: Totals,
+    pub failures: Vec<FailureGroup>,
+    pub timeline: Vec<Second>,
+    pub users: UserCounts,
+    pub agents: Vec<AgentGauges>,
+    pub events: Option<EventCounts>,
 }
 
 /// Latency summary in milliseconds.
@@ -328,8 +378,8 @@ mod tests {
             });
         }
         drop(rec);
-        let (stats, total, failures, timeline, _) =
-            handle.await.unwrap().finish(Duration::from_secs(1));
+        let f = handle.await.unwrap().finish(Duration::from_secs(1));
+        let (stats, total, failures, timeline) = (f.stats, f.total, f.failures, f.timeline);
         assert_eq!((stats[0].count, stats[0].failures), (10, 2));
         assert_eq!((total.requests, total.failures), (10, 2));
         assert_eq!((failures[0].count, failures[0].example.as_str()), (2, "#0"));

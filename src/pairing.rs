@@ -1,21 +1,23 @@
 //! Pools through which virtual users hand values to each other (e.g. an out-of-band
-//! invitation from an inviter to an invitee). In memory, FIFO, one run (one shard).
+//! invitation from an inviter to an invitee, and the invitee's wallet id back, keyed by
+//! the inviter's). In memory, FIFO per key, one run (one shard).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use minijinja::Value;
 use tokio::sync::{Mutex, mpsc};
 
-/// The pools a plan declares.
+/// The pools a plan declares; each key of a pool is its own queue.
 #[derive(Debug, Default)]
 pub struct Pools {
-    pools: HashMap<String, Pool>,
+    names: HashSet<String>,
+    queues: std::sync::Mutex<HashMap<(String, String), Queue>>,
 }
 
-#[derive(Debug)]
-struct Pool {
+#[derive(Debug, Clone)]
+struct Queue {
     tx: mpsc::UnboundedSender<Value>,
     rx: Arc<Mutex<mpsc::UnboundedReceiver<Value>>>,
 }
@@ -29,35 +31,40 @@ pub enum TakeError {
 
 impl Pools {
     pub fn new<'a>(names: impl IntoIterator<Item = &'a String>) -> Self {
-        let pools = names
-            .into_iter()
-            .map(|n| {
+        Pools {
+            names: names.into_iter().cloned().collect(),
+            queues: Default::default(),
+        }
+    }
+
+    fn queue(&self, pool: &str, key: &str) -> Option<Queue> {
+        if !self.names.contains(pool) {
+            return None;
+        }
+        let mut queues = self.queues.lock().ok()?;
+        let q = queues
+            .entry((pool.to_string(), key.to_string()))
+            .or_insert_with(|| {
                 let (tx, rx) = mpsc::unbounded_channel();
-                (
-                    n.clone(),
-                    Pool {
-                        tx,
-                        rx: Arc::new(Mutex::new(rx)),
-                    },
-                )
-            })
-            .collect();
-        Pools { pools }
+                Queue {
+                    tx,
+                    rx: Arc::new(Mutex::new(rx)),
+                }
+            });
+        Some(q.clone())
     }
 
-    /// Offers a value; never blocks.
-    pub fn offer(&self, pool: &str, value: Value) -> bool {
-        self.pools
-            .get(pool)
-            .is_some_and(|p| p.tx.send(value).is_ok())
+    /// Offers a value under `key` (`""`: to anyone); never blocks.
+    pub fn offer(&self, pool: &str, key: &str, value: Value) -> bool {
+        self.queue(pool, key)
+            .is_some_and(|q| q.tx.send(value).is_ok())
     }
 
-    /// Takes the oldest offer, waiting up to `timeout`. Takers are served in arrival order.
-    pub async fn take(&self, pool: &str, timeout: Duration) -> Result<Value, TakeError> {
-        let p = self.pools.get(pool).ok_or(TakeError::UnknownPool)?;
-        let rx = p.rx.clone();
+    /// Takes the oldest offer under `key`, waiting up to `timeout`. Takers are served in order.
+    pub async fn take(&self, pool: &str, key: &str, timeout: Duration) -> Result<Value, TakeError> {
+        let q = self.queue(pool, key).ok_or(TakeError::UnknownPool)?;
         tokio::time::timeout(timeout, async move {
-            let mut rx = rx.lock().await;
+            let mut rx = q.rx.lock().await;
             rx.recv().await
         })
         .await
@@ -72,26 +79,21 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn offers_reach_takers_in_order() {
+    async fn offers_reach_takers_in_order_and_by_key() {
         let names = vec!["inv".to_string()];
         let pools = Pools::new(&names);
-        assert!(pools.offer("inv", Value::from(1)));
-        assert!(pools.offer("inv", Value::from(2)));
+        let ms = Duration::from_millis(10);
+        assert!(pools.offer("inv", "", Value::from(1)));
+        assert!(pools.offer("inv", "", Value::from(2)));
+        assert!(pools.offer("inv", "w7", Value::from(7)));
+        assert_eq!(pools.take("inv", "", ms).await, Ok(Value::from(1)));
+        assert_eq!(pools.take("inv", "w7", ms).await, Ok(Value::from(7)));
+        assert_eq!(pools.take("inv", "", ms).await, Ok(Value::from(2)));
+        assert_eq!(pools.take("inv", "", ms).await, Err(TakeError::Timeout));
         assert_eq!(
-            pools.take("inv", Duration::from_millis(10)).await,
-            Ok(Value::from(1))
-        );
-        assert_eq!(
-            pools.take("inv", Duration::from_millis(10)).await,
-            Ok(Value::from(2))
-        );
-        assert_eq!(
-            pools.take("inv", Duration::from_millis(10)).await,
-            Err(TakeError::Timeout)
-        );
-        assert_eq!(
-            pools.take("nope", Duration::from_millis(10)).await,
+            pools.take("nope", "", ms).await,
             Err(TakeError::UnknownPool)
         );
+        assert!(!pools.offer("nope", "", Value::from(1)));
     }
 }

@@ -33,6 +33,79 @@ pub struct Plan {
     /// Pass/fail limits evaluated at the end of the run.
     #[serde(default)]
     pub thresholds: Vec<Threshold>,
+    /// Where agent events (webhooks) come from; needed by `wait_event` steps.
+    #[serde(default)]
+    pub events: Option<Events>,
+    /// Agents whose `GET /status` gauges (conductor queues, tasks) are sampled during the run.
+    #[serde(default)]
+    pub watch: Vec<Watch>,
+}
+
+/// The source of agent events.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Events {
+    /// `webhook` (an embedded listener the agents post to) or `websocket` (the admin `/ws`);
+    /// a template such as `{{ env.EVENT_SOURCE }}` is allowed.
+    pub source: String,
+    /// Webhook listener bind address (default `127.0.0.1:0`, a free port).
+    #[serde(default)]
+    pub listen: Option<String>,
+    /// The URL the agents should post to, when it differs from the bound address (Docker,
+    /// Kubernetes). Templates see the final value as `webhook_url`.
+    #[serde(default)]
+    pub public_url: Option<String>,
+    /// Admin websocket URL (default: the target's base URL with `ws://…/ws`).
+    #[serde(default)]
+    pub websocket_url: Option<String>,
+    /// Admin API key for the websocket (default: the target's `X-API-Key` header).
+    #[serde(default)]
+    pub api_key: Option<String>,
+}
+
+/// Where events come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum EventSource {
+    Webhook,
+    Websocket,
+}
+
+/// An agent to watch.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Watch {
+    /// Name in reports, e.g. `mediator`.
+    pub name: String,
+    /// Admin base URL (template), e.g. `{{ env.MEDIATOR_ADMIN_URL }}`.
+    pub url: String,
+    /// Admin API key (template); left out when it renders empty.
+    #[serde(default)]
+    pub api_key: Option<String>,
+    /// Sampling interval (default `1s`).
+    #[serde(default)]
+    pub interval: Option<String>,
+}
+
+/// Wait for an agent event (webhook) of one tenant wallet.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WaitEvent {
+    /// Webhook topic: `basicmessages`, `ping`, `connections`, `mediation`, `out_of_band`, …
+    pub topic: String,
+    /// The tenant wallet whose events to look at (template), e.g. `{{ wallet_id }}`.
+    pub wallet: String,
+    /// Condition on `event` (the payload), e.g. `event.content == nonce`. Default: any event.
+    #[serde(default)]
+    pub until: Option<String>,
+    /// Give up (a failure) after this long (default `30s`).
+    #[serde(default)]
+    pub timeout: Option<String>,
+    /// Name of an earlier step of this user whose send starts the clock: the time until
+    /// the event arrived becomes this step's latency (e.g. delivery through the mediator).
+    /// Events received after that send count, even if they came before the wait began.
+    #[serde(default)]
+    pub clock: Option<String>,
 }
 
 /// Where requests go and how.
@@ -239,7 +312,7 @@ fn one() -> u32 {
     1
 }
 
-/// One step. Exactly one of `request`, `sleep`, `set`, `offer`, `take` says what it does;
+/// One step. Exactly one of `request`, `sleep`, `set`, `offer`, `take`, `wait_event` says what it does;
 /// the other keys refine it.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -265,6 +338,9 @@ pub struct Step {
     /// Take a value another user offered (waits up to `timeout`).
     #[serde(default)]
     pub take: Option<Take>,
+    /// Wait for an agent event (needs `events:`).
+    #[serde(default)]
+    pub wait_event: Option<WaitEvent>,
     /// Response checks; a failed check fails the step.
     #[serde(default)]
     pub check: Option<Check>,
@@ -406,6 +482,9 @@ pub struct Poll {
 #[serde(deny_unknown_fields)]
 pub struct Offer {
     pub pool: String,
+    /// Offer to the taker that asks for this key (template); default: to anyone.
+    #[serde(default)]
+    pub key: Option<String>,
     /// The value (templates keep their JSON type, as in request bodies).
     pub value: serde_json::Value,
 }
@@ -415,6 +494,9 @@ pub struct Offer {
 #[serde(deny_unknown_fields)]
 pub struct Take {
     pub pool: String,
+    /// Take only an offer made with this key (template); default: any unkeyed offer.
+    #[serde(default)]
+    pub key: Option<String>,
     /// The variable that receives the value.
     #[serde(rename = "as")]
     pub into: String,

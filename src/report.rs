@@ -131,6 +131,7 @@ pub fn render(results: &Results, verdicts: &[Verdict]) -> String {
                 StatKind::Http => s.method.clone().unwrap_or_default(),
                 StatKind::Poll => "state".into(),
                 StatKind::Take => "take".into(),
+                StatKind::Event => "event".into(),
             };
             let name: String = if s.name.chars().count() > 40 {
                 format!("{}…", s.name.chars().take(39).collect::<String>())
@@ -171,7 +172,7 @@ pub fn render(results: &Results, verdicts: &[Verdict]) -> String {
     );
     let _ = writeln!(
         out,
-        "(latencies in ms; `state` rows are time until a polled condition held; `take` rows are waits for another user's offer)"
+        "(latencies in ms; `state` rows are time until a polled condition held; `take` rows are waits for another user's offer; `event` rows are the time from a step's send until an agent event arrived)"
     );
     if !results.failures.is_empty() {
         let _ = writeln!(out, "\nfailures:");

@@ -40,6 +40,7 @@ pub fn plan_scope(globals: &Arc<Globals>, seed: u64) -> Value {
         user: Value::from(()),
         vars: Arc::new(BTreeMap::new()),
         response: None,
+        event: None,
         rng: Value::from_object(RngCell(Mutex::new(fastrand::Rng::with_seed(seed)))),
     })
 }
@@ -132,7 +133,8 @@ pub fn resolve(
     }
 }
 
-fn clone_globals(g: &Globals) -> Globals {
+/// A copy of the shared values (cheap: template values are reference counted).
+pub fn clone_globals(g: &Globals) -> Globals {
     Globals {
         env: g.env.clone(),
         run: g.run.clone(),

@@ -26,6 +26,43 @@ pub struct Results {
     pub timeline: Vec<Second>,
     /// What happened to the virtual users.
     pub users: UserCounts,
+    /// Gauges of the watched agents over time (`watch:` in the plan).
+    #[serde(default)]
+    pub agents: Vec<AgentGauges>,
+    /// Agent events received (webhooks or websocket), when the plan has an event source.
+    #[serde(default)]
+    pub events: Option<EventCounts>,
+}
+
+/// One watched agent's samples.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+pub struct AgentGauges {
+    pub name: String,
+    pub samples: Vec<GaugeSample>,
+}
+
+/// ACA-Py's `GET /status` conductor counters at one moment.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+pub struct GaugeSample {
+    /// Seconds since the start of the run.
+    pub t: f64,
+    pub in_sessions: Option<u64>,
+    pub out_encode: Option<u64>,
+    pub out_deliver: Option<u64>,
+    pub task_active: Option<u64>,
+    pub task_pending: Option<u64>,
+    pub task_done: Option<u64>,
+    pub task_failed: Option<u64>,
+    /// Why the sample could not be read.
+    pub error: Option<String>,
+}
+
+/// Counts of agent events.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+pub struct EventCounts {
+    pub received: u64,
+    /// Redeliveries dropped (ACA-Py retries a webhook that was not answered 2xx).
+    pub duplicates: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -78,6 +115,8 @@ pub enum StatKind {
     Poll,
     /// Time waiting for another user's offer.
     Take,
+    /// Time until an agent event arrived (from the `clock` step's send): delivery latency.
+    Event,
 }
 
 /// Statistics of one step name.

@@ -46,6 +46,8 @@ pub struct RunContext {
     pub hard_stop: CancellationToken,
     pub secrets: Vec<String>,
     pub verbose_failures: bool,
+    /// Agent events by wallet, when the plan has an `events:` source.
+    pub events: Option<Arc<crate::events::EventHub>>,
 }
 
 /// Signals from outside: first = graceful stop, second = hard stop.
@@ -62,6 +64,8 @@ pub enum RunError {
     Client(String),
     #[error("preflight {url} failed: {why}")]
     Preflight { url: String, why: String },
+    #[error("{0}")]
+    Events(String),
 }
 
 /// Runs a resolved plan to the end and returns its results.
@@ -101,10 +105,35 @@ pub async fn execute(
             ));
         }
     };
+    let background = CancellationToken::new();
+    let (events, globals) = match start_events(&plan, &resolved, &background).await {
+        Ok(x) => x,
+        Err(e) => {
+            return Err((
+                e,
+                Box::new(build(
+                    None,
+                    info,
+                    &cfg,
+                    started_at,
+                    start.elapsed(),
+                    Outcome::Aborted,
+                )),
+            ));
+        }
+    };
     let (recorder, live, aggregator) = crate::metrics::start(start);
+    for w in watchers(&plan, &resolved) {
+        tokio::spawn(crate::gauges::sample(
+            w,
+            client.clone(),
+            recorder.clone(),
+            background.clone(),
+        ));
+    }
     let ctx = Arc::new(RunContext {
         plan: plan.clone(),
-        globals: resolved.globals.clone(),
+        globals,
         client,
         base_url: resolved.base_url.clone(),
         recorder: recorder.clone(),
@@ -115,6 +144,7 @@ pub async fn execute(
         hard_stop: signals.hard.clone(),
         secrets: env.secrets.clone(),
         verbose_failures: cfg.verbose_failures,
+        events: events.clone(),
     });
     let progress = cfg.progress.map(|every| {
         tokio::spawn(progress_lines(
@@ -166,10 +196,116 @@ pub async fn execute(
     if let Some(p) = progress {
         p.abort();
     }
+    background.cancel();
+    if let Some(hub) = &events {
+        use std::sync::atomic::Ordering::Relaxed;
+        recorder.send(Event::EventCounts {
+            received: hub.received.load(Relaxed),
+            duplicates: hub.duplicates.load(Relaxed),
+        });
+    }
     drop(ctx);
     drop(recorder);
     let agg = aggregator.await.ok();
     Ok(build(agg, info, &cfg, started_at, start.elapsed(), outcome))
+}
+
+/// Starts the plan's event source; returns the hub and the globals with `webhook_url` set.
+async fn start_events(
+    plan: &CompiledPlan,
+    resolved: &Resolved,
+    stop: &CancellationToken,
+) -> Result<(Option<Arc<crate::events::EventHub>>, Arc<Globals>), RunError> {
+    let Some(ev) = &plan.plan.events else {
+        return Ok((None, resolved.globals.clone()));
+    };
+    let hub = Arc::new(crate::events::EventHub::default());
+    let scope = crate::resolve::plan_scope(&resolved.globals, 0);
+    let render = |pointer: &str| plan.setting(pointer, &scope).map_err(RunError::Events);
+    let mut globals = crate::resolve::clone_globals(&resolved.globals);
+    let source = if crate::template::is_template(&ev.source) {
+        render("/events/source")?
+    } else {
+        ev.source.clone()
+    };
+    match crate::events::parse_source(&source).map_err(RunError::Events)? {
+        crate::plan::EventSource::Webhook => {
+            let listen = if ev.listen.is_some() {
+                render("/events/listen")?
+            } else {
+                "127.0.0.1:0".into()
+            };
+            let bound = crate::events::listen(&listen, hub.clone(), stop.clone())
+                .await
+                .map_err(RunError::Events)?;
+            let url = match &ev.public_url {
+                Some(_) => render("/events/public_url")?,
+                None => format!("http://{bound}"),
+            };
+            globals.webhook_url = minijinja::Value::from(url);
+        }
+        crate::plan::EventSource::Websocket => {
+            let url = match &ev.websocket_url {
+                Some(_) => render("/events/websocket_url")?,
+                None => format!("{}/ws", resolved.base_url.replacen("http", "ws", 1)),
+            };
+            let key = match &ev.api_key {
+                Some(_) => Some(render("/events/api_key")?),
+                None => resolved
+                    .headers
+                    .iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case("x-api-key"))
+                    .map(|(_, v)| v.clone()),
+            };
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            tokio::spawn(crate::events::follow_websocket(
+                url.clone(),
+                key,
+                hub.clone(),
+                stop.clone(),
+                tx,
+            ));
+            match tokio::time::timeout(Duration::from_secs(10), rx).await {
+                Ok(Ok(Ok(()))) => {}
+                Ok(Ok(Err(e))) => return Err(RunError::Events(e)),
+                _ => {
+                    return Err(RunError::Events(format!(
+                        "the admin websocket {url} did not answer within 10s"
+                    )));
+                }
+            }
+        }
+    }
+    Ok((Some(hub), Arc::new(globals)))
+}
+
+/// The agents to watch, with their URLs and keys rendered.
+fn watchers(plan: &CompiledPlan, resolved: &Resolved) -> Vec<crate::gauges::Watched> {
+    let scope = crate::resolve::plan_scope(&resolved.globals, 0);
+    plan.plan
+        .watch
+        .iter()
+        .enumerate()
+        .filter_map(|(i, w)| {
+            let url = plan.setting(&format!("/watch/{i}/url"), &scope).ok()?;
+            let api_key = w
+                .api_key
+                .as_ref()
+                .and_then(|_| plan.setting(&format!("/watch/{i}/api_key"), &scope).ok())
+                .filter(|k| !k.is_empty());
+            let interval = w
+                .interval
+                .as_deref()
+                .and_then(|i| crate::duration::parse(i).ok())
+                .unwrap_or(Duration::from_secs(1));
+            Some(crate::gauges::Watched {
+                name: w.name.clone(),
+                url: url.trim_end_matches('/').to_string(),
+                api_key,
+                interval,
+            })
+        })
+        .collect()
 }
 
 /// Builds the client and, when the plan asks, checks the target answers 2xx.
@@ -365,10 +501,7 @@ fn build(
     elapsed: Duration,
     outcome: Outcome,
 ) -> Results {
-    let (stats, total, failures, timeline, users) = match agg {
-        Some(a) => a.finish(elapsed),
-        None => Default::default(),
-    };
+    let f = agg.map(|a| a.finish(elapsed)).unwrap_or_default();
     Results {
         schema_version: 1,
         acaload_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -385,11 +518,13 @@ fn build(
                 count: cfg.shard_count,
             }),
         },
-        stats,
-        total,
-        failures,
-        timeline,
-        users,
+        stats: f.stats,
+        total: f.total,
+        failures: f.failures,
+        timeline: f.timeline,
+        users: f.users,
+        agents: f.agents,
+        events: f.events,
     }
 }
 

@@ -21,8 +21,8 @@ pub const BUILTINS: &[&str] = &[
     "false",
     "none",
 ];
-/// Names only response conditions (`check.that`, `poll.until`) may use.
-pub const RESPONSE_VARS: &[&str] = &["status", "body", "text", "headers"];
+/// Names only response conditions (`check.that`, `poll.until`, `wait_event.until`) may use.
+pub const RESPONSE_VARS: &[&str] = &["status", "body", "text", "headers", "event"];
 /// Functions registered in the environment.
 pub const FUNCTIONS: &[&str] = &["uuid", "random_word", "random_key", "now"];
 
@@ -381,6 +381,8 @@ pub struct Scope {
     pub user: Value,
     pub vars: Arc<BTreeMap<String, Value>>,
     pub response: Option<Arc<ResponseView>>,
+    /// The event a `wait_event` condition looks at.
+    pub event: Option<Arc<serde_json::Value>>,
     pub rng: Value,
 }
 
@@ -413,6 +415,7 @@ impl Object for Scope {
             "shard" => Some(self.globals.shard.clone()),
             "webhook_url" => Some(self.globals.webhook_url.clone()),
             "__rng" => Some(self.rng.clone()),
+            "event" if self.event.is_some() => self.event.as_ref().map(|e| to_value(&**e)),
             _ => {
                 if let Some(r) = &self.response {
                     match key {
@@ -455,6 +458,7 @@ mod tests {
                     .collect(),
             ),
             response: None,
+            event: None,
             rng: Value::from_object(RngCell(Mutex::new(fastrand::Rng::with_seed(7)))),
         })
     }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use minijinja::Value;
 use tokio_util::sync::CancellationToken;
 
-use crate::compile::{CompiledRequest, CompiledStep, Phase, StepKind};
+use crate::compile::{CompiledRequest, CompiledStep, CompiledWait, Phase, StepKind};
 use crate::metrics::{Event, Failure};
 use crate::plan::ErrorAction;
 use crate::results::StatKind;
@@ -35,6 +35,34 @@ pub struct VirtualUser {
     secrets: Vec<String>,
     /// Cancelled when the user should stop starting new work (time limit, ramp-down, Ctrl-C).
     stop: CancellationToken,
+    /// When each request step last started sending (clocks for `wait_event`).
+    sent: std::collections::HashMap<Arc<str>, Instant>,
+    /// When the previous and the current step started.
+    prev_step_started: Instant,
+    step_started: Instant,
+    /// Events already used by a wait, so one event satisfies one wait.
+    consumed: Vec<u64>,
+}
+
+/// The parts of a user's scope, to build many scopes cheaply (one per candidate event).
+struct ScopeParts {
+    globals: Arc<crate::template::Globals>,
+    user: Value,
+    vars: Arc<BTreeMap<String, Value>>,
+    rng: Value,
+}
+
+impl ScopeParts {
+    fn with_event(&self, event: Arc<serde_json::Value>) -> Value {
+        Value::from_object(Scope {
+            globals: self.globals.clone(),
+            user: self.user.clone(),
+            vars: self.vars.clone(),
+            response: None,
+            event: Some(event),
+            rng: self.rng.clone(),
+        })
+    }
 }
 
 enum StepError {
@@ -60,6 +88,10 @@ impl VirtualUser {
             think_rng: fastrand::Rng::with_seed(seed.rotate_left(17)),
             secrets: Vec::new(),
             stop,
+            sent: std::collections::HashMap::new(),
+            prev_step_started: Instant::now(),
+            step_started: Instant::now(),
+            consumed: Vec::new(),
         }
     }
 
@@ -154,6 +186,8 @@ impl VirtualUser {
             if self.ctx.hard_stop.is_cancelled() {
                 return Flow::Stop;
             }
+            self.prev_step_started = self.step_started;
+            self.step_started = Instant::now();
             match self.step_with_retries(step).await {
                 Ok(()) => {}
                 Err(StepError::Stopped) => return Flow::Stop,
@@ -201,8 +235,18 @@ impl VirtualUser {
             user: self.user.clone(),
             vars: self.vars.clone(),
             response,
+            event: None,
             rng: self.rng.clone(),
         })
+    }
+
+    fn scope_parts(&self) -> ScopeParts {
+        ScopeParts {
+            globals: self.ctx.globals.clone(),
+            user: self.user.clone(),
+            vars: self.vars.clone(),
+            rng: self.rng.clone(),
+        }
     }
 
     fn set_var(&mut self, name: &str, v: Value) {
@@ -281,11 +325,18 @@ impl VirtualUser {
                 }
                 Ok(())
             }
-            StepKind::Offer { pool, value } => {
-                let v = templates.render_json(value, &self.scope(None));
+            StepKind::Offer { pool, key, value } => {
+                let scope = self.scope(None);
+                let v = templates.render_json(value, &scope).and_then(|v| {
+                    let k = key
+                        .as_ref()
+                        .map(|k| templates.render(k, &scope))
+                        .transpose()?;
+                    Ok((v, k.unwrap_or_default()))
+                });
                 match v {
-                    Ok(v) => {
-                        self.ctx.pools.offer(pool, crate::template::to_value(v));
+                    Ok((v, k)) => {
+                        self.ctx.pools.offer(pool, &k, crate::template::to_value(v));
                         Ok(())
                     }
                     Err(e) => Err(self.fail_untimed(
@@ -297,12 +348,27 @@ impl VirtualUser {
             }
             StepKind::Take {
                 pool,
+                key,
                 into,
                 timeout,
             } => {
+                let k = match key
+                    .as_ref()
+                    .map(|k| templates.render(k, &self.scope(None)))
+                    .transpose()
+                {
+                    Ok(k) => k.unwrap_or_default(),
+                    Err(e) => {
+                        return Err(self.fail_untimed(
+                            step,
+                            "template error",
+                            crate::template::describe(&e),
+                        ));
+                    }
+                };
                 let started = Instant::now();
                 let taken = tokio::select! {
-                    r = self.ctx.pools.take(pool, *timeout) => r,
+                    r = self.ctx.pools.take(pool, &k, *timeout) => r,
                     _ = self.stop.cancelled() => return Err(StepError::Stopped),
                 };
                 match taken {
@@ -321,6 +387,115 @@ impl VirtualUser {
                         Err(StepError::Failed)
                     }
                 }
+            }
+            StepKind::WaitEvent(w) => self.wait_event(step, w).await,
+        }
+    }
+
+    /// Waits for an agent event; its latency runs from the `clock` step's send (or from
+    /// the previous step's start) to the event's arrival at acaload.
+    async fn wait_event(&mut self, step: &CompiledStep, w: &CompiledWait) -> Result<(), StepError> {
+        let ctx = self.ctx.clone();
+        let Some(hub) = ctx.events.clone() else {
+            return Err(self.fail_untimed(
+                step,
+                "no event source",
+                "the plan has no `events:` section".into(),
+            ));
+        };
+        let wallet = match ctx.plan.templates.render(&w.wallet, &self.scope(None)) {
+            Ok(v) => v,
+            Err(e) => {
+                return Err(self.fail_untimed(
+                    step,
+                    "template error",
+                    crate::template::describe(&e),
+                ));
+            }
+        };
+        let since = match &w.clock {
+            Some(c) => match self.sent.get(c) {
+                Some(t) => *t,
+                None => {
+                    return Err(self.fail_untimed(
+                        step,
+                        &format!("clock step `{c}` has not sent anything yet"),
+                        String::new(),
+                    ));
+                }
+            },
+            None => self.prev_step_started,
+        };
+        let templates = ctx.plan.templates.clone();
+        let mut eval_error = None;
+        let base = self.scope_parts();
+        let found = tokio::select! {
+            e = hub.wait(&wallet, &w.topic, since, &self.consumed, w.timeout.saturating_sub(since.elapsed()), |e| {
+                let Some(until) = w.until else { return true };
+                let scope = base.with_event(e.payload.clone());
+                match templates.holds(until, &scope) {
+                    Ok(b) => b,
+                    Err(err) => {
+                        eval_error.get_or_insert(crate::template::describe(&err));
+                        false
+                    }
+                }
+            }) => e,
+            _ = self.stop.cancelled() => return Err(StepError::Stopped),
+        };
+        match found {
+            Some(event) => {
+                let micros = event.received.saturating_duration_since(since).as_micros() as u64;
+                ctx.recorder.send(Event::Sample {
+                    phase: step.phase,
+                    kind: StatKind::Event,
+                    name: step.name.clone(),
+                    method: None,
+                    micros,
+                    at: since,
+                    failure: None,
+                });
+                if self.consumed.len() >= 64 {
+                    self.consumed.remove(0);
+                }
+                self.consumed.push(event.seq);
+                for c in &w.captures {
+                    match c.apply(&event.payload) {
+                        Ok(v) => self.set_var(&c.name, crate::template::to_value(v)),
+                        Err(why) => {
+                            return Err(self.fail_untimed(
+                                step,
+                                &why,
+                                excerpt(&event.payload.to_string()),
+                            ));
+                        }
+                    }
+                }
+                Ok(())
+            }
+            None => {
+                let cond = w.until.map_or("any event".to_string(), |u| {
+                    format!("`{}`", templates.source(u))
+                });
+                let reason = match eval_error {
+                    Some(e) => format!("event condition could not be evaluated: {e}"),
+                    None => format!(
+                        "no `{}` event with {cond} within {}",
+                        w.topic,
+                        crate::duration::format(w.timeout)
+                    ),
+                };
+                let f = self.failure(step, reason, format!("wallet {wallet}"));
+                ctx.recorder.send(Event::Sample {
+                    phase: step.phase,
+                    kind: StatKind::Event,
+                    name: step.name.clone(),
+                    method: None,
+                    micros: since.elapsed().as_micros() as u64,
+                    at: since,
+                    failure: Some(f),
+                });
+                Err(StepError::Failed)
             }
         }
     }
@@ -341,6 +516,7 @@ impl VirtualUser {
         };
         let method = Some(rq.method.as_str());
         let poll_started = Instant::now();
+        self.sent.insert(step.name.clone(), poll_started);
         loop {
             let started = Instant::now();
             let outcome = tokio::select! {
