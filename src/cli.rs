@@ -48,6 +48,18 @@ enum Command {
     },
     /// Run a plan.
     Run(Box<RunArgs>),
+    /// Receive ACA-Py trace events (`--trace-target`), summarise them, optionally forward to ELK.
+    TraceSink {
+        /// Address to listen on (the agents' `--trace-target` points here).
+        #[arg(long, default_value = "127.0.0.1:4004")]
+        listen: String,
+        /// Re-post every raw event to this URL (Elasticsearch `…/_doc` or a logstash http input).
+        #[arg(long)]
+        forward: Option<String>,
+        /// Write the final summary as JSON.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -112,6 +124,11 @@ pub fn main() -> ExitCode {
         }
         Command::Explain { plan, vars } => explain(&plan, &vars),
         Command::Run(run) => self::run(*run),
+        Command::TraceSink {
+            listen,
+            forward,
+            out,
+        } => trace_sink(listen, forward, out),
     })
 }
 
@@ -296,7 +313,7 @@ fn run(args: RunArgs) -> u8 {
     let secrets = env.secrets.clone();
     let outcome = runtime.block_on(async {
         let signals = crate::run::StopSignals::default();
-        tokio::spawn(watch_signals(signals.clone()));
+        tokio::spawn(watch_signals(signals.clone(), "stopping: finishing in-flight requests and running teardowns (signal again to stop at once)"));
         crate::run::execute(plan.clone(), &env, resolved, cfg, signals).await
     });
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
@@ -353,7 +370,7 @@ fn run(args: RunArgs) -> u8 {
 }
 
 /// First Ctrl-C or SIGTERM: graceful stop. Second: stop at once.
-async fn watch_signals(signals: crate::run::StopSignals) {
+async fn watch_signals(signals: crate::run::StopSignals, first: &'static str) {
     #[cfg(unix)]
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
     for n in 0..2 {
@@ -370,13 +387,59 @@ async fn watch_signals(signals: crate::run::StopSignals) {
             return;
         }
         if n == 0 {
-            eprintln!(
-                "stopping: finishing in-flight requests and running teardowns (signal again to stop at once)"
-            );
+            eprintln!("{first}");
             signals.graceful.cancel();
         } else {
             eprintln!("stopping now");
             signals.hard.cancel();
+        }
+    }
+}
+
+fn trace_sink(listen: String, forward: Option<String>, out: Option<PathBuf>) -> u8 {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return EXIT_ERROR;
+        }
+    };
+    let result = runtime.block_on(async {
+        let signals = crate::run::StopSignals::default();
+        tokio::spawn(watch_signals(signals.clone(), "stopping the trace sink"));
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let sink = tokio::spawn(crate::trace_sink::run(
+            crate::trace_sink::SinkConfig { listen, forward },
+            signals.graceful.clone(),
+            tx,
+        ));
+        if let Ok(addr) = rx.await {
+            eprintln!(
+                "trace sink listening on http://{addr}/ (summary at /summary); Ctrl-C to stop"
+            );
+        }
+        sink.await.map_err(|e| e.to_string())?
+    });
+    match result {
+        Ok(report) => {
+            print!("{}", report.render());
+            if let Some(path) = out
+                && let Err(e) = std::fs::write(
+                    &path,
+                    serde_json::to_string_pretty(&report).unwrap_or_default() + "\n",
+                )
+            {
+                eprintln!("error: cannot write {}: {e}", path.display());
+                return EXIT_ERROR;
+            }
+            EXIT_OK
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            EXIT_ERROR
         }
     }
 }

@@ -23,4 +23,5 @@ pub mod schema;
 pub mod shape;
 pub mod source;
 pub mod template;
+pub mod trace_sink;
 pub mod user;

@@ -276,13 +276,15 @@ impl Aggregate {
                 .cmp(&a.count)
                 .then_with(|| (a.phase, &a.name, &a.reason).cmp(&(b.phase, &b.name, &b.reason)))
         });
+        let mut agents = self.agents;
+        agents.sort_by(|a, b| a.name.cmp(&b.name));
         Finished {
             stats,
             total,
             failures,
             timeline: self.timeline,
             users: self.users,
-            agents: self.agents,
+            agents,
             events: self.events,
         }
     }

@@ -48,6 +48,43 @@ pub struct RunContext {
     pub verbose_failures: bool,
     /// Agent events by wallet, when the plan has an `events:` source.
     pub events: Option<Arc<crate::events::EventHub>>,
+    /// Cancelled when the whole run ends (time limit or signal), not for one user.
+    pub run_stop: CancellationToken,
+    /// Users still busy before their teardown; at the end of a run, teardowns wait for
+    /// all of them, so no user removes a wallet its peer is still messaging.
+    pub busy: Busy,
+}
+
+/// Counts users that have not reached their teardown.
+#[derive(Debug, Default)]
+pub struct Busy {
+    count: std::sync::atomic::AtomicUsize,
+    idle: tokio::sync::Notify,
+}
+
+impl Busy {
+    pub fn enter(&self) {
+        self.count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub fn leave(&self) {
+        if self.count.fetch_sub(1, std::sync::atomic::Ordering::SeqCst) == 1 {
+            self.idle.notify_waiters();
+        }
+    }
+
+    /// Resolves once no user is busy.
+    pub async fn idle(&self) {
+        loop {
+            let notified = self.idle.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.count.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
 }
 
 /// Signals from outside: first = graceful stop, second = hard stop.
@@ -131,6 +168,7 @@ pub async fn execute(
             background.clone(),
         ));
     }
+    let stop_all = signals.graceful.child_token();
     let ctx = Arc::new(RunContext {
         plan: plan.clone(),
         globals,
@@ -145,6 +183,8 @@ pub async fn execute(
         secrets: env.secrets.clone(),
         verbose_failures: cfg.verbose_failures,
         events: events.clone(),
+        run_stop: stop_all.clone(),
+        busy: Busy::default(),
     });
     let progress = cfg.progress.map(|every| {
         tokio::spawn(progress_lines(
@@ -154,7 +194,6 @@ pub async fn execute(
             resolved.shape.duration(),
         ))
     });
-    let stop_all = signals.graceful.child_token();
     let mut users = JoinSet::new();
     let interrupted = drive(
         &ctx,

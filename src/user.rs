@@ -99,6 +99,7 @@ impl VirtualUser {
     pub async fn live(mut self) {
         let ctx = self.ctx.clone();
         ctx.recorder.send(Event::UserStarted);
+        ctx.busy.enter();
         let setup = self.run_steps(&ctx.plan.setup).await;
         let mut started_tasks = false;
         match setup {
@@ -114,6 +115,14 @@ impl VirtualUser {
         }
         if started_tasks {
             self.task_loop().await;
+        }
+        ctx.busy.leave();
+        if ctx.run_stop.is_cancelled() {
+            // The run is ending: wait until every user has finished its in-flight work.
+            tokio::select! {
+                _ = ctx.busy.idle() => {}
+                _ = ctx.hard_stop.cancelled() => {}
+            }
         }
         // Teardown runs for every user, also on stop; its steps guard themselves with `when`.
         self.run_steps(&ctx.plan.teardown).await;
@@ -180,7 +189,9 @@ impl VirtualUser {
     async fn run_steps(&mut self, steps: &[CompiledStep]) -> Flow {
         let teardown = steps.first().is_some_and(|s| s.phase == Phase::Teardown);
         for step in steps {
-            if self.stop.is_cancelled() && !teardown {
+            // After a stop, only waits that complete a measurement still run.
+            if self.stop.is_cancelled() && !teardown && !matches!(step.kind, StepKind::WaitEvent(_))
+            {
                 return Flow::Stop;
             }
             if self.ctx.hard_stop.is_cancelled() {
@@ -393,7 +404,9 @@ impl VirtualUser {
     }
 
     /// Waits for an agent event; its latency runs from the `clock` step's send (or from
-    /// the previous step's start) to the event's arrival at acaload.
+    /// the previous step's start) to the event's arrival at acaload. A graceful stop lets
+    /// the wait finish (it completes a measurement of something already sent); only the
+    /// hard stop cuts it short.
     async fn wait_event(&mut self, step: &CompiledStep, w: &CompiledWait) -> Result<(), StepError> {
         let ctx = self.ctx.clone();
         let Some(hub) = ctx.events.clone() else {
@@ -441,7 +454,7 @@ impl VirtualUser {
                     }
                 }
             }) => e,
-            _ = self.stop.cancelled() => return Err(StepError::Stopped),
+            _ = ctx.hard_stop.cancelled() => return Err(StepError::Stopped),
         };
         match found {
             Some(event) => {

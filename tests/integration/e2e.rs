@@ -212,6 +212,52 @@ fn mediator_plan_end_to_end_against_real_acapy() {
         r["users"]
     );
     assert!(stdout.contains("PASS all requests error rate"), "{stdout}");
+    // Delivery through the mediator, confirmed at the receiving tenant: none lost.
+    let sent = stat("tasks", "http", "message peer")["count"]
+        .as_u64()
+        .unwrap();
+    let delivered = stat("tasks", "event", "message delivered through mediator");
+    assert!(sent > 5, "messages were sent: {sent}");
+    assert_eq!(
+        (delivered["count"].as_u64(), delivered["failures"].as_u64()),
+        (Some(sent), Some(0)),
+        "every message arrived"
+    );
+    let pings = stat("tasks", "http", "ping peer")["count"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(
+        stat("tasks", "event", "ping round trip")["count"].as_u64(),
+        Some(pings)
+    );
+    // Status gauges of both agents, once per second.
+    let agents = r["agents"].as_array().unwrap();
+    assert_eq!(
+        agents
+            .iter()
+            .map(|a| a["name"].as_str().unwrap())
+            .collect::<Vec<_>>(),
+        ["mediator", "multitenant agent"]
+    );
+    for a in agents {
+        let samples = a["samples"].as_array().unwrap();
+        let duration = r["run"]["duration_secs"].as_f64().unwrap();
+        assert!(
+            (samples.len() as f64 - duration).abs() <= 2.0,
+            "{} samples in {duration:.1}s",
+            samples.len()
+        );
+        assert!(
+            samples
+                .iter()
+                .all(|x| x["error"].is_null() && x["task_done"].as_u64().is_some()),
+            "{a}"
+        );
+        for pair in samples.windows(2) {
+            let gap = pair[1]["t"].as_f64().unwrap() - pair[0]["t"].as_f64().unwrap();
+            assert!((0.8..=1.2).contains(&gap), "samples {gap:.2}s apart");
+        }
+    }
     // Secrets stay out of the report and the results file.
     let file = std::fs::read_to_string(&res).unwrap();
     for secret in [
@@ -246,6 +292,9 @@ fn mediator_plan_end_to_end_against_real_acapy() {
         0,
         "tenant wallets left behind"
     );
+    check_websocket_source_counts(&stack);
+    check_lost_messages_are_counted(&stack);
+    check_trace_sink(&stack);
 
     // Wrong API key: one clear line, exit 2, results still written.
     let bad = out_dir.join("badkey.json");
@@ -345,5 +394,354 @@ fn mediator_plan_end_to_end_against_real_acapy() {
         count(&stack.agent("/multitenancy/wallets")),
         0,
         "teardown ran on Ctrl-C"
+    );
+}
+
+/// The admin websocket as the event source: same shape, every message confirmed.
+fn check_websocket_source_counts(stack: &Stack) {
+    let res = stack.dir.join("websocket.json");
+    let out = stack
+        .acaload(&[
+            "run",
+            "plans/mediator.yaml",
+            "-q",
+            "--seed",
+            "42",
+            "--out",
+            res.to_str().unwrap(),
+            "--set",
+            "EVENT_SOURCE=websocket",
+            "--set",
+            "STEP_TIME_SECS=5",
+            "--set",
+            "USERS_ADDED_PER_STEP=2",
+            "--set",
+            "USER_LIMIT=6",
+            "--set",
+            "TIME_LIMIT_MINS=0.5",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let r = results(&res);
+    let stat = |kind: &str, name: &str| {
+        r["stats"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["kind"] == kind && s["name"] == name)
+            .map(|s| {
+                (
+                    s["count"].as_u64().unwrap(),
+                    s["failures"].as_u64().unwrap(),
+                )
+            })
+    };
+    let (sent, _) = stat("http", "message peer").unwrap();
+    assert!(sent > 5);
+    assert_eq!(
+        stat("event", "message delivered through mediator"),
+        Some((sent, 0))
+    );
+    assert_eq!(
+        stat("event", "ping round trip").map(|c| c.0),
+        stat("http", "ping peer").map(|c| c.0)
+    );
+    assert_eq!(r["total"]["failures"], 0);
+    assert!(
+        r["events"]["received"].as_u64().unwrap() > sent,
+        "{}",
+        r["events"]
+    );
+    assert_eq!(count(&stack.agent("/multitenancy/wallets")), 0);
+}
+
+/// Messages to a removed wallet: ACA-Py says 200, the waits time out and are counted.
+fn check_lost_messages_are_counted(stack: &Stack) {
+    let res = stack.dir.join("lost.json");
+    let out = stack
+        .acaload(&[
+            "run",
+            "tests/fixtures/e2e/lost-messages.yaml",
+            "-q",
+            "--out",
+            res.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "lost messages fail the run");
+    let r = results(&res);
+    let stat = |kind: &str, name: &str| {
+        r["stats"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["kind"] == kind && s["name"] == name)
+            .cloned()
+            .unwrap()
+    };
+    let sent = stat("http", "message peer");
+    assert_eq!(sent["failures"], 0, "send-message answered 200 every time");
+    let waits = stat("event", "message delivered through mediator");
+    assert!(sent["count"].as_u64().unwrap() >= 2);
+    assert_eq!(
+        waits["failures"], sent["count"],
+        "every message counted as lost"
+    );
+    let f = &r["failures"][0];
+    assert_eq!(
+        f["reason"],
+        "no `basicmessages` event with `event.content == nonce` within 2s"
+    );
+    assert_eq!(f["count"], sent["count"]);
+    assert_eq!(count(&stack.agent("/multitenancy/wallets")), 0);
+}
+
+/// A local receiver standing in for logstash: counts POSTed events.
+fn receiver() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/logstash", listener.local_addr().unwrap());
+    let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let c = count.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            let c = c.clone();
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(conn.try_clone().unwrap());
+                let mut out = conn;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let mut len = 0;
+                    loop {
+                        let mut h = String::new();
+                        reader.read_line(&mut h).unwrap();
+                        if h.trim().is_empty() {
+                            break;
+                        }
+                        if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
+                            len = v.trim().parse().unwrap();
+                        }
+                    }
+                    let mut body = vec![0; len];
+                    reader.read_exact(&mut body).unwrap();
+                    if serde_json::from_slice::<Value>(&body).is_ok() {
+                        c.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    }
+                    if out
+                        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (url, count)
+}
+
+/// A process started by a test (traced agent, trace sink), killed on drop.
+struct TracedAgent(std::process::Child);
+
+impl Drop for TracedAgent {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The trace sink receives, summarises and forwards a real ACA-Py's trace events.
+fn check_trace_sink(stack: &Stack) {
+    let (forward, forwarded) = receiver();
+    let summary_file = stack.dir.join("trace-summary.json");
+    let mut sink = TracedAgent(
+        Command::new(bin())
+            .args([
+                "trace-sink",
+                "--listen",
+                "127.0.0.1:0",
+                "--forward",
+                &forward,
+                "--out",
+                summary_file.to_str().unwrap(),
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    // Keep reading its stderr (a closed pipe would fail its later messages).
+    let mut sink_err = BufReader::new(sink.0.stderr.take().unwrap());
+    let mut first = String::new();
+    sink_err.read_line(&mut first).unwrap();
+    let sink_url = first
+        .strip_prefix("trace sink listening on ")
+        .and_then(|r| r.split(' ').next())
+        .unwrap_or_else(|| panic!("unexpected first line: {first}"))
+        .to_string();
+    // ACA-Py refuses to start when its trace target is down: the sink is up first.
+    let home = stack.dir.join("traced-home");
+    let _ = std::fs::remove_dir_all(&home);
+    let venv = std::env::var("ACAPY_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| repo().join(".acapy/venv"));
+    let agent = TracedAgent(
+        Command::new(venv.join("bin/aca-py"))
+            .args([
+                "start",
+                "--label",
+                "traced",
+                "--inbound-transport",
+                "http",
+                "127.0.0.1",
+                "4320",
+                "--outbound-transport",
+                "http",
+                "--endpoint",
+                "http://127.0.0.1:4320",
+                "--admin",
+                "127.0.0.1",
+                "4321",
+                "--admin-insecure-mode",
+                "--wallet-type",
+                "askar",
+                "--wallet-name",
+                "traced",
+                "--wallet-key",
+                "traced-key",
+                "--auto-provision",
+                "--no-ledger",
+                "--auto-accept-invites",
+                "--auto-accept-requests",
+                "--trace",
+                "--trace-target",
+                &sink_url,
+                "--trace-tag",
+                "acapy.events",
+                "--trace-label",
+                "traced",
+                "--log-level",
+                "warning",
+            ])
+            .env("ACAPY_HOME", &home)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start a traced aca-py"),
+    );
+    let curl = |args: &[&str]| {
+        Command::new("curl")
+            .args(["-sf", "--max-time", "5"])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let wait_for = |what: &str, mut f: Box<dyn FnMut() -> bool>| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while !f() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "timed out waiting for {what}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    };
+    wait_for(
+        "the traced agent",
+        Box::new(|| {
+            curl(&["http://127.0.0.1:4321/status/ready"])
+                .status
+                .success()
+        }),
+    );
+    // Connect it to the mediator: a DID exchange, traced on the agent's side.
+    let url = &stack.vars["MEDIATOR_INVITATION_URL"];
+    let b64 = url.split("oob=").nth(1).unwrap();
+    use base64::Engine as _;
+    let invitation = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(b64.trim_end_matches('='))
+        .unwrap();
+    let out = curl(&[
+        "-X",
+        "POST",
+        "-H",
+        "Content-Type: application/json",
+        "--data-binary",
+        &String::from_utf8(invitation).unwrap(),
+        "http://127.0.0.1:4321/out-of-band/receive-invitation?auto_accept=true",
+    ]);
+    assert!(out.status.success());
+    let conn: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let conn_id = conn["connection_id"].as_str().unwrap().to_string();
+    wait_for(
+        "the traced connection",
+        Box::new(move || {
+            let out = curl(&[&format!("http://127.0.0.1:4321/connections/{conn_id}")]);
+            serde_json::from_slice::<Value>(&out.stdout).is_ok_and(|v| v["state"] == "active")
+        }),
+    );
+    let summary = || -> Value {
+        serde_json::from_slice(&curl(&[&format!("{sink_url}summary")]).stdout).unwrap()
+    };
+    wait_for(
+        "the didexchange complete trace",
+        Box::new(move || {
+            summary()["rows"].as_array().unwrap().iter().any(|r| {
+                r["traced_type"] == "https://didcomm.org/didexchange/1.1/complete"
+                    && r["outcome"] == "OutboundTransportManager.DELIVER.END"
+            })
+        }),
+    );
+    drop(agent);
+    Command::new("kill")
+        .args(["-INT", &sink.0.id().to_string()])
+        .status()
+        .unwrap();
+    let mut stdout = String::new();
+    std::io::Read::read_to_string(&mut sink.0.stdout.take().unwrap(), &mut stdout).unwrap();
+    let rest: Vec<String> = sink_err.lines().map_while(Result::ok).collect();
+    assert_eq!(sink.0.wait().unwrap().code(), Some(0), "{rest:?}");
+    assert_eq!(rest, ["stopping the trace sink"]);
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(&summary_file).unwrap()).unwrap();
+    let received = report["received"].as_u64().unwrap();
+    assert!(received >= 5, "{report}");
+    assert_eq!(report["not_json"], 0);
+    assert_eq!(
+        report["forwarded"].as_u64(),
+        Some(received),
+        "every event forwarded"
+    );
+    assert_eq!(
+        forwarded.load(std::sync::atomic::Ordering::SeqCst) as u64,
+        received
+    );
+    let rows = report["rows"].as_array().unwrap();
+    assert!(
+        rows.iter()
+            .any(|r| r["label"] == "ArgParse" && r["outcome"] == "Successfully_configured_aca-py")
+    );
+    assert!(rows.iter().any(|r| {
+        r["label"] == "traced"
+            && r["traced_type"]
+                .as_str()
+                .unwrap()
+                .starts_with("https://didcomm.org/didexchange/1.1/")
+    }));
+    let table = stdout;
+    assert!(
+        table.starts_with(&format!(
+            "trace events: {received} received, 0 not JSON, {received} forwarded"
+        )),
+        "{table}"
     );
 }
