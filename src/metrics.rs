@@ -13,8 +13,8 @@ use tokio::sync::{mpsc, watch};
 
 use crate::compile::Phase;
 use crate::results::{
-    AgentGauges, EventCounts, FailureGroup, Latency, Second, StatKind, StepStats, Totals,
-    UserCounts,
+    AgentGauges, EventCounts, FailureGroup, Latency, Second, StatKind, StepSecond, StepStats,
+    Totals, UserCounts,
 };
 
 /// A failed step: a stable `reason` to group by, and a `detail` example.
@@ -87,6 +87,10 @@ pub struct Aggregate {
     total_failures: u64,
     agents: Vec<AgentGauges>,
     events: Option<EventCounts>,
+    /// The second being filled and its per-step histograms (by completion time).
+    current: u64,
+    this_second: HashMap<(Phase, StatKind, Arc<str>), (Histogram<u64>, u64)>,
+    series: Vec<StepSecond>,
 }
 
 struct Stat {
@@ -122,6 +126,9 @@ pub fn start(
             total_failures: 0,
             agents: Vec::new(),
             events: None,
+            current: 0,
+            this_second: HashMap::new(),
+            series: Vec::new(),
         };
         let mut buf = Vec::with_capacity(256);
         while rx.recv_many(&mut buf, 256).await > 0 {
@@ -152,6 +159,38 @@ impl Aggregate {
         &mut self.timeline[i]
     }
 
+    /// Closes finished seconds of the per-step series.
+    fn roll(&mut self, now: Instant) {
+        let t = now.saturating_duration_since(self.start).as_secs();
+        if t > self.current {
+            self.flush();
+            self.current = t;
+        }
+    }
+
+    fn flush(&mut self) {
+        let t = self.current;
+        for ((phase, kind, name), (hist, failures)) in self.this_second.iter_mut() {
+            if hist.is_empty() {
+                continue;
+            }
+            let l = latency(hist);
+            self.series.push(StepSecond {
+                t,
+                phase: *phase,
+                kind: *kind,
+                name: name.to_string(),
+                count: hist.len(),
+                failures: *failures,
+                p50: l.p50,
+                p95: l.p95,
+                p99: l.p99,
+            });
+            hist.reset();
+            *failures = 0;
+        }
+    }
+
     fn add(&mut self, e: Event) {
         let now = Instant::now();
         match e {
@@ -164,6 +203,13 @@ impl Aggregate {
                 at,
                 failure,
             } => {
+                self.roll(now);
+                let slot = self
+                    .this_second
+                    .entry((phase, kind, name.clone()))
+                    .or_insert_with(|| (new_histogram(), 0));
+                slot.0.saturating_record(micros.max(1));
+                slot.1 += u64::from(failure.is_some());
                 let stat = self
                     .stats
                     .entry((phase, kind, name.clone()))
@@ -235,7 +281,8 @@ impl Aggregate {
     }
 
     /// Turns the aggregate into result sections; `elapsed` is the run's length.
-    pub fn finish(self, elapsed: Duration) -> Finished {
+    pub fn finish(mut self, elapsed: Duration) -> Finished {
+        self.flush();
         let secs = elapsed.as_secs_f64().max(1e-9);
         let mut stats: Vec<StepStats> = self
             .stats
@@ -278,6 +325,7 @@ impl Aggregate {
         });
         let mut agents = self.agents;
         agents.sort_by(|a, b| a.name.cmp(&b.name));
+        let series = self.series;
         Finished {
             stats,
             total,
@@ -286,6 +334,7 @@ impl Aggregate {
             users: self.users,
             agents,
             events: self.events,
+            series,
         }
     }
 }
@@ -300,6 +349,7 @@ pub struct Finished {
     pub users: UserCounts,
     pub agents: Vec<AgentGauges>,
     pub events: Option<EventCounts>,
+    pub series: Vec<StepSecond>,
 }
 
 /// Latency summary in milliseconds.

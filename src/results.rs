@@ -32,6 +32,24 @@ pub struct Results {
     /// Agent events received (webhooks or websocket), when the plan has an event source.
     #[serde(default)]
     pub events: Option<EventCounts>,
+    /// Per-step latency per second (by completion time), for charts over time.
+    #[serde(default)]
+    pub series: Vec<StepSecond>,
+}
+
+/// One step's samples completed in one second.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct StepSecond {
+    pub t: u64,
+    pub phase: Phase,
+    pub kind: StatKind,
+    pub name: String,
+    pub count: u64,
+    pub failures: u64,
+    /// Milliseconds.
+    pub p50: f64,
+    pub p95: f64,
+    pub p99: f64,
 }
 
 /// One watched agent's samples.

@@ -564,6 +564,7 @@ fn build(
         users: f.users,
         agents: f.agents,
         events: f.events,
+        series: f.series,
     }
 }
 
