@@ -21,6 +21,7 @@ pub mod results;
 pub mod run;
 pub mod schema;
 pub mod shape;
+pub mod shard;
 pub mod source;
 pub mod template;
 pub mod trace_sink;

@@ -14,6 +14,7 @@ use crate::pairing::Pools;
 use crate::resolve::{Resolved, RunIdentity};
 use crate::results::{Outcome, PlanInfo, Results, RunInfo, ShardInfo};
 use crate::shape::Shape;
+use crate::shard::Shard;
 use crate::template::Globals;
 use crate::user::VirtualUser;
 
@@ -41,7 +42,7 @@ pub struct RunContext {
     pub pools: Pools,
     pub seed: u64,
     pub run_id: String,
-    pub shard_index: u32,
+    pub shard: Shard,
     /// Cancelled when in-flight requests must be abandoned (second signal, grace over).
     pub hard_stop: CancellationToken,
     pub secrets: Vec<String>,
@@ -178,7 +179,7 @@ pub async fn execute(
         pools: Pools::new(plan.plan.pools.keys()),
         seed: cfg.seed,
         run_id: cfg.run_id.clone(),
-        shard_index: cfg.shard_index,
+        shard: Shard { index: cfg.shard_index, count: cfg.shard_count },
         hard_stop: signals.hard.clone(),
         secrets: env.secrets.clone(),
         verbose_failures: cfg.verbose_failures,
@@ -391,8 +392,7 @@ async fn drive(
     signals: &StopSignals,
     users: &mut JoinSet<()>,
 ) -> bool {
-    let mut running: Vec<CancellationToken> = Vec::new();
-    let mut next_index = 0u64;
+    let mut slots = Slots { shard: ctx.shard, global: 0, next_local: 0, local: Vec::new() };
     let mut last_spawn = start;
     let mut last_target = u64::MAX;
     let tick = Duration::from_millis(20);
@@ -406,39 +406,32 @@ async fn drive(
             return false;
         };
         if target.users != last_target {
-            ctx.recorder.send(Event::Target(target.users));
+            ctx.recorder.send(Event::Target(ctx.shard.share(target.users)));
             last_target = target.users;
         }
         // Finished users free nothing: the shape counts started users, as Locust does.
         while users.try_join_next().is_some() {}
-        let active = running.len() as u64;
         let mut wake = (now + tick).min(end);
-        if active < target.users {
+        if slots.global < target.users {
             match target.spawn_rate {
                 None => {
-                    for _ in active..target.users {
-                        spawn(ctx, stop_all, &mut running, &mut next_index, users);
+                    while slots.global < target.users {
+                        slots.grow(ctx, stop_all, users);
                     }
                 }
                 Some(rate) if rate > 0.0 => {
                     let gap = Duration::from_secs_f64(1.0 / rate);
-                    if now >= last_spawn + gap || next_index == 0 {
-                        spawn(ctx, stop_all, &mut running, &mut next_index, users);
-                        last_spawn = if next_index == 1 || now > last_spawn + gap + tick {
-                            now
-                        } else {
-                            last_spawn + gap
-                        };
+                    let first = slots.global == 0;
+                    if first || now >= last_spawn + gap {
+                        slots.grow(ctx, stop_all, users);
+                        last_spawn = if first || now > last_spawn + gap + tick { now } else { last_spawn + gap };
                     }
                     wake = wake.min(last_spawn + gap);
                 }
                 Some(_) => {}
             }
-        } else if active > target.users {
-            // Ramp down: stop the newest users; they run their teardown.
-            for token in running.drain(target.users as usize..) {
-                token.cancel();
-            }
+        } else if slots.global > target.users {
+            slots.shrink_to(target.users);
         }
         tokio::select! {
             _ = tokio::time::sleep_until(wake.into()) => {}
@@ -447,22 +440,43 @@ async fn drive(
     }
 }
 
-fn spawn(
-    ctx: &Arc<RunContext>,
-    stop_all: &CancellationToken,
-    running: &mut Vec<CancellationToken>,
-    next: &mut u64,
-    users: &mut JoinSet<()>,
-) {
-    let token = stop_all.child_token();
-    running.push(token.clone());
-    let user = VirtualUser::new(ctx.clone(), *next, token);
-    *next += 1;
-    users.spawn(user.live());
+/// The run's users across all shards, of which this shard starts its own.
+struct Slots {
+    shard: Shard,
+    /// Global users the shape has started and not ramped down (all shards).
+    global: u64,
+    /// This shard's next user index (never reused, so identities never collide).
+    next_local: u64,
+    local: Vec<CancellationToken>,
 }
 
-/// Open model: users are started on the arrival schedule up to `max_users` at once;
-/// arrivals beyond that are counted as dropped.
+impl Slots {
+    fn grow(&mut self, ctx: &Arc<RunContext>, stop_all: &CancellationToken, users: &mut JoinSet<()>) {
+        let k = self.global;
+        self.global += 1;
+        if self.shard.owns(k) {
+            let token = stop_all.child_token();
+            self.local.push(token.clone());
+            users.spawn(VirtualUser::new(ctx.clone(), self.next_local, token).live());
+            self.next_local += 1;
+        }
+    }
+
+    /// Ramp down: stop the newest users; they run their teardown.
+    fn shrink_to(&mut self, target: u64) {
+        while self.global > target {
+            self.global -= 1;
+            if self.shard.owns(self.global)
+                && let Some(token) = self.local.pop()
+            {
+                token.cancel();
+            }
+        }
+    }
+}
+
+/// Open model: iterations start on the arrival schedule, each on a new user, while fewer
+/// than `max_users` (this shard's share) are busy; arrivals beyond that are counted as dropped.
 async fn drive_open(
     ctx: &Arc<RunContext>,
     shape: &Shape,
@@ -472,18 +486,24 @@ async fn drive_open(
     signals: &StopSignals,
     users: &mut JoinSet<()>,
 ) -> bool {
+    let cap = ctx.shard.share(max_users).max(1);
+    let mut slots = Slots { shard: ctx.shard, global: 0, next_local: 0, local: Vec::new() };
     let mut k = 0u64;
-    let mut running = Vec::new();
-    let mut next_index = 0;
     while let Some(at) = shape.arrival_time(k) {
+        k += 1;
+        if !ctx.shard.owns(k - 1) {
+            slots.global += 1;
+            continue;
+        }
         tokio::select! {
             _ = tokio::time::sleep_until((start + at).into()) => {}
             _ = signals.graceful.cancelled() => return true,
         }
         while users.try_join_next().is_some() {}
-        if (users.len() as u64) < max_users {
-            spawn(ctx, stop_all, &mut running, &mut next_index, users);
+        if (users.len() as u64) < cap {
+            slots.grow(ctx, stop_all, users);
         } else {
+            slots.global += 1;
             ctx.recorder.send(Event::Sample {
                 phase: crate::compile::Phase::Tasks,
                 kind: crate::results::StatKind::Http,
@@ -491,13 +511,9 @@ async fn drive_open(
                 method: None,
                 micros: 1,
                 at: Instant::now(),
-                failure: Some(crate::metrics::Failure {
-                    reason: format!("all {max_users} users busy"),
-                    detail: format!("arrival {k} could not start"),
-                }),
+                failure: Some(crate::metrics::Failure { reason: format!("all {cap} users busy"), detail: format!("arrival {} could not start", k - 1) }),
             });
         }
-        k += 1;
     }
     tokio::select! {
         _ = tokio::time::sleep_until((start + shape.duration()).into()) => false,

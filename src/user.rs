@@ -74,10 +74,10 @@ impl VirtualUser {
     pub fn new(ctx: Arc<RunContext>, index: u64, stop: CancellationToken) -> Self {
         let seed = ctx.seed
             ^ (index.wrapping_add(1)).wrapping_mul(0x9E37_79B9_7F4A_7C15)
-            ^ u64::from(ctx.shard_index) << 48;
+            ^ u64::from(ctx.shard.index) << 48;
         let user = crate::template::to_value(serde_json::json!({
             "index": index,
-            "id": format!("{}-{}-{}", ctx.run_id, ctx.shard_index, index),
+            "id": format!("{}-{}-{}", ctx.run_id, ctx.shard.index, index),
         }));
         VirtualUser {
             ctx,
