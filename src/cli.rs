@@ -48,6 +48,14 @@ enum Command {
     },
     /// Run a plan.
     Run(Box<RunArgs>),
+    /// Merge the results of shards into one file (histograms added exactly).
+    Merge {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Where the merged results go.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Receive ACA-Py trace events (`--trace-target`), summarise them, optionally forward to ELK.
     TraceSink {
         /// Address to listen on (the agents' `--trace-target` points here).
@@ -98,6 +106,25 @@ struct RunArgs {
     /// Print only the final report.
     #[arg(long, short)]
     quiet: bool,
+    /// Run one shard of the plan, INDEX/COUNT (0-based), e.g. 0/3; merge the results with `acaload merge`.
+    #[arg(long, value_name = "INDEX/COUNT")]
+    shard: Option<String>,
+    /// Number of shards when the index comes from JOB_COMPLETION_INDEX (Kubernetes Indexed Jobs).
+    #[arg(long, env = "ACALOAD_SHARD_COUNT", value_name = "COUNT")]
+    shard_count: Option<u32>,
+}
+
+/// The shard from `--shard`, or from `JOB_COMPLETION_INDEX` with `--shard-count`.
+fn shard_of(args: &RunArgs) -> Result<crate::shard::Shard, String> {
+    match (&args.shard, args.shard_count) {
+        (Some(s), _) => crate::shard::Shard::parse(s),
+        (None, Some(count)) => {
+            let index = std::env::var("JOB_COMPLETION_INDEX")
+                .map_err(|_| "--shard-count needs JOB_COMPLETION_INDEX (set by Kubernetes Indexed Jobs) or --shard INDEX/COUNT".to_string())?;
+            crate::shard::Shard::parse(&format!("{index}/{count}"))
+        }
+        (None, None) => Ok(crate::shard::Shard::default()),
+    }
 }
 
 /// Entry point used by the binary.
@@ -124,6 +151,7 @@ pub fn main() -> ExitCode {
         }
         Command::Explain { plan, vars } => explain(&plan, &vars),
         Command::Run(run) => self::run(*run),
+        Command::Merge { files, out } => merge(&files, &out),
         Command::TraceSink {
             listen,
             forward,
@@ -272,12 +300,19 @@ fn run(args: RunArgs) -> u8 {
             return EXIT_ERROR;
         }
     };
+    let shard = match shard_of(&args) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_ERROR;
+        }
+    };
     let seed = args.seed.unwrap_or_else(|| fastrand::u64(..));
     let cfg = crate::run::RunConfig {
         seed,
         run_id: format!("{:08x}", fastrand::u32(..)),
-        shard_index: 0,
-        shard_count: 1,
+        shard_index: shard.index,
+        shard_count: shard.count,
         grace: std::time::Duration::from_secs(30),
         progress: (!args.quiet).then_some(std::time::Duration::from_secs(5)),
         verbose_failures: false,
@@ -435,6 +470,62 @@ fn trace_sink(listen: String, forward: Option<String>, out: Option<PathBuf>) -> 
                 eprintln!("error: cannot write {}: {e}", path.display());
                 return EXIT_ERROR;
             }
+            EXIT_OK
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            EXIT_ERROR
+        }
+    }
+}
+
+/// Reads a results file; one readable line when it cannot.
+pub fn read_results(path: &std::path::Path) -> Result<crate::results::Results, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        format!(
+            "{}: {}",
+            path.display(),
+            if e.kind() == std::io::ErrorKind::NotFound {
+                "no such file".to_string()
+            } else {
+                e.to_string()
+            }
+        )
+    })?;
+    serde_json::from_str(&text)
+        .map_err(|e| format!("{}: not an acaload results file ({e})", path.display()))
+}
+
+fn merge(files: &[PathBuf], out: &std::path::Path) -> u8 {
+    let mut inputs = Vec::new();
+    for f in files {
+        match read_results(f) {
+            Ok(r) => inputs.push((f.display().to_string(), r)),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return EXIT_ERROR;
+            }
+        }
+    }
+    match crate::merge::merge(&inputs) {
+        Ok(merged) => {
+            let json = serde_json::to_string_pretty(&merged).unwrap_or_default() + "\n";
+            if let Err(e) = std::fs::write(out, json) {
+                eprintln!("error: cannot write {}: {e}", out.display());
+                return EXIT_ERROR;
+            }
+            let missing = merged
+                .run
+                .shard
+                .map(|s| format!(" (incomplete: shards of {})", s.count))
+                .unwrap_or_default();
+            eprintln!(
+                "merged {} results into {}: {} requests, {} failures{missing}",
+                inputs.len(),
+                out.display(),
+                merged.total.requests,
+                merged.total.failures
+            );
             EXIT_OK
         }
         Err(e) => {

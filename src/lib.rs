@@ -11,6 +11,7 @@ pub mod events;
 pub mod explain;
 pub mod gauges;
 pub mod http;
+pub mod merge;
 pub mod metrics;
 pub mod pairing;
 pub mod plan;

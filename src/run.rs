@@ -179,7 +179,10 @@ pub async fn execute(
         pools: Pools::new(plan.plan.pools.keys()),
         seed: cfg.seed,
         run_id: cfg.run_id.clone(),
-        shard: Shard { index: cfg.shard_index, count: cfg.shard_count },
+        shard: Shard {
+            index: cfg.shard_index,
+            count: cfg.shard_count,
+        },
         hard_stop: signals.hard.clone(),
         secrets: env.secrets.clone(),
         verbose_failures: cfg.verbose_failures,
@@ -392,7 +395,12 @@ async fn drive(
     signals: &StopSignals,
     users: &mut JoinSet<()>,
 ) -> bool {
-    let mut slots = Slots { shard: ctx.shard, global: 0, next_local: 0, local: Vec::new() };
+    let mut slots = Slots {
+        shard: ctx.shard,
+        global: 0,
+        next_local: 0,
+        local: Vec::new(),
+    };
     let mut last_spawn = start;
     let mut last_target = u64::MAX;
     let tick = Duration::from_millis(20);
@@ -406,7 +414,8 @@ async fn drive(
             return false;
         };
         if target.users != last_target {
-            ctx.recorder.send(Event::Target(ctx.shard.share(target.users)));
+            ctx.recorder
+                .send(Event::Target(ctx.shard.share(target.users)));
             last_target = target.users;
         }
         // Finished users free nothing: the shape counts started users, as Locust does.
@@ -424,7 +433,11 @@ async fn drive(
                     let first = slots.global == 0;
                     if first || now >= last_spawn + gap {
                         slots.grow(ctx, stop_all, users);
-                        last_spawn = if first || now > last_spawn + gap + tick { now } else { last_spawn + gap };
+                        last_spawn = if first || now > last_spawn + gap + tick {
+                            now
+                        } else {
+                            last_spawn + gap
+                        };
                     }
                     wake = wake.min(last_spawn + gap);
                 }
@@ -451,7 +464,12 @@ struct Slots {
 }
 
 impl Slots {
-    fn grow(&mut self, ctx: &Arc<RunContext>, stop_all: &CancellationToken, users: &mut JoinSet<()>) {
+    fn grow(
+        &mut self,
+        ctx: &Arc<RunContext>,
+        stop_all: &CancellationToken,
+        users: &mut JoinSet<()>,
+    ) {
         let k = self.global;
         self.global += 1;
         if self.shard.owns(k) {
@@ -487,7 +505,12 @@ async fn drive_open(
     users: &mut JoinSet<()>,
 ) -> bool {
     let cap = ctx.shard.share(max_users).max(1);
-    let mut slots = Slots { shard: ctx.shard, global: 0, next_local: 0, local: Vec::new() };
+    let mut slots = Slots {
+        shard: ctx.shard,
+        global: 0,
+        next_local: 0,
+        local: Vec::new(),
+    };
     let mut k = 0u64;
     while let Some(at) = shape.arrival_time(k) {
         k += 1;
@@ -511,7 +534,10 @@ async fn drive_open(
                 method: None,
                 micros: 1,
                 at: Instant::now(),
-                failure: Some(crate::metrics::Failure { reason: format!("all {cap} users busy"), detail: format!("arrival {} could not start", k - 1) }),
+                failure: Some(crate::metrics::Failure {
+                    reason: format!("all {cap} users busy"),
+                    detail: format!("arrival {} could not start", k - 1),
+                }),
             });
         }
     }

@@ -18,11 +18,22 @@ impl Default for Shard {
 impl Shard {
     /// Reads `INDEX/COUNT` (0-based index).
     pub fn parse(s: &str) -> Result<Shard, String> {
-        let (i, c) = s.split_once('/').ok_or_else(|| format!("--shard {s}: expected INDEX/COUNT, e.g. 0/3"))?;
-        let index: u32 = i.trim().parse().map_err(|_| format!("--shard {s}: the index is not a whole number"))?;
-        let count: u32 = c.trim().parse().map_err(|_| format!("--shard {s}: the count is not a whole number"))?;
+        let (i, c) = s
+            .split_once('/')
+            .ok_or_else(|| format!("--shard {s}: expected INDEX/COUNT, e.g. 0/3"))?;
+        let index: u32 = i
+            .trim()
+            .parse()
+            .map_err(|_| format!("--shard {s}: the index is not a whole number"))?;
+        let count: u32 = c
+            .trim()
+            .parse()
+            .map_err(|_| format!("--shard {s}: the count is not a whole number"))?;
         if count == 0 || index >= count {
-            return Err(format!("--shard {s}: the index must be below the count (0-based: 0/{count} … {}/{count})", count.saturating_sub(1)));
+            return Err(format!(
+                "--shard {s}: the index must be below the count (0-based: 0/{count} … {}/{count})",
+                count.saturating_sub(1)
+            ));
         }
         Ok(Shard { index, count })
     }

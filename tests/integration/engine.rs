@@ -229,3 +229,130 @@ fn non_json_body_where_a_capture_needs_json_is_a_failure() {
         "setup failures stop the user by default"
     );
 }
+
+fn acaload(args: &[&str], url: &str) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_acaload"))
+        .args(args)
+        .env("STUB_URL", url)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn three_shards_merged_match_a_single_run() {
+    let (url, counts) = stub();
+    let dir = std::env::temp_dir().join(format!("acaload-shards-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = |n: &str| dir.join(n).to_str().unwrap().to_string();
+    let single = acaload(
+        &[
+            "run",
+            "tests/fixtures/engine/shards.yaml",
+            "-q",
+            "--out",
+            &path("single.json"),
+        ],
+        &url,
+    );
+    assert_eq!(
+        single.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&single.stderr)
+    );
+    // Three shards at once, as an Indexed Job would run them.
+    let shards: Vec<_> = (0..3)
+        .map(|i| {
+            let (url, out) = (url.clone(), path(&format!("shard{i}.json")));
+            std::thread::spawn(move || {
+                acaload(
+                    &[
+                        "run",
+                        "tests/fixtures/engine/shards.yaml",
+                        "-q",
+                        "--shard",
+                        &format!("{i}/3"),
+                        "--out",
+                        &out,
+                    ],
+                    &url,
+                )
+            })
+        })
+        .collect();
+    for s in shards {
+        assert_eq!(s.join().unwrap().status.code(), Some(0));
+    }
+    let merge = acaload(
+        &[
+            "merge",
+            &path("shard0.json"),
+            &path("shard1.json"),
+            &path("shard2.json"),
+            "--out",
+            &path("merged.json"),
+        ],
+        &url,
+    );
+    assert_eq!(
+        merge.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&merge.stderr)
+    );
+    let read = |n: &str| -> Value {
+        serde_json::from_str(&std::fs::read_to_string(path(n)).unwrap()).unwrap()
+    };
+    let (one, merged) = (read("single.json"), read("merged.json"));
+    assert_eq!(one["total"]["requests"], 27);
+    assert_eq!(merged["total"]["requests"], one["total"]["requests"]);
+    assert_eq!(merged["users"]["started"], one["users"]["started"]);
+    assert_eq!(
+        merged["run"]["shard"],
+        Value::Null,
+        "all three shards merged"
+    );
+    let counts_of = |r: &Value| -> Vec<(String, u64)> {
+        r["stats"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                (
+                    s["name"].as_str().unwrap().to_string(),
+                    s["count"].as_u64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(counts_of(&merged), counts_of(&one));
+    for i in 0..3 {
+        let s = read(&format!("shard{i}.json"));
+        assert_eq!(s["users"]["started"], 3, "each shard runs its exact share");
+        assert_eq!(s["run"]["shard"]["index"], i);
+    }
+    // 9 wallets from the single run and 9 from the three shards together.
+    assert_eq!(
+        counts.lock().unwrap().get("POST /multitenancy/wallet"),
+        Some(&18)
+    );
+    // Merging a shard twice is refused with a clear line.
+    let twice = acaload(
+        &[
+            "merge",
+            &path("shard0.json"),
+            &path("shard0.json"),
+            "--out",
+            &path("bad.json"),
+        ],
+        &url,
+    );
+    assert_eq!(twice.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&twice.stderr);
+    assert!(
+        err.trim()
+            .ends_with("are both shard 0; each shard may appear once"),
+        "{err}"
+    );
+}
