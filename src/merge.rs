@@ -8,6 +8,9 @@ use crate::compile::Phase;
 use crate::metrics::{decode, encode, latency, new_histogram};
 use crate::results::{FailureGroup, Outcome, Results, Second, StatKind, StepSecond, StepStats};
 
+/// Step identity: phase, kind and name.
+type StepKey = (Phase, StatKind, String);
+
 /// Why results cannot be merged.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum MergeError {
@@ -95,10 +98,8 @@ pub fn merge(inputs: &[(String, Results)]) -> Result<Results, MergeError> {
         .max(1e-9);
 
     // Per-step histograms, keyed like the aggregator.
-    let mut steps: BTreeMap<
-        (Phase, StatKind, String),
-        (Option<String>, hdrhistogram::Histogram<u64>, u64),
-    > = BTreeMap::new();
+    let mut steps: BTreeMap<StepKey, (Option<String>, hdrhistogram::Histogram<u64>, u64)> =
+        BTreeMap::new();
     let mut total = new_histogram();
     let mut total_failures = 0;
     let mut failures: BTreeMap<(Phase, String, String), (u64, String)> = BTreeMap::new();
@@ -177,7 +178,7 @@ pub fn merge(inputs: &[(String, Results)]) -> Result<Results, MergeError> {
             example,
         })
         .collect();
-    failures.sort_by(|a, b| b.count.cmp(&a.count));
+    failures.sort_by_key(|f| std::cmp::Reverse(f.count));
     // Per-second percentiles of different shards cannot be added; a count-weighted mean
     // is kept for the charts (the exact numbers are the merged histograms above).
     let series = series

@@ -75,6 +75,9 @@ pub struct Live {
     pub failures: u64,
 }
 
+/// Step identity in the aggregator: phase, kind and name.
+type StatKey = (Phase, StatKind, Arc<str>);
+
 /// Everything aggregated, turned into results by [`Aggregate::finish`].
 pub struct Aggregate {
     start: Instant,
@@ -89,7 +92,7 @@ pub struct Aggregate {
     events: Option<EventCounts>,
     /// The second being filled and its per-step histograms (by completion time).
     current: u64,
-    this_second: HashMap<(Phase, StatKind, Arc<str>), (Histogram<u64>, u64)>,
+    this_second: HashMap<StatKey, (Histogram<u64>, u64)>,
     series: Vec<StepSecond>,
 }
 
