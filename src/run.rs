@@ -281,10 +281,12 @@ async fn start_events(
             let bound = crate::events::listen(&listen, hub.clone(), stop.clone())
                 .await
                 .map_err(RunError::Events)?;
+            // An empty public URL (e.g. an unset variable) means the bound address.
             let url = match &ev.public_url {
-                Some(_) => render("/events/public_url")?,
-                None => format!("http://{bound}"),
-            };
+                Some(_) => Some(render("/events/public_url")?).filter(|u| !u.trim().is_empty()),
+                None => None,
+            }
+            .unwrap_or_else(|| format!("http://{bound}"));
             globals.webhook_url = minijinja::Value::from(url);
         }
         crate::plan::EventSource::Websocket => {
