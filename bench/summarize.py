@@ -58,8 +58,10 @@ for meta_path in sorted(glob.glob(os.path.join(out, "*.meta"))):
     row["stub_errors"] = meta["stub_errors"]
     row["nginx_pct"] = 100 * meta["nginx_ticks"] / tick / tv["wall_s"]
     # CPU time on the two CPUs that was neither the tool's nor nginx's (a shared machine).
-    row["other_cpu1_pct"] = max(0.0, 100 * (meta["cpu1_busy_ticks"] / tick - tv["cpu_s"]) / tv["wall_s"])
-    row["other_cpu0_pct"] = max(0.0, 100 * (meta["cpu0_busy_ticks"] - meta["nginx_ticks"]) / tick / tv["wall_s"])
+    row["other_cpu1_pct"] = max(0.0, 100 * (meta["cpu1_proc_ticks"] / tick - tv["cpu_s"]) / tv["wall_s"])
+    row["other_cpu0_pct"] = max(0.0, 100 * (meta["cpu0_proc_ticks"] - meta["nginx_ticks"]) / tick / tv["wall_s"])
+    row["irq_cpu0_pct"] = 100 * meta["cpu0_irq_ticks"] / tick / tv["wall_s"]
+    row["irq_cpu1_pct"] = 100 * meta["cpu1_irq_ticks"] / tick / tv["wall_s"]
     row["cpu_pct"] = 100 * tv["cpu_s"] / tv["wall_s"]
     samples = []
     for line in read(base + ".server").splitlines():
@@ -100,7 +102,6 @@ for meta_path in sorted(glob.glob(os.path.join(out, "*.meta"))):
         row["rps"] = float(re.search(r"Requests/sec:\s*([\d.]+)", t).group(1))
         row["failures"] = int(m.group(1)) if (m := re.search(r"Non-2xx or 3xx responses: (\d+)", t)) else 0
         row["its"] = float("nan")
-        lat = re.search(r"Latency\s+([\d.]+)(\w+)", t)
         row["p50"] = float("nan")  # wrk prints the mean without --latency
         row["p99"] = float("nan")
     row["rps_core"] = row["requests"] / row["cpu_s"] if row["cpu_s"] > 0 else float("nan")
@@ -131,6 +132,8 @@ cols = [
     ("nginx%", "nginx_pct", ".0f"),
     ("other%cpu0", "other_cpu0_pct", ".0f"),
     ("other%cpu1", "other_cpu1_pct", ".0f"),
+    ("irq%cpu0", "irq_cpu0_pct", ".0f"),
+    ("irq%cpu1", "irq_cpu1_pct", ".0f"),
 ]
 
 
@@ -158,7 +161,8 @@ print()
 print("req/s: the tool's count / its run time (for acaload, the results' total / run duration);")
 print("req/s/core: requests / CPU seconds of the tool's process (user + sys, /usr/bin/time -v);")
 print("stub: requests the stub's /__bench_status counted; non2xx: lines in the stub's errors.log;")
-print("nginx%: the stub worker's CPU (CPU 0); other%: CPU used by other processes on that CPU.")
+print("nginx%: the stub worker's CPU (CPU 0); other%: CPU used by other processes on that CPU")
+print("(a shared machine); irq%: interrupt/softirq time on that CPU (loopback TCP work of both ends).")
 
 a, b, c = medians.get("a"), medians.get("b"), medians.get("c")
 print()

@@ -48,6 +48,12 @@ enum Command {
     },
     /// Run a plan.
     Run(Box<RunArgs>),
+    /// Print the report of a results file (`run --out`) and write it as HTML or CSV.
+    Report {
+        results: PathBuf,
+        #[command(flatten)]
+        outputs: OutputArgs,
+    },
     /// Merge the results of shards into one file (histograms added exactly).
     Merge {
         #[arg(required = true)]
@@ -92,6 +98,17 @@ struct VarArgs {
     set: Vec<String>,
 }
 
+/// Report files made from results, by `run` and `report` alike.
+#[derive(Debug, clap::Args)]
+struct OutputArgs {
+    /// Write a self-contained HTML report (no scripts, no network requests).
+    #[arg(long, value_name = "FILE")]
+    html: Option<PathBuf>,
+    /// Write Locust-style CSV: PREFIX_stats.csv, PREFIX_failures.csv, PREFIX_stats_history.csv, PREFIX_step_history.csv.
+    #[arg(long, value_name = "PREFIX")]
+    csv: Option<PathBuf>,
+}
+
 #[derive(Debug, clap::Args)]
 struct RunArgs {
     plan: PathBuf,
@@ -106,6 +123,14 @@ struct RunArgs {
     /// Print only the final report.
     #[arg(long, short)]
     quiet: bool,
+    #[command(flatten)]
+    outputs: OutputArgs,
+    /// Serve Prometheus metrics during the run at ADDR (`:9464` binds to loopback), path /metrics.
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<String>,
+    /// Serve a read-only live page during the run at ADDR (`:8089` binds to loopback).
+    #[arg(long, value_name = "ADDR")]
+    web: Option<String>,
     /// Run one shard of the plan, INDEX/COUNT (0-based), e.g. 0/3; merge the results with `acaload merge`.
     #[arg(long, value_name = "INDEX/COUNT")]
     shard: Option<String>,
@@ -151,6 +176,7 @@ pub fn main() -> ExitCode {
         }
         Command::Explain { plan, vars } => explain(&plan, &vars),
         Command::Run(run) => self::run(*run),
+        Command::Report { results, outputs } => report(&results, &outputs),
         Command::Merge { files, out } => merge(&files, &out),
         Command::TraceSink {
             listen,
@@ -316,6 +342,8 @@ fn run(args: RunArgs) -> u8 {
         grace: std::time::Duration::from_secs(30),
         progress: (!args.quiet).then_some(std::time::Duration::from_secs(5)),
         verbose_failures: false,
+        metrics: args.metrics.clone(),
+        web: args.web.clone(),
     };
     let resolved =
         match crate::resolve::resolve(&plan, &env, &crate::run::identity(&cfg, String::new())) {
@@ -382,6 +410,9 @@ fn run(args: RunArgs) -> u8 {
             eprintln!("results written to {}", path.display());
         }
     }
+    if write_outputs(&as_written(&results, &secrets), &verdicts, &args.outputs) != EXIT_OK {
+        code = EXIT_ERROR;
+    }
     match results.run.outcome {
         crate::results::Outcome::Interrupted | crate::results::Outcome::Aborted => {
             eprintln!("interrupted: results cover the run up to the signal");
@@ -402,6 +433,94 @@ fn run(args: RunArgs) -> u8 {
             }
         }
     }
+}
+
+/// `acaload report`: the terminal report of a results file, and its HTML/CSV.
+fn report(path: &std::path::Path, outputs: &OutputArgs) -> u8 {
+    let results = match load_results(path) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_ERROR;
+        }
+    };
+    // Results files do not carry threshold verdicts (yet): nothing to show.
+    let verdicts = Vec::new();
+    println!("{}", crate::report::render(&results, &verdicts));
+    write_outputs(&results, &verdicts, outputs)
+}
+
+/// Reads a results file, with one line saying what is wrong with it (missing, not JSON,
+/// or which field does not fit the results schema).
+fn load_results(path: &std::path::Path) -> Result<crate::results::Results, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let json: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| format!("{} is not JSON: {e}", path.display()))?;
+    if json.get("schema_version").is_none() {
+        return Err(format!(
+            "{} is not an acaload results file (no schema_version; write one with `acaload run --out`)",
+            path.display()
+        ));
+    }
+    serde_path_to_error::deserialize(json).map_err(|e| {
+        format!(
+            "{} is not an acaload results file: at {}: {}",
+            path.display(),
+            e.path(),
+            e.inner()
+        )
+    })
+}
+
+/// The results as `--out` writes them (secrets scrubbed), so that `run --html` and
+/// `report results.json --html` give the same bytes.
+fn as_written(results: &crate::results::Results, secrets: &[String]) -> crate::results::Results {
+    serde_json::to_string(results)
+        .ok()
+        .and_then(|json| serde_json::from_str(&crate::redact::scrub(&json, secrets)).ok())
+        .unwrap_or_else(|| results.clone())
+}
+
+/// Writes `--html` and `--csv`; every problem is one line on stderr.
+fn write_outputs(
+    results: &crate::results::Results,
+    verdicts: &[crate::report::Verdict],
+    outputs: &OutputArgs,
+) -> u8 {
+    let mut code = EXIT_OK;
+    if let Some(path) = &outputs.html {
+        let written = crate::html::render(results, verdicts)
+            .map_err(|e| format!("cannot render the HTML report: {e}"))
+            .and_then(|html| {
+                std::fs::write(path, html)
+                    .map_err(|e| format!("cannot write {}: {e}", path.display()))
+            });
+        match written {
+            Ok(()) => eprintln!("HTML report written to {}", path.display()),
+            Err(e) => {
+                eprintln!("error: {e}");
+                code = EXIT_ERROR;
+            }
+        }
+    }
+    if let Some(prefix) = &outputs.csv {
+        match crate::csv_out::write(results, prefix) {
+            Ok(paths) => eprintln!(
+                "CSV written to {}",
+                paths
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            Err(e) => {
+                eprintln!("error: {e}");
+                code = EXIT_ERROR;
+            }
+        }
+    }
+    code
 }
 
 /// First Ctrl-C or SIGTERM: graceful stop. Second: stop at once.

@@ -34,6 +34,7 @@ pub fn render(results: &Results, verdicts: &[Verdict]) -> Result<String, minijin
 #[derive(Serialize)]
 struct Page {
     plan: PlanView,
+    run_id: String,
     version: String,
     schema_version: u32,
     banner: Banner,
@@ -71,6 +72,8 @@ struct Figure {
     label: &'static str,
     value: String,
     note: String,
+    /// Shown in red.
+    bad: bool,
 }
 
 #[derive(Serialize)]
@@ -151,6 +154,7 @@ fn page(results: &Results, verdicts: &[Verdict]) -> Page {
                 .filter(|d| !d.is_empty()),
             shape: results.plan.shape.clone(),
         },
+        run_id: results.run.id.clone(),
         version: results.acaload_version.clone(),
         schema_version: results.schema_version,
         banner: banner(results, verdicts),
@@ -347,31 +351,37 @@ fn figures(results: &Results) -> Vec<Figure> {
             label: "Requests",
             value: t.requests.to_string(),
             note: format!("{:.2} req/s", t.per_second),
+            bad: false,
         },
         Figure {
             label: "Failures",
             value: failed.to_string(),
             note: format!("HTTP {} ({pct:.2}%)", t.failures),
+            bad: failed > 0 || t.failures > 0,
         },
         Figure {
             label: "Median",
             value: format!("{} ms", ms(t.latency_ms.p50)),
             note: "all HTTP requests".into(),
+            bad: false,
         },
         Figure {
             label: "95th percentile",
             value: format!("{} ms", ms(t.latency_ms.p95)),
             note: format!("p99 {} ms", ms(t.latency_ms.p99)),
+            bad: false,
         },
         Figure {
             label: "Peak users",
             value: peak.to_string(),
             note: format!("{} started, {} set up", u.started, u.setup_ok),
+            bad: false,
         },
         Figure {
             label: "Iterations",
             value: u.iterations.to_string(),
             note: format!("{} stopped by errors", u.stopped_by_error),
+            bad: false,
         },
     ];
     if let Some(e) = &results.events {
@@ -379,6 +389,7 @@ fn figures(results: &Results) -> Vec<Figure> {
             label: "Agent events",
             value: e.received.to_string(),
             note: format!("{} duplicates dropped", e.duplicates),
+            bad: false,
         });
     }
     out
@@ -446,23 +457,24 @@ const PALETTE: [&str; 8] = [
 
 fn users_chart(results: &Results, time_max: f64) -> ChartView {
     let tl = &results.timeline;
+    // The target goes last, dashed, so it shows where the two coincide.
     let lines = vec![
+        Line::new(
+            "running users",
+            BLUE,
+            tl.iter().map(|s| (s.t as f64, s.users as f64)),
+        ),
         Line::new(
             "target users",
             GREY,
             tl.iter().map(|s| (s.t as f64, s.target_users as f64)),
         )
         .dashed(),
-        Line::new(
-            "running users",
-            BLUE,
-            tl.iter().map(|s| (s.t as f64, s.users as f64)),
-        ),
     ];
     chart(
         "Users",
         "Users the load shape asked for and users running, at the end of each second.",
-        Spec::time(time_max, "users", true).size(600.0, 230.0),
+        Spec::time(time_max, "users", true).size(560.0, 240.0),
         lines,
     )
 }
@@ -490,7 +502,7 @@ fn throughput_chart(results: &Results, time_max: f64) -> ChartView {
     chart(
         "Throughput",
         "HTTP requests and failed steps per second of the run.",
-        Spec::time(time_max, "per s", false).size(600.0, 230.0),
+        Spec::time(time_max, "per s", false).size(560.0, 240.0),
         lines,
     )
 }
@@ -514,13 +526,13 @@ fn overlay_chart(
             } else {
                 s.name.clone()
             };
-            Line::new(label, PALETTE[i % PALETTE.len()], nines_points(s))
+            Line::new(label, PALETTE[i % PALETTE.len()], nines_points(s)).gap(f64::INFINITY)
         })
         .collect();
     Some(chart(
         title,
         caption,
-        Spec::nines().size(600.0, 230.0),
+        Spec::nines().size(560.0, 240.0),
         lines,
     ))
 }
@@ -570,7 +582,7 @@ fn agent_chart(agent: &crate::results::AgentGauges, time_max: f64) -> ChartView 
     chart(
         &agent.name,
         &caption,
-        Spec::time(time_max, "count", true).size(600.0, 230.0),
+        Spec::time(time_max, "count", true).size(560.0, 240.0),
         lines,
     )
 }
@@ -585,17 +597,22 @@ fn step_card(results: &Results, s: &StepStats, time_max: f64) -> StepCard {
         "Over time",
         "p50, p95 and p99 of each second",
         Spec::time(time_max, "ms", false),
+        // Lower percentiles on top: with few samples they often coincide.
         vec![
-            Line::new("p50", BLUE, per_second.iter().map(|p| (p.t as f64, p.p50))),
-            Line::new("p95", ORANGE, per_second.iter().map(|p| (p.t as f64, p.p95))),
             Line::new("p99", RED, per_second.iter().map(|p| (p.t as f64, p.p99))),
+            Line::new(
+                "p95",
+                ORANGE,
+                per_second.iter().map(|p| (p.t as f64, p.p95)),
+            ),
+            Line::new("p50", BLUE, per_second.iter().map(|p| (p.t as f64, p.p50))),
         ],
     );
     let distribution = chart(
         "Distribution",
         "latency by percentile",
         Spec::nines(),
-        vec![Line::new("latency", BLUE, nines_points(s))],
+        vec![Line::new("latency", BLUE, nines_points(s)).gap(f64::INFINITY)],
     );
     StepCard {
         kind: kind_label(s),
@@ -703,7 +720,7 @@ impl Spec {
             x: XScale::Time(max),
             unit,
             integer,
-            width: 300.0,
+            width: 270.0,
             height: 170.0,
         }
     }
@@ -713,7 +730,7 @@ impl Spec {
             x: XScale::Nines,
             unit: "ms",
             integer: false,
-            width: 300.0,
+            width: 270.0,
             height: 170.0,
         }
     }
@@ -743,7 +760,7 @@ fn chart(title: &str, caption: &str, spec: Spec, lines: Vec<Line>) -> ChartView 
 
 fn svg(title: &str, spec: &Spec, lines: &[Line]) -> String {
     use std::fmt::Write as _;
-    let (left, right, top, bottom) = (44.0, 12.0, 18.0, 22.0);
+    let (left, right, top, bottom) = (46.0, 16.0, 24.0, 22.0);
     let (w, h) = (spec.width, spec.height);
     let (pw, ph) = (w - left - right, h - top - bottom);
     let data_max = lines
@@ -765,7 +782,8 @@ fn svg(title: &str, spec: &Spec, lines: &[Line]) -> String {
             3.0,
             vec![
                 (0.0, "0%".to_string()),
-                (2f64.log10(), "50%".into()),
+                // Too close to 0% to label on a small chart.
+                (2f64.log10(), if w >= 400.0 { "50%" } else { "" }.into()),
                 (1.0, "90%".into()),
                 (2.0, "99%".into()),
                 (3.0, "99.9%".into()),
@@ -801,20 +819,25 @@ fn svg(title: &str, spec: &Spec, lines: &[Line]) -> String {
     }
     let _ = write!(
         s,
-        r#"<text x="{:.1}" y="{:.1}" text-anchor="end" class="unit">{}</text>"#,
+        r#"<text x="{:.1}" y="11" text-anchor="end" class="unit">{}</text>"#,
         left - 5.0,
-        top - 7.0,
         esc(spec.unit)
     );
     // X ticks.
     for (x, label) in &x_ticks {
         let px = sx(*x);
+        // The last label ends at its tick instead of running off the chart.
+        let anchor = if px > w - right - 1.0 {
+            "end"
+        } else {
+            "middle"
+        };
         let _ = write!(
             s,
-            r##"<line x1="{px:.1}" y1="{:.1}" x2="{px:.1}" y2="{:.1}" stroke="#9ca3af"/><text x="{px:.1}" y="{:.1}" text-anchor="middle" class="tick">{}</text>"##,
+            r##"<line x1="{px:.1}" y1="{:.1}" x2="{px:.1}" y2="{:.1}" stroke="#9ca3af"/><text x="{px:.1}" y="{:.1}" text-anchor="{anchor}" class="tick">{}</text>"##,
             top + ph,
             top + ph + 4.0,
-            top + ph + 15.0,
+            top + ph + 16.0,
             esc(label)
         );
     }
@@ -980,10 +1003,7 @@ mod tests {
     fn gaps_split_lines() {
         let pts = [(0.0, 1.0), (1.0, 1.0), (5.0, 2.0), (9.0, 1.0), (10.0, 1.0)];
         let segs = segments(&pts, 1.5);
-        assert_eq!(
-            segs.iter().map(|s| s.len()).collect::<Vec<_>>(),
-            [2, 1, 2]
-        );
+        assert_eq!(segs.iter().map(|s| s.len()).collect::<Vec<_>>(), [2, 1, 2]);
     }
 
     #[test]

@@ -115,8 +115,25 @@ pub fn start(
     watch::Receiver<Live>,
     tokio::task::JoinHandle<Aggregate>,
 ) {
+    let (recorder, live, _snapshots, handle) = start_with_snapshots(start, None);
+    (recorder, live, handle)
+}
+
+/// What [`start_with_snapshots`] returns: the recorder, the live counters, the
+/// snapshots and the aggregator's handle.
+pub type Started = (
+    Recorder,
+    watch::Receiver<Live>,
+    watch::Receiver<Option<Arc<Finished>>>,
+    tokio::task::JoinHandle<Aggregate>,
+);
+
+/// Like [`start`], and also publishes the results so far every `every` (for the live
+/// terminal view, `--metrics` and `--web`).
+pub fn start_with_snapshots(start: Instant, every: Option<Duration>) -> Started {
     let (tx, mut rx) = mpsc::unbounded_channel();
     let (live_tx, live_rx) = watch::channel(Live::default());
+    let (snap_tx, snap_rx) = watch::channel(None);
     let handle = tokio::spawn(async move {
         let mut agg = Aggregate {
             start,
@@ -134,7 +151,19 @@ pub fn start(
             series: Vec::new(),
         };
         let mut buf = Vec::with_capacity(256);
-        while rx.recv_many(&mut buf, 256).await > 0 {
+        let mut tick = tokio::time::interval(every.unwrap_or(Duration::from_secs(3600)));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let n = tokio::select! {
+                n = rx.recv_many(&mut buf, 256) => n,
+                _ = tick.tick(), if every.is_some() => {
+                    snap_tx.send_replace(Some(Arc::new(agg.snapshot(start.elapsed(), false))));
+                    continue;
+                }
+            };
+            if n == 0 {
+                break;
+            }
             for e in buf.drain(..) {
                 agg.add(e);
             }
@@ -142,7 +171,7 @@ pub fn start(
         }
         agg
     });
-    (Recorder { tx }, live_rx, handle)
+    (Recorder { tx }, live_rx, snap_rx, handle)
 }
 
 impl Aggregate {
@@ -286,20 +315,33 @@ impl Aggregate {
     /// Turns the aggregate into result sections; `elapsed` is the run's length.
     pub fn finish(mut self, elapsed: Duration) -> Finished {
         self.flush();
+        self.snapshot(elapsed, true)
+    }
+
+    /// The results so far; `with_histograms` adds the serialized histograms (the live
+    /// views only need the summaries).
+    pub fn snapshot(&self, elapsed: Duration, with_histograms: bool) -> Finished {
         let secs = elapsed.as_secs_f64().max(1e-9);
+        let enc = |h: &Histogram<u64>| {
+            if with_histograms {
+                encode(h)
+            } else {
+                String::new()
+            }
+        };
         let mut stats: Vec<StepStats> = self
             .stats
-            .into_iter()
+            .iter()
             .map(|((phase, kind, name), s)| StepStats {
-                phase,
-                kind,
+                phase: *phase,
+                kind: *kind,
                 name: name.to_string(),
                 method: s.method.map(str::to_string),
                 count: s.hist.len(),
                 failures: s.failures,
                 latency_ms: latency(&s.hist),
                 per_second: s.hist.len() as f64 / secs,
-                histogram: encode(&s.hist),
+                histogram: enc(&s.hist),
             })
             .collect();
         stats.sort_by(|a, b| (a.phase, a.kind, &a.name).cmp(&(b.phase, b.kind, &b.name)));
@@ -308,17 +350,17 @@ impl Aggregate {
             failures: self.total_failures,
             per_second: self.total.len() as f64 / secs,
             latency_ms: latency(&self.total),
-            histogram: encode(&self.total),
+            histogram: enc(&self.total),
         };
         let mut failures: Vec<FailureGroup> = self
             .failures
-            .into_iter()
+            .iter()
             .map(|((phase, name, reason), (count, example))| FailureGroup {
-                phase,
+                phase: *phase,
                 name: name.to_string(),
-                reason,
-                count,
-                example,
+                reason: reason.clone(),
+                count: *count,
+                example: example.clone(),
             })
             .collect();
         failures.sort_by(|a, b| {
@@ -326,24 +368,23 @@ impl Aggregate {
                 .cmp(&a.count)
                 .then_with(|| (a.phase, &a.name, &a.reason).cmp(&(b.phase, &b.name, &b.reason)))
         });
-        let mut agents = self.agents;
+        let mut agents = self.agents.clone();
         agents.sort_by(|a, b| a.name.cmp(&b.name));
-        let series = self.series;
         Finished {
             stats,
             total,
             failures,
-            timeline: self.timeline,
-            users: self.users,
+            timeline: self.timeline.clone(),
+            users: self.users.clone(),
             agents,
-            events: self.events,
-            series,
+            events: self.events.clone(),
+            series: self.series.clone(),
         }
     }
 }
 
 /// The aggregate turned into result sections.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Finished {
     pub stats: Vec<StepStats>,
     pub total: Totals,

@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::compile::CompiledPlan;
 use crate::env::ResolvedEnv;
-use crate::metrics::{Event, Live, Recorder};
+use crate::metrics::{Event, Recorder};
 use crate::pairing::Pools;
 use crate::resolve::{Resolved, RunIdentity};
 use crate::results::{Outcome, PlanInfo, Results, RunInfo, ShardInfo};
@@ -30,6 +30,10 @@ pub struct RunConfig {
     /// Print a progress line every this often (None: quiet).
     pub progress: Option<Duration>,
     pub verbose_failures: bool,
+    /// Serve Prometheus metrics at this address during the run.
+    pub metrics: Option<String>,
+    /// Serve a live page at this address during the run.
+    pub web: Option<String>,
 }
 
 /// What every user of a run shares.
@@ -160,7 +164,8 @@ pub async fn execute(
             ));
         }
     };
-    let (recorder, live, aggregator) = crate::metrics::start(start);
+    let (recorder, live, snapshots, aggregator) =
+        crate::metrics::start_with_snapshots(start, Some(Duration::from_secs(1)));
     for w in watchers(&plan, &resolved) {
         tokio::spawn(crate::gauges::sample(
             w,
@@ -190,10 +195,43 @@ pub async fn execute(
         run_stop: stop_all.clone(),
         busy: Busy::default(),
     });
-    let progress = cfg.progress.map(|every| {
-        tokio::spawn(progress_lines(
+    // --web serves the live page (and /metrics); --metrics alone, or elsewhere, only /metrics.
+    let mut servers: Vec<(&str, Option<crate::serve::PageFn>)> = Vec::new();
+    if let Some(w) = &cfg.web {
+        servers.push((
+            w,
+            Some(live_page(info.clone(), cfg.clone(), started_at, start)),
+        ));
+    }
+    let same = |m: &str| Some(m) == cfg.web.as_deref() && !m.ends_with(":0");
+    if let Some(m) = cfg.metrics.as_deref().filter(|m| !same(m)) {
+        servers.push((m, None));
+    }
+    for (addr, page) in servers {
+        let what = if page.is_some() { "page" } else { "metrics" };
+        match crate::serve::start(
+            addr,
             live.clone(),
-            every,
+            snapshots.clone(),
+            page,
+            background.clone(),
+        )
+        .await
+        {
+            Ok(bound) if cfg.progress.is_some() => {
+                eprintln!(
+                    "live {what} at http://{bound}/{}",
+                    if what == "page" { "" } else { "metrics" }
+                )
+            }
+            Ok(_) => {}
+            Err(e) => eprintln!("warning: {e}; running without the live {what}"),
+        }
+    }
+    let progress = cfg.progress.map(|_| {
+        tokio::spawn(crate::live::show(
+            live.clone(),
+            snapshots.clone(),
             start,
             resolved.shape.duration(),
         ))
@@ -549,33 +587,6 @@ async fn drive_open(
     }
 }
 
-async fn progress_lines(
-    mut live: tokio::sync::watch::Receiver<Live>,
-    every: Duration,
-    start: Instant,
-    total: Duration,
-) {
-    let mut last = (Instant::now(), 0u64);
-    loop {
-        tokio::time::sleep(every).await;
-        let l: Live = *live.borrow_and_update();
-        let now = Instant::now();
-        let rate =
-            (l.requests - last.1) as f64 / now.duration_since(last.0).as_secs_f64().max(1e-9);
-        last = (now, l.requests);
-        eprintln!(
-            "[{:>6} / {}] users {}/{} | requests {} ({:.1}/s) | failures {}",
-            crate::duration::format(Duration::from_secs(start.elapsed().as_secs())),
-            crate::duration::format(total),
-            l.users,
-            l.target,
-            l.requests,
-            rate,
-            l.failures
-        );
-    }
-}
-
 fn build(
     agg: Option<crate::metrics::Aggregate>,
     plan: PlanInfo,
@@ -585,6 +596,38 @@ fn build(
     outcome: Outcome,
 ) -> Results {
     let f = agg.map(|a| a.finish(elapsed)).unwrap_or_default();
+    results_of(f, plan, cfg, started_at, elapsed, outcome)
+}
+
+/// The live page: the report so far, refreshing itself every two seconds.
+fn live_page(
+    info: PlanInfo,
+    cfg: RunConfig,
+    started_at: SystemTime,
+    start: Instant,
+) -> crate::serve::PageFn {
+    Arc::new(move |f: &crate::metrics::Finished| {
+        let results = results_of(
+            f.clone(),
+            info.clone(),
+            &cfg,
+            started_at,
+            start.elapsed(),
+            Outcome::Completed,
+        );
+        crate::serve::live_html(&results)
+    })
+}
+
+/// Results from aggregated sections (final, or a live snapshot).
+pub fn results_of(
+    f: crate::metrics::Finished,
+    plan: PlanInfo,
+    cfg: &RunConfig,
+    started_at: SystemTime,
+    elapsed: Duration,
+    outcome: Outcome,
+) -> Results {
     Results {
         schema_version: 1,
         acaload_version: env!("CARGO_PKG_VERSION").to_string(),

@@ -356,3 +356,81 @@ fn three_shards_merged_match_a_single_run() {
         "{err}"
     );
 }
+
+/// GET over plain HTTP/1.1 (the stub world needs no client crate).
+fn http_get(url: &str) -> String {
+    let rest = url.strip_prefix("http://").unwrap();
+    let (host, path) = rest
+        .split_once('/')
+        .map_or((rest, "/".to_string()), |(h, p)| (h, format!("/{p}")));
+    let mut s = TcpStream::connect(host).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+#[test]
+fn live_metrics_and_page_are_served_during_the_run() {
+    let (url, _) = stub();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_acaload"))
+        .args([
+            "run",
+            "tests/fixtures/engine/live.yaml",
+            "--metrics",
+            "127.0.0.1:0",
+            "--web",
+            "127.0.0.1:0",
+        ])
+        .env("STUB_URL", &url)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let (mut page, mut metrics) = (None, None);
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if let Some(u) = line.strip_prefix("live page at ") {
+            page = Some(u.to_string());
+        }
+        if let Some(u) = line.strip_prefix("live metrics at ") {
+            metrics = Some(u.to_string());
+        }
+        if page.is_some() && metrics.is_some() {
+            break;
+        }
+    }
+    let (page, metrics) = (page.unwrap(), metrics.unwrap());
+    assert!(page.starts_with("http://127.0.0.1:") && metrics.ends_with("/metrics"));
+    // Wait (polling the endpoint itself) until the first snapshot has the step.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let text = loop {
+        let text = http_get(&metrics);
+        if text.contains("step=\"read state\"") {
+            break text;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no step metrics: {text}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(text.contains("content-type: text/plain; version=0.0.4"));
+    assert!(
+        text.contains("# TYPE acaload_users gauge\nacaload_users 2"),
+        "{text}"
+    );
+    assert!(text.contains("acaload_step_latency_seconds{phase=\"Tasks\",kind=\"Http\",step=\"read state\",quantile=\"0.95\"}"));
+    let html = http_get(&page);
+    assert!(html.contains("<meta http-equiv=\"refresh\""), "{html}");
+    assert!(html.contains("read state"));
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    assert_eq!(child.wait().unwrap().code(), Some(0), "{rest:?}");
+}

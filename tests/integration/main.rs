@@ -5,4 +5,5 @@ mod deploy;
 mod e2e;
 mod engine;
 mod explain;
+mod report;
 mod validate;
