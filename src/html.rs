@@ -418,6 +418,7 @@ pub fn kind_label(s: &StepStats) -> String {
         StatKind::Poll => "state".into(),
         StatKind::Take => "take".into(),
         StatKind::Event => "event".into(),
+        StatKind::Iteration => "iter".into(),
     }
 }
 
@@ -770,7 +771,8 @@ fn svg(title: &str, spec: &Spec, lines: &[Line]) -> String {
     let (y_step, y_max) = y_axis(data_max, spec.integer);
     let (x_max, x_ticks) = match spec.x {
         XScale::Time(max) => {
-            let step = time_step(max);
+            // A label ("1m30s") needs about 45 px.
+            let step = time_step(max, (pw / 45.0).floor().max(2.0));
             let ticks = (0..)
                 .map(|i| f64::from(i) * step)
                 .take_while(|t| *t <= max + 1e-9)
@@ -913,13 +915,13 @@ fn y_axis(data_max: f64, integer: bool) -> (f64, f64) {
     (step, (max / step).ceil() * step)
 }
 
-/// Time ticks at round numbers of seconds or minutes, at most about eight.
-fn time_step(max: f64) -> f64 {
+/// Time ticks at round numbers of seconds or minutes, at most `intervals` of them.
+fn time_step(max: f64, intervals: f64) -> f64 {
     [
         1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0,
     ]
     .into_iter()
-    .find(|s| max / s <= 8.0)
+    .find(|s| max / s <= intervals)
     .unwrap_or(7200.0)
 }
 
@@ -993,8 +995,9 @@ mod tests {
         assert_eq!(y_axis(6.0, true), (2.0, 6.0));
         assert_eq!(y_axis(52.6, false), (20.0, 60.0));
         assert_eq!(y_axis(0.012, false), (0.005, 0.015));
-        assert_eq!(time_step(16.0), 2.0);
-        assert_eq!(time_step(600.0), 120.0);
+        assert_eq!(time_step(16.0, 8.0), 2.0);
+        assert_eq!(time_step(16.0, 4.0), 5.0);
+        assert_eq!(time_step(600.0, 8.0), 120.0);
         assert_eq!(seconds(90.0), "1m30s");
         assert_eq!(seconds(3600.0), "1h");
     }

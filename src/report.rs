@@ -132,6 +132,7 @@ pub fn render(results: &Results, verdicts: &[Verdict]) -> String {
                 StatKind::Poll => "state".into(),
                 StatKind::Take => "take".into(),
                 StatKind::Event => "event".into(),
+                StatKind::Iteration => "iter".into(),
             };
             let name: String = if s.name.chars().count() > 40 {
                 format!("{}…", s.name.chars().take(39).collect::<String>())

@@ -135,6 +135,9 @@ pub enum StatKind {
     Take,
     /// Time until an agent event arrived (from the `clock` step's send): delivery latency.
     Event,
+    /// A whole iteration of the open model, from its scheduled start (coordinated
+    /// omission corrected) or from when it really started (service time).
+    Iteration,
 }
 
 /// Statistics of one step name.

@@ -545,31 +545,31 @@ async fn drive_open(
     users: &mut JoinSet<()>,
 ) -> bool {
     let cap = ctx.shard.share(max_users).max(1);
-    let mut slots = Slots {
-        shard: ctx.shard,
-        global: 0,
-        next_local: 0,
-        local: Vec::new(),
-    };
+    let feed = crate::user::Feed::new();
+    let mut next_local = 0u64;
     let mut k = 0u64;
     while let Some(at) = shape.arrival_time(k) {
         k += 1;
         if !ctx.shard.owns(k - 1) {
-            slots.global += 1;
             continue;
         }
+        let scheduled = start + at;
         tokio::select! {
-            _ = tokio::time::sleep_until((start + at).into()) => {}
+            _ = tokio::time::sleep_until(scheduled.into()) => {}
             _ = signals.graceful.cancelled() => return true,
         }
         while users.try_join_next().is_some() {}
-        if (users.len() as u64) < cap {
-            slots.grow(ctx, stop_all, users);
+        if feed.idle.load(std::sync::atomic::Ordering::SeqCst) > 0 {
+            let _ = feed.tx.send(scheduled);
+        } else if (users.len() as u64) < cap {
+            let user = VirtualUser::new(ctx.clone(), next_local, stop_all.child_token())
+                .with_feed(feed.clone(), scheduled);
+            next_local += 1;
+            users.spawn(user.live());
         } else {
-            slots.global += 1;
             ctx.recorder.send(Event::Sample {
                 phase: crate::compile::Phase::Tasks,
-                kind: crate::results::StatKind::Http,
+                kind: crate::results::StatKind::Iteration,
                 name: Arc::from("(dropped arrivals)"),
                 method: None,
                 micros: 1,

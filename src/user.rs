@@ -42,6 +42,28 @@ pub struct VirtualUser {
     step_started: Instant,
     /// Events already used by a wait, so one event satisfies one wait.
     consumed: Vec<u64>,
+    /// Open model: iterations come as scheduled start times instead of a loop.
+    feed: Option<(Arc<Feed>, Instant)>,
+}
+
+/// The open model's iteration tickets: each carries its scheduled start.
+#[derive(Debug)]
+pub struct Feed {
+    pub tx: tokio::sync::mpsc::UnboundedSender<Instant>,
+    rx: tokio::sync::Mutex<tokio::sync::mpsc::UnboundedReceiver<Instant>>,
+    /// Users waiting for a ticket.
+    pub idle: std::sync::atomic::AtomicUsize,
+}
+
+impl Feed {
+    pub fn new() -> Arc<Feed> {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        Arc::new(Feed {
+            tx,
+            rx: tokio::sync::Mutex::new(rx),
+            idle: Default::default(),
+        })
+    }
 }
 
 /// The parts of a user's scope, to build many scopes cheaply (one per candidate event).
@@ -92,7 +114,14 @@ impl VirtualUser {
             prev_step_started: Instant::now(),
             step_started: Instant::now(),
             consumed: Vec::new(),
+            feed: None,
         }
+    }
+
+    /// Makes this an open-model user whose first iteration was scheduled at `first`.
+    pub fn with_feed(mut self, feed: Arc<Feed>, first: Instant) -> Self {
+        self.feed = Some((feed, first));
+        self
     }
 
     /// The whole life of the user.
@@ -114,7 +143,10 @@ impl VirtualUser {
             }
         }
         if started_tasks {
-            self.task_loop().await;
+            match self.feed.take() {
+                Some((feed, first)) => self.iterations_on_schedule(&feed, first).await,
+                None => self.task_loop().await,
+            }
         }
         ctx.busy.leave();
         if ctx.run_stop.is_cancelled() {
@@ -127,6 +159,70 @@ impl VirtualUser {
         // Teardown runs for every user, also on stop; its steps guard themselves with `when`.
         self.run_steps(&ctx.plan.teardown).await;
         ctx.recorder.send(Event::UserStopped);
+    }
+
+    /// Open model: one iteration per ticket; latency counts from the scheduled start, so
+    /// a stalled target shows in the percentiles instead of slowing the schedule.
+    async fn iterations_on_schedule(&mut self, feed: &Feed, first: Instant) {
+        use std::sync::atomic::Ordering::SeqCst;
+        let ctx = self.ctx.clone();
+        let mut next = Some(first);
+        loop {
+            let scheduled = match next.take() {
+                Some(t) => t,
+                None => {
+                    feed.idle.fetch_add(1, SeqCst);
+                    let ticket = tokio::select! {
+                        t = async { feed.rx.lock().await.recv().await } => t,
+                        _ = self.stop.cancelled() => None,
+                    };
+                    feed.idle.fetch_sub(1, SeqCst);
+                    match ticket {
+                        Some(t) => t,
+                        None => return,
+                    }
+                }
+            };
+            let started = Instant::now();
+            let list = self.pick_list();
+            let flow = self.run_steps(&ctx.plan.tasks[list].steps).await;
+            ctx.recorder.send(Event::Iteration);
+            let failure = (flow != Flow::Continue).then(|| Failure {
+                reason: "the iteration failed".into(),
+                detail: format!("user {}", self.index),
+            });
+            let name = ctx.plan.tasks[list].name.as_str();
+            for (label, from) in [("scheduled start", scheduled), ("service time", started)] {
+                ctx.recorder.send(Event::Sample {
+                    phase: Phase::Tasks,
+                    kind: StatKind::Iteration,
+                    name: Arc::from(format!("{name} ({label})")),
+                    method: None,
+                    micros: from.elapsed().as_micros() as u64,
+                    at: from,
+                    failure: failure.clone(),
+                });
+            }
+            if flow == Flow::Stop || self.stop.is_cancelled() {
+                return;
+            }
+        }
+    }
+
+    fn pick_list(&mut self) -> usize {
+        let lists = &self.ctx.plan.tasks;
+        if lists.len() == 1 {
+            return 0;
+        }
+        let total: u32 = lists.iter().map(|l| l.weight).sum();
+        let mut pick = self.think_rng.u32(0..total.max(1));
+        for (i, l) in lists.iter().enumerate() {
+            if pick < l.weight {
+                return i;
+            }
+            pick -= l.weight;
+        }
+        0
     }
 
     async fn task_loop(&mut self) {

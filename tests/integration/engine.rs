@@ -73,6 +73,17 @@ fn serve(conn: TcpStream, counts: Counts) {
                 std::thread::sleep(Duration::from_secs(2));
                 (200, "application/json", "{}".to_string())
             }
+            "GET /paused" => {
+                // A one-second pause of the whole target, 1 s after its first request.
+                static FIRST: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+                let t0 = *FIRST.get_or_init(std::time::Instant::now);
+                let (from, to) = (t0 + Duration::from_secs(1), t0 + Duration::from_secs(2));
+                let now = std::time::Instant::now();
+                if now >= from && now < to {
+                    std::thread::sleep(to - now);
+                }
+                (200, "application/json", "{}".to_string())
+            }
             "GET /flaky" if n <= 2 => (500, "text/plain", "500: boom".to_string()),
             "GET /flaky" => (200, "application/json", r#"{"ok":true}"#.to_string()),
             "GET /state" => (
@@ -433,4 +444,54 @@ fn live_metrics_and_page_are_served_during_the_run() {
     assert!(html.contains("read state"));
     let rest: Vec<String> = lines.map_while(Result::ok).collect();
     assert_eq!(child.wait().unwrap().code(), Some(0), "{rest:?}");
+}
+
+#[test]
+fn a_stall_shows_in_scheduled_start_percentiles() {
+    let (url, counts) = stub();
+    let dir = std::env::temp_dir().join(format!("acaload-stall-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = dir.join("r.json");
+    let run = acaload(
+        &[
+            "run",
+            "tests/fixtures/engine/stall.yaml",
+            "-q",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        &url,
+    );
+    assert_eq!(
+        run.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&run.stdout)
+    );
+    let r: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    let stat = |name: &str| {
+        r["stats"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == name)
+            .cloned()
+            .unwrap()
+    };
+    let scheduled = stat("tasks (scheduled start)");
+    let service = stat("tasks (service time)");
+    // Every arrival of the schedule started: 50/s for 3 s, none dropped.
+    assert_eq!(scheduled["count"], 150);
+    assert_eq!(counts.lock().unwrap().get("GET /paused"), Some(&150));
+    let p99 = scheduled["latency_ms"]["p99"].as_f64().unwrap();
+    let p50 = scheduled["latency_ms"]["p50"].as_f64().unwrap();
+    assert!(p99 >= 900.0, "the 1 s stall shows at p99: {p99} ms");
+    assert!(
+        p50 < 500.0,
+        "most iterations were not stalled: p50 {p50} ms"
+    );
+    assert!(
+        service["latency_ms"]["p50"].as_f64().unwrap() <= p50 + 1.0,
+        "service time never exceeds the scheduled-start latency"
+    );
 }
