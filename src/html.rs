@@ -346,6 +346,13 @@ fn figures(results: &Results) -> Vec<Figure> {
     } else {
         t.failures as f64 / t.requests as f64 * 100.0
     };
+    let latency = |v: f64| {
+        if t.requests == 0 {
+            "–".to_string()
+        } else {
+            format!("{} ms", ms(v))
+        }
+    };
     let mut out = vec![
         Figure {
             label: "Requests",
@@ -361,14 +368,14 @@ fn figures(results: &Results) -> Vec<Figure> {
         },
         Figure {
             label: "Median",
-            value: format!("{} ms", ms(t.latency_ms.p50)),
+            value: latency(t.latency_ms.p50),
             note: "all HTTP requests".into(),
             bad: false,
         },
         Figure {
             label: "95th percentile",
-            value: format!("{} ms", ms(t.latency_ms.p95)),
-            note: format!("p99 {} ms", ms(t.latency_ms.p99)),
+            value: latency(t.latency_ms.p95),
+            note: format!("p99 {}", latency(t.latency_ms.p99)),
             bad: false,
         },
         Figure {
