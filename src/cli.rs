@@ -380,10 +380,15 @@ fn run(args: RunArgs) -> u8 {
         crate::run::execute(plan.clone(), &env, resolved, cfg, signals).await
     });
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
-    let (results, error) = match outcome {
+    let (mut results, error) = match outcome {
         Ok(r) => (r, None),
-        Err((e, r)) => (*r, Some(e)),
+        Err((e, r)) => (*r, Some(crate::redact::scrub(&e.to_string(), &secrets))),
     };
+    results.run.error = error.clone();
+    if error.is_none() {
+        results.thresholds = crate::report::thresholds(&results, &plan.plan.thresholds);
+    }
+    let verdicts = results.thresholds.clone();
     let mut code = EXIT_OK;
     if let Some(path) = &args.out {
         match serde_json::to_string_pretty(&results) {
@@ -396,11 +401,14 @@ fn run(args: RunArgs) -> u8 {
             Err(e) => eprintln!("error: cannot serialize results: {e}"),
         }
     }
+    // HTML and CSV are written in every case too, so an aborted run still has its report.
+    if write_outputs(&as_written(&results, &secrets), &verdicts, &args.outputs) != EXIT_OK {
+        code = EXIT_ERROR;
+    }
     if let Some(e) = error {
-        eprintln!("error: {}", crate::redact::scrub(&e.to_string(), &secrets));
+        eprintln!("error: {e}");
         return EXIT_ERROR;
     }
-    let verdicts = crate::report::thresholds(&results, &plan.plan.thresholds);
     println!(
         "{}",
         crate::redact::scrub(&crate::report::render(&results, &verdicts), &secrets)
@@ -409,9 +417,6 @@ fn run(args: RunArgs) -> u8 {
         if code == EXIT_OK {
             eprintln!("results written to {}", path.display());
         }
-    }
-    if write_outputs(&as_written(&results, &secrets), &verdicts, &args.outputs) != EXIT_OK {
-        code = EXIT_ERROR;
     }
     match results.run.outcome {
         crate::results::Outcome::Interrupted | crate::results::Outcome::Aborted => {
@@ -444,10 +449,16 @@ fn report(path: &std::path::Path, outputs: &OutputArgs) -> u8 {
             return EXIT_ERROR;
         }
     };
-    // Results files do not carry threshold verdicts (yet): nothing to show.
-    let verdicts = Vec::new();
+    let verdicts = results.thresholds.clone();
     println!("{}", crate::report::render(&results, &verdicts));
-    write_outputs(&results, &verdicts, outputs)
+    let written = write_outputs(&results, &verdicts, outputs);
+    if written != EXIT_OK {
+        written
+    } else if verdicts.iter().any(|v| !v.passed) {
+        EXIT_FAILED
+    } else {
+        EXIT_OK
+    }
 }
 
 /// Reads a results file, with one line saying what is wrong with it (missing, not JSON,
@@ -598,27 +609,10 @@ fn trace_sink(listen: String, forward: Option<String>, out: Option<PathBuf>) -> 
     }
 }
 
-/// Reads a results file; one readable line when it cannot.
-pub fn read_results(path: &std::path::Path) -> Result<crate::results::Results, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        format!(
-            "{}: {}",
-            path.display(),
-            if e.kind() == std::io::ErrorKind::NotFound {
-                "no such file".to_string()
-            } else {
-                e.to_string()
-            }
-        )
-    })?;
-    serde_json::from_str(&text)
-        .map_err(|e| format!("{}: not an acaload results file ({e})", path.display()))
-}
-
 fn merge(files: &[PathBuf], out: &std::path::Path) -> u8 {
     let mut inputs = Vec::new();
     for f in files {
-        match read_results(f) {
+        match load_results(f) {
             Ok(r) => inputs.push((f.display().to_string(), r)),
             Err(e) => {
                 eprintln!("error: {e}");

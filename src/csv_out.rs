@@ -7,7 +7,7 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use crate::compile::Phase;
-use crate::html::{kind_label, phase_name};
+use crate::report::{kind_label, phase_name};
 use crate::results::{Results, StatKind};
 
 #[derive(Debug, thiserror::Error)]

@@ -6,7 +6,7 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use crate::compile::Phase;
-use crate::report::Verdict;
+use crate::report::{Verdict, kind_label, ms, phase_name};
 use crate::results::{Outcome, Results, StatKind, StepStats};
 
 const TEMPLATE: &str = include_str!("report.html");
@@ -268,7 +268,11 @@ fn banner(results: &Results, verdicts: &[Verdict]) -> Banner {
             return Banner {
                 class: "stopped",
                 headline: "ABORTED",
-                detail: "the run did not complete".into(),
+                detail: results
+                    .run
+                    .error
+                    .clone()
+                    .unwrap_or_else(|| "the run did not complete".into()),
             };
         }
         Outcome::Completed => {}
@@ -415,36 +419,6 @@ fn row(s: &StepStats) -> Row {
         p99: ms(l.p99),
         max: ms(l.max),
         per_second: format!("{:.2}", s.per_second),
-    }
-}
-
-/// The terminal report's row label: the HTTP method, or what a non-HTTP row measures.
-pub fn kind_label(s: &StepStats) -> String {
-    match s.kind {
-        StatKind::Http => s.method.clone().unwrap_or_default(),
-        StatKind::Poll => "state".into(),
-        StatKind::Take => "take".into(),
-        StatKind::Event => "event".into(),
-        StatKind::Iteration => "iter".into(),
-    }
-}
-
-pub fn phase_name(p: Phase) -> &'static str {
-    match p {
-        Phase::Setup => "setup",
-        Phase::Tasks => "tasks",
-        Phase::Teardown => "teardown",
-    }
-}
-
-/// Milliseconds as the terminal report prints them.
-fn ms(v: f64) -> String {
-    if v >= 100.0 {
-        format!("{v:.0}")
-    } else if v >= 10.0 {
-        format!("{v:.1}")
-    } else {
-        format!("{v:.2}")
     }
 }
 

@@ -245,6 +245,8 @@ pub fn merge(inputs: &[(String, Results)]) -> Result<Results, MergeError> {
             .unwrap_or_default(),
         events,
         series,
+        // Verdicts depend on all samples: `acaload report` shows the merged numbers.
+        thresholds: Vec::new(),
     })
 }
 
@@ -279,7 +281,7 @@ mod tests {
         drop(rec);
         let f = handle.await.unwrap().finish(Duration::from_secs(10));
         Results {
-            schema_version: 1,
+            schema_version: crate::results::SCHEMA_VERSION,
             acaload_version: "test".into(),
             plan: PlanInfo {
                 name: "p".into(),
@@ -296,6 +298,7 @@ mod tests {
                 seed: 1,
                 outcome: Outcome::Completed,
                 shard,
+                error: None,
             },
             stats: f.stats,
             total: f.total,
@@ -305,6 +308,7 @@ mod tests {
             agents: f.agents,
             events: f.events,
             series: f.series,
+            thresholds: Vec::new(),
         }
     }
 

@@ -7,14 +7,7 @@ use crate::compile::Phase;
 use crate::plan::Threshold;
 use crate::results::{Results, StatKind};
 
-/// One threshold's verdict.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Verdict {
-    pub label: String,
-    pub limit: String,
-    pub measured: String,
-    pub passed: bool,
-}
+pub use crate::results::Verdict;
 
 /// Evaluates the plan's thresholds against the results.
 pub fn thresholds(results: &Results, thresholds: &[Threshold]) -> Vec<Verdict> {
@@ -127,13 +120,7 @@ pub fn render(results: &Results, verdicts: &[Verdict]) -> String {
             "req/s"
         );
         for s in rows {
-            let kind = match s.kind {
-                StatKind::Http => s.method.clone().unwrap_or_default(),
-                StatKind::Poll => "state".into(),
-                StatKind::Take => "take".into(),
-                StatKind::Event => "event".into(),
-                StatKind::Iteration => "iter".into(),
-            };
+            let kind = kind_label(s);
             let name: String = if s.name.chars().count() > 40 {
                 format!("{}…", s.name.chars().take(39).collect::<String>())
             } else {
@@ -202,7 +189,27 @@ pub fn render(results: &Results, verdicts: &[Verdict]) -> String {
     out
 }
 
-fn ms(v: f64) -> String {
+/// A row's label: the HTTP method, or what a non-HTTP row measures.
+pub fn kind_label(s: &crate::results::StepStats) -> String {
+    match s.kind {
+        StatKind::Http => s.method.clone().unwrap_or_default(),
+        StatKind::Poll => "state".into(),
+        StatKind::Take => "take".into(),
+        StatKind::Event => "event".into(),
+        StatKind::Iteration => "iter".into(),
+    }
+}
+
+pub fn phase_name(p: Phase) -> &'static str {
+    match p {
+        Phase::Setup => "setup",
+        Phase::Tasks => "tasks",
+        Phase::Teardown => "teardown",
+    }
+}
+
+/// Milliseconds with three significant figures at most, as the reports print them.
+pub fn ms(v: f64) -> String {
     if v >= 100.0 {
         format!("{v:.0}")
     } else if v >= 10.0 {

@@ -35,7 +35,22 @@ pub struct Results {
     /// Per-step latency per second (by completion time), for charts over time.
     #[serde(default)]
     pub series: Vec<StepSecond>,
+    /// The plan's thresholds as evaluated at the end of the run.
+    #[serde(default)]
+    pub thresholds: Vec<Verdict>,
 }
+
+/// One threshold's verdict.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Verdict {
+    pub label: String,
+    pub limit: String,
+    pub measured: String,
+    pub passed: bool,
+}
+
+/// The format version of results files.
+pub const SCHEMA_VERSION: u32 = 1;
 
 /// One step's samples completed in one second.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -105,6 +120,9 @@ pub struct RunInfo {
     /// `completed`, `interrupted` (Ctrl-C/SIGTERM) or `aborted` (a second signal).
     pub outcome: Outcome,
     pub shard: Option<ShardInfo>,
+    /// Why the run could not start (preflight, event source), when it could not.
+    #[serde(default)]
+    pub error: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

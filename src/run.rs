@@ -629,7 +629,7 @@ pub fn results_of(
     outcome: Outcome,
 ) -> Results {
     Results {
-        schema_version: 1,
+        schema_version: crate::results::SCHEMA_VERSION,
         acaload_version: env!("CARGO_PKG_VERSION").to_string(),
         plan,
         run: RunInfo {
@@ -639,6 +639,7 @@ pub fn results_of(
             duration_secs: elapsed.as_secs_f64(),
             seed: cfg.seed,
             outcome,
+            error: None,
             shard: (cfg.shard_count > 1).then_some(ShardInfo {
                 index: cfg.shard_index,
                 count: cfg.shard_count,
@@ -652,6 +653,7 @@ pub fn results_of(
         agents: f.agents,
         events: f.events,
         series: f.series,
+        thresholds: Vec::new(),
     }
 }
 
