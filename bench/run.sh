@@ -2,7 +2,7 @@
 # Benchmark of issue 6 item 5: acaload against the nginx stub the peer tools were measured
 # against (Goose 54k req/s, drill 46k, Locust FastHttpUser 9.1k), with wrk as the raw reference.
 #
-#   bench/run.sh                  # 3 interleaved repetitions of a, b, c; medians; ~4-5 minutes
+#   bench/run.sh                  # 3 interleaved repetitions of a, b, c; medians; ~4-6 minutes
 #   REPS=1 bench/run.sh           # one repetition
 #
 # Cases (acaload and wrk pinned to CPU 1, the stub's one nginx worker to CPU 0):
@@ -15,7 +15,7 @@
 # tool's count, and its errors.log (non-2xx only) must stay empty.
 #
 # Settings (environment): REPS (3), A_SECS (15), B_SECS (30), C_SECS (15), B_USERS (10000),
-# B_SPAWN_RATE (5000), BENCH_NICE (-10, see below; 0 to turn off), QUIET_WAIT (30: seconds to
+# B_SPAWN_RATE (5000), BENCH_NICE (-10, see below; 0 to turn off), QUIET_WAIT (10: seconds to
 # wait before each case for the other processes on the machine to go quiet), BENCH_CONF (the
 # stub's conf), BENCH_OUT (where the raw files go; default target/bench/DATE).
 #
@@ -47,7 +47,7 @@ B_SECS=${B_SECS:-30}
 C_SECS=${C_SECS:-15}
 B_USERS=${B_USERS:-10000}
 B_SPAWN_RATE=${B_SPAWN_RATE:-5000}
-QUIET_WAIT=${QUIET_WAIT:-30}
+QUIET_WAIT=${QUIET_WAIT:-10}
 PORT=18080
 BEARER='Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.x'
 

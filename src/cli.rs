@@ -355,15 +355,8 @@ fn run(args: RunArgs) -> u8 {
                 return EXIT_ERROR;
             }
         };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return EXIT_ERROR;
-        }
+    let Some(runtime) = runtime() else {
+        return EXIT_ERROR;
     };
     if !args.quiet {
         eprintln!(
@@ -534,6 +527,15 @@ fn write_outputs(
     code
 }
 
+/// The async runtime; says why on stderr when it cannot start.
+fn runtime() -> Option<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| eprintln!("error: cannot start the async runtime: {e}"))
+        .ok()
+}
+
 /// First Ctrl-C or SIGTERM: graceful stop. Second: stop at once.
 async fn watch_signals(signals: crate::run::StopSignals, first: &'static str) {
     #[cfg(unix)]
@@ -562,15 +564,8 @@ async fn watch_signals(signals: crate::run::StopSignals, first: &'static str) {
 }
 
 fn trace_sink(listen: String, forward: Option<String>, out: Option<PathBuf>) -> u8 {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return EXIT_ERROR;
-        }
+    let Some(runtime) = runtime() else {
+        return EXIT_ERROR;
     };
     let result = runtime.block_on(async {
         let signals = crate::run::StopSignals::default();

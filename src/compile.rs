@@ -440,17 +440,7 @@ impl Cx<'_> {
         }
         let t = &plan.target;
         let base_url = self.compiler.text("/target/base_url", &t.base_url, false);
-        let headers = t
-            .headers
-            .iter()
-            .map(|(k, v)| {
-                (
-                    k.clone(),
-                    self.compiler
-                        .text(&format!("/target/headers/{}", source::escape(k)), v, false),
-                )
-            })
-            .collect();
+        let headers = self.texts("/target/headers", &t.headers);
         let timeout = self.opt_duration(
             "/target/timeout",
             t.timeout.as_ref(),
@@ -944,31 +934,24 @@ impl Cx<'_> {
         }
     }
 
+    /// A map of templated strings (query parameters, headers) under `prefix`.
+    fn texts(&mut self, prefix: &str, map: &BTreeMap<String, String>) -> Vec<(String, Text)> {
+        map.iter()
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    self.compiler
+                        .text(&format!("{prefix}/{}", source::escape(k)), v, false),
+                )
+            })
+            .collect()
+    }
+
     fn request(&mut self, p: &str, r: &plan::Request, step: &Step) -> CompiledRequest {
         let rp = format!("{p}/request");
         let path = self.compiler.text(&format!("{rp}/path"), &r.path, false);
-        let query = r
-            .query
-            .iter()
-            .map(|(k, v)| {
-                (
-                    k.clone(),
-                    self.compiler
-                        .text(&format!("{rp}/query/{}", source::escape(k)), v, false),
-                )
-            })
-            .collect();
-        let headers = r
-            .headers
-            .iter()
-            .map(|(k, v)| {
-                (
-                    k.clone(),
-                    self.compiler
-                        .text(&format!("{rp}/headers/{}", source::escape(k)), v, false),
-                )
-            })
-            .collect();
+        let query = self.texts(&format!("{rp}/query"), &r.query);
+        let headers = self.texts(&format!("{rp}/headers"), &r.headers);
         let bearer = r
             .bearer
             .as_ref()

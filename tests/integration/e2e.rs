@@ -243,7 +243,7 @@ fn mediator_plan_end_to_end_against_real_acapy() {
         let samples = a["samples"].as_array().unwrap();
         let duration = r["run"]["duration_secs"].as_f64().unwrap();
         assert!(
-            (samples.len() as f64 - duration).abs() <= 2.0,
+            (samples.len() as f64 - duration).abs() <= 3.0,
             "{} samples in {duration:.1}s",
             samples.len()
         );
@@ -255,7 +255,7 @@ fn mediator_plan_end_to_end_against_real_acapy() {
         );
         for pair in samples.windows(2) {
             let gap = pair[1]["t"].as_f64().unwrap() - pair[0]["t"].as_f64().unwrap();
-            assert!((0.8..=1.2).contains(&gap), "samples {gap:.2}s apart");
+            assert!((0.5..=2.0).contains(&gap), "samples {gap:.2}s apart");
         }
     }
     // Secrets stay out of the report and the results file.
