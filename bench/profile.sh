@@ -38,16 +38,16 @@ sleep 0.3
 
 # perf: flat profile by shared object and by symbol (user and kernel).
 perf record -q -e cpu-clock -F 999 -o "$OUT/perf.data" -- \
-    taskset -c 1 "$PREFIX/acaload" run "$HERE/chain.yaml" -q --set DURATION=8s --out "$OUT/perf-run.json" >/dev/null
+    taskset -c 1 "$PREFIX/acaload" run "$HERE/chain.yaml" -q --set DURATION=8s --out "$OUT/perf-run.json" >/dev/null 2>&1
 perf report -i "$OUT/perf.data" --no-children --sort dso 2>/dev/null | grep -v '^#' | grep -v '^$' >"$OUT/perf-dso.txt"
-perf report -i "$OUT/perf.data" --no-children --sort dso,sym 2>/dev/null | grep -v '^#' | grep -v '^$' | head -60 >"$OUT/perf-sym.txt"
+perf report -i "$OUT/perf.data" --no-children --sort dso,sym 2>/dev/null | grep -v '^#' | grep -v '^$' >"$OUT/perf-sym.txt"
 
 # callgrind: inclusive user-space instructions (valgrind runs ~50x slower: ~10k requests).
 taskset -c 1 valgrind -q --tool=callgrind --callgrind-out-file="$OUT/callgrind.out" \
-    "$PREFIX/acaload" run "$HERE/chain.yaml" -q --set DURATION=8s --out "$OUT/callgrind-run.json" >/dev/null
+    "$PREFIX/acaload" run "$HERE/chain.yaml" -q --set DURATION=8s --out "$OUT/callgrind-run.json" >/dev/null 2>&1
 callgrind_annotate --inclusive=yes "$OUT/callgrind.out" 2>/dev/null >"$OUT/callgrind-inclusive.txt"
 callgrind_annotate --inclusive=yes --tree=both "$OUT/callgrind.out" 2>/dev/null >"$OUT/callgrind-tree.txt"
-[[ -s $PREFIX/logs/errors.log ]] && echo "warning: the stub logged non-2xx responses" >&2
+if [[ -s $PREFIX/logs/errors.log ]]; then echo "warning: the stub logged non-2xx responses" >&2; fi
 
 requests=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['total']['requests'])" "$OUT/callgrind-run.json")
 echo "== CPU time by shared object (perf)"
@@ -57,5 +57,5 @@ head -25 "$OUT/perf-sym.txt"
 echo "== user-space instructions, inclusive (callgrind, $requests requests)"
 grep -E '\[.*acaload\]' "$OUT/callgrind-inclusive.txt" |
     grep -E 'acaload::(user|http|template|capture|metrics)|url::ParseOptions::parse|TowerRedirectPolicy|PendingRequest as|serde_json::de::from_trait|BTreeMap<K,V> as core::iter::traits::collect::FromIterator|__rust_(alloc|dealloc|realloc)|jsonpath_rust::query::js_path_process|hyper::proto::h1::role::Client as' |
-    sed -E 's|/root/.cargo/registry/src/[^/]+/||; s| \[[^]]*\]$||' | head -30
+    sed -E 's|/root/.cargo/registry/src/[^/]+/||; s| \[[^]]*\]$||' | head -30 || true
 echo "raw files in $OUT"

@@ -171,17 +171,19 @@ run_case() {
     wait "$SAMPLER" 2>/dev/null || true
     SAMPLER=
     req1=$(stub_requests); err1=$(err_lines)
+    local reads
+    reads=$(wc -l <"$base.server")   # the sampler's own /__bench_status requests
     p0b=$(cpu_proc 0); p1b=$(cpu_proc 1); i0b=$(cpu_irq 0); i1b=$(cpu_irq 1); ngx1=$(proc_cpu "$WORKER")
     tail -n +$((err0 + 1)) "$PREFIX/logs/errors.log" | head -n "$((err1 - err0))" >"$base.errors"
     cat >"$base.meta" <<EOF
 {"case": "$case", "rep": $rep, "rc": $rc, "t0": $t0, "t1": $t1,
- "stub_requests": $((req1 - req0 - 1)), "stub_errors": $((err1 - err0)),
+ "stub_requests": $((req1 - req0 - 1 - reads)), "sampler_reads": $reads, "stub_errors": $((err1 - err0)),
  "cpu0_proc_ticks": $((p0b - p0a)), "cpu1_proc_ticks": $((p1b - p1a)),
  "cpu0_irq_ticks": $((i0b - i0a)), "cpu1_irq_ticks": $((i1b - i1a)),
  "nginx_ticks": $((ngx1 - ngx0)), "clk_tck": $(getconf CLK_TCK)}
 EOF
     printf '  %s rep %s: exit %s, stub counted %s requests, %s non-2xx\n' \
-        "$case" "$rep" "$rc" "$((req1 - req0 - 1))" "$((err1 - err0))" >&2
+        "$case" "$rep" "$rc" "$((req1 - req0 - 1 - reads))" "$((err1 - err0))" >&2
 }
 
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
