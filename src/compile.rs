@@ -150,6 +150,13 @@ pub struct CompiledRequest {
     pub poll: Option<CompiledPoll>,
 }
 
+impl CompiledRequest {
+    /// True when the step looks at the response body (captures, conditions, polls).
+    pub fn reads_body(&self) -> bool {
+        !self.captures.is_empty() || self.poll.is_some() || !self.that.is_empty()
+    }
+}
+
 #[derive(Debug)]
 pub struct CompiledPoll {
     pub until: Expr,

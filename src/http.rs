@@ -166,23 +166,16 @@ pub async fn send(
     };
     let resp = req.send().await.map_err(classify)?;
     let status = resp.status().as_u16();
-    let headers: std::collections::BTreeMap<String, String> = resp
-        .headers()
-        .iter()
-        .map(|(k, v)| {
-            (
-                k.as_str().to_string(),
-                String::from_utf8_lossy(v.as_bytes()).into_owned(),
-            )
-        })
-        .collect();
-    let is_json = resp
-        .headers()
+    let headers = resp.headers().clone();
+    let is_json = headers
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.contains("json"));
     let bytes = resp.bytes().await.map_err(classify)?;
-    let json = if is_json || bytes.first().is_some_and(|b| *b == b'{' || *b == b'[') {
+    // The body is parsed only when the step reads it (captures, checks, polls).
+    let json = if rq.reads_body()
+        && (is_json || bytes.first().is_some_and(|b| *b == b'{' || *b == b'['))
+    {
         serde_json::from_slice(&bytes).ok()
     } else {
         None
@@ -192,7 +185,7 @@ pub async fn send(
         status,
         text,
         json,
-        headers: Value::from(headers),
+        headers,
     })
 }
 

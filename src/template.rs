@@ -402,7 +402,8 @@ pub struct ResponseView {
     pub status: u16,
     pub text: Arc<str>,
     pub json: Option<serde_json::Value>,
-    pub headers: Value,
+    /// Kept as received; turned into a template value only when a condition asks.
+    pub headers: reqwest::header::HeaderMap,
 }
 
 impl Object for Scope {
@@ -421,7 +422,19 @@ impl Object for Scope {
                     match key {
                         "status" => return Some(Value::from(r.status)),
                         "text" => return Some(Value::from(r.text.clone())),
-                        "headers" => return Some(r.headers.clone()),
+                        "headers" => {
+                            let map: BTreeMap<String, String> = r
+                                .headers
+                                .iter()
+                                .map(|(k, v)| {
+                                    (
+                                        k.as_str().to_string(),
+                                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                                    )
+                                })
+                                .collect();
+                            return Some(Value::from(map));
+                        }
                         "body" => return Some(r.json.as_ref().map_or(Value::from(()), to_value)),
                         _ => {}
                     }

@@ -31,8 +31,8 @@ pub struct VirtualUser {
     vars: Arc<BTreeMap<String, Value>>,
     rng: Value,
     think_rng: fastrand::Rng,
-    /// Captured secret values, scrubbed from failure messages.
-    secrets: Vec<String>,
+    /// Captured secret values by capture name, scrubbed from failure messages.
+    secrets: Vec<(String, String)>,
     /// Cancelled when the user should stop starting new work (time limit, ramp-down, Ctrl-C).
     stop: CancellationToken,
     /// When each request step last started sending (clocks for `wait_event`).
@@ -388,7 +388,7 @@ impl VirtualUser {
     }
 
     fn failure(&self, step: &CompiledStep, reason: String, detail: String) -> Failure {
-        let mut secrets = self.secrets.clone();
+        let mut secrets: Vec<String> = self.secrets.iter().map(|(_, v)| v.clone()).collect();
         secrets.extend(self.ctx.secrets.iter().cloned());
         let detail = crate::redact::scrub(
             &format!("user {} (plan line {}): {detail}", self.index, step.line),
@@ -726,10 +726,7 @@ impl VirtualUser {
                 format!("{} {}", view.status, excerpt(&view.text)),
             ));
         }
-        if (!rq.captures.is_empty() || rq.poll.is_some() || !rq.that.is_empty())
-            && view.json.is_none()
-            && needs_json(rq)
-        {
+        if rq.reads_body() && view.json.is_none() {
             return Err(self.failure(
                 step,
                 "response is not JSON".into(),
@@ -784,10 +781,15 @@ impl VirtualUser {
         for c in &rq.captures {
             match c.apply(json) {
                 Ok(v) => {
+                    // One remembered value per secret capture: the latest is the live one.
                     if c.secret
                         && let Some(s) = v.as_str()
                     {
-                        self.secrets.push(s.to_string());
+                        match self.secrets.iter_mut().find(|(name, _)| name == &c.name) {
+                            Some((_, old)) if old == s => {}
+                            Some((_, old)) => *old = s.to_string(),
+                            None => self.secrets.push((c.name.clone(), s.to_string())),
+                        }
                     }
                     self.set_var(&c.name, crate::template::to_value(v));
                 }
@@ -799,10 +801,6 @@ impl VirtualUser {
         }
         Ok(())
     }
-}
-
-fn needs_json(rq: &CompiledRequest) -> bool {
-    !rq.captures.is_empty() || rq.poll.is_some() || !rq.that.is_empty()
 }
 
 /// The first line of an ACA-Py error body (`404: Record not found…`), short.
