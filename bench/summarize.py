@@ -114,6 +114,8 @@ if not rows:
 
 
 def f(v, spec):
+    if isinstance(v, float) and spec.endswith("d"):  # median of an even number of counts
+        spec = spec[:-1] + ".1f"
     return "-" if v is None or (isinstance(v, float) and v != v) else format(v, spec)
 
 

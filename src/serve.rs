@@ -182,15 +182,14 @@ pub fn prometheus(live: &Live, snap: Option<&Finished>) -> String {
     out
 }
 
-/// The live page for results so far: the terminal report in a self-refreshing page.
+/// The live page: the HTML report of the results so far, refreshing itself every 2 s
+/// (no scripts, like the offline report).
 pub fn live_html(results: &crate::results::Results) -> String {
-    let text = crate::report::render(results, &[]);
-    let escaped = text
-        .replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;");
-    format!(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><meta http-equiv=\"refresh\" content=\"2\"><title>acaload: {} (live)</title></head><body><pre>{escaped}</pre></body></html>",
-        results.plan.name.replace('<', "&lt;")
-    )
+    match crate::html::render(results, &[]) {
+        Ok(page) => page.replacen("<head>", "<head>\n<meta http-equiv=\"refresh\" content=\"2\">", 1),
+        Err(e) => format!(
+            "<!doctype html><meta http-equiv=\"refresh\" content=\"2\"><title>acaload</title><p>the report could not be rendered: {}",
+            e.to_string().replace('<', "&lt;")
+        ),
+    }
 }
