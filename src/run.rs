@@ -133,36 +133,12 @@ pub async fn execute(
     };
     let client = match preflight(&plan, &resolved, &signals).await {
         Ok(c) => c,
-        Err(e) => {
-            return Err((
-                e,
-                Box::new(build(
-                    None,
-                    info,
-                    &cfg,
-                    started_at,
-                    start.elapsed(),
-                    Outcome::Aborted,
-                )),
-            ));
-        }
+        Err(e) => return aborted(e, info, &cfg, started_at, start),
     };
     let background = CancellationToken::new();
     let (events, globals) = match start_events(&plan, &resolved, &background).await {
         Ok(x) => x,
-        Err(e) => {
-            return Err((
-                e,
-                Box::new(build(
-                    None,
-                    info,
-                    &cfg,
-                    started_at,
-                    start.elapsed(),
-                    Outcome::Aborted,
-                )),
-            ));
-        }
+        Err(e) => return aborted(e, info, &cfg, started_at, start),
     };
     let (recorder, live, snapshots, aggregator) =
         crate::metrics::start_with_snapshots(start, Some(Duration::from_secs(1)));
@@ -289,6 +265,27 @@ pub async fn execute(
     drop(recorder);
     let agg = aggregator.await.ok();
     Ok(build(agg, info, &cfg, started_at, start.elapsed(), outcome))
+}
+
+/// The results of a run that could not start.
+fn aborted(
+    e: RunError,
+    info: PlanInfo,
+    cfg: &RunConfig,
+    started_at: SystemTime,
+    start: Instant,
+) -> Result<Results, (RunError, Box<Results>)> {
+    Err((
+        e,
+        Box::new(build(
+            None,
+            info,
+            cfg,
+            started_at,
+            start.elapsed(),
+            Outcome::Aborted,
+        )),
+    ))
 }
 
 /// Starts the plan's event source; returns the hub and the globals with `webhook_url` set.

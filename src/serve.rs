@@ -186,7 +186,11 @@ pub fn prometheus(live: &Live, snap: Option<&Finished>) -> String {
 /// (no scripts, like the offline report).
 pub fn live_html(results: &crate::results::Results) -> String {
     match crate::html::render(results, &[]) {
-        Ok(page) => page.replacen("<head>", "<head>\n<meta http-equiv=\"refresh\" content=\"2\">", 1),
+        Ok(page) => page.replacen(
+            "<head>",
+            "<head>\n<meta http-equiv=\"refresh\" content=\"2\">",
+            1,
+        ),
         Err(e) => format!(
             "<!doctype html><meta http-equiv=\"refresh\" content=\"2\"><title>acaload</title><p>the report could not be rendered: {}",
             e.to_string().replace('<', "&lt;")

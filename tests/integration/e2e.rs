@@ -10,6 +10,17 @@ use std::process::{Command, Stdio};
 use serde_json::Value;
 
 const MEDIATOR_PORT: &str = "4300";
+/// The issue's shape: 2 users every 5 s up to 6, for 30 s.
+const ISSUE_SHAPE: [&str; 8] = [
+    "--set",
+    "STEP_TIME_SECS=5",
+    "--set",
+    "USERS_ADDED_PER_STEP=2",
+    "--set",
+    "USER_LIMIT=6",
+    "--set",
+    "TIME_LIMIT_MINS=0.5",
+];
 const MEDIATOR_ADMIN_PORT: &str = "4301";
 const AGENT_PORT: &str = "4310";
 const AGENT_ADMIN_PORT: &str = "4311";
@@ -169,15 +180,8 @@ fn mediator_plan_end_to_end_against_real_acapy() {
             "42",
             "--out",
             res.to_str().unwrap(),
-            "--set",
-            "STEP_TIME_SECS=5",
-            "--set",
-            "USERS_ADDED_PER_STEP=2",
-            "--set",
-            "USER_LIMIT=6",
-            "--set",
-            "TIME_LIMIT_MINS=0.5",
         ])
+        .args(ISSUE_SHAPE)
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -411,15 +415,8 @@ fn check_websocket_source_counts(stack: &Stack) {
             res.to_str().unwrap(),
             "--set",
             "EVENT_SOURCE=websocket",
-            "--set",
-            "STEP_TIME_SECS=5",
-            "--set",
-            "USERS_ADDED_PER_STEP=2",
-            "--set",
-            "USER_LIMIT=6",
-            "--set",
-            "TIME_LIMIT_MINS=0.5",
         ])
+        .args(ISSUE_SHAPE)
         .output()
         .unwrap();
     assert_eq!(

@@ -502,13 +502,31 @@ fn an_impossible_threshold_exits_1_and_says_which() {
     let dir = std::env::temp_dir().join(format!("acaload-threshold-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let out = dir.join("r.json");
-    let run = acaload(&["run", "tests/fixtures/engine/impossible.yaml", "-q", "--out", out.to_str().unwrap()], &url);
+    let run = acaload(
+        &[
+            "run",
+            "tests/fixtures/engine/impossible.yaml",
+            "-q",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        &url,
+    );
     let stdout = String::from_utf8_lossy(&run.stdout);
     assert_eq!(run.status.code(), Some(1), "{stdout}");
-    let lines: Vec<&str> = stdout.lines().filter(|l| l.starts_with("  PASS") || l.starts_with("  FAIL")).collect();
+    let lines: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("  PASS") || l.starts_with("  FAIL"))
+        .collect();
     assert_eq!(lines.len(), 2, "{stdout}");
-    assert!(lines[0].starts_with("  PASS all requests error rate"), "{stdout}");
-    assert!(lines[1].starts_with("  FAIL read state max") && lines[1].contains("<= 0ms"), "{stdout}");
+    assert!(
+        lines[0].starts_with("  PASS all requests error rate"),
+        "{stdout}"
+    );
+    assert!(
+        lines[1].starts_with("  FAIL read state max") && lines[1].contains("<= 0ms"),
+        "{stdout}"
+    );
     // The verdicts travel with the results: `acaload report` shows them and exits 1 too.
     let report = acaload(&["report", out.to_str().unwrap()], &url);
     assert_eq!(report.status.code(), Some(1));
