@@ -287,14 +287,8 @@ fn explain(path: &std::path::Path, vars: &VarArgs) -> u8 {
         shard_count: 1,
         webhook_url: "<webhook_url>".into(),
     };
-    let resolved = match crate::resolve::resolve(&plan, &display, &id) {
-        Ok(r) => r,
-        Err(diags) => {
-            diags
-                .iter()
-                .for_each(|d| eprintln!("{}", d.render(Some(&plan.source))));
-            return EXIT_ERROR;
-        }
+    let Some(resolved) = resolve(&plan, &display, &id) else {
+        return EXIT_ERROR;
     };
     let defined = crate::compile::defined_names(&plan.plan);
     print!(
@@ -345,16 +339,9 @@ fn run(args: RunArgs) -> u8 {
         metrics: args.metrics.clone(),
         web: args.web.clone(),
     };
-    let resolved =
-        match crate::resolve::resolve(&plan, &env, &crate::run::identity(&cfg, String::new())) {
-            Ok(r) => r,
-            Err(diags) => {
-                diags
-                    .iter()
-                    .for_each(|d| eprintln!("{}", d.render(Some(&plan.source))));
-                return EXIT_ERROR;
-            }
-        };
+    let Some(resolved) = resolve(&plan, &env, &crate::run::identity(&cfg, String::new())) else {
+        return EXIT_ERROR;
+    };
     let Some(runtime) = runtime() else {
         return EXIT_ERROR;
     };
@@ -525,6 +512,21 @@ fn write_outputs(
         }
     }
     code
+}
+
+/// Resolves the plan against its variables; prints every located problem when it cannot.
+fn resolve(
+    plan: &CompiledPlan,
+    env: &crate::env::ResolvedEnv,
+    id: &crate::resolve::RunIdentity,
+) -> Option<crate::resolve::Resolved> {
+    crate::resolve::resolve(plan, env, id)
+        .map_err(|diags| {
+            diags
+                .iter()
+                .for_each(|d| eprintln!("{}", d.render(Some(&plan.source))))
+        })
+        .ok()
 }
 
 /// The async runtime; says why on stderr when it cannot start.

@@ -304,7 +304,15 @@ pub fn load_str(file: &str, text: String) -> Result<CompiledPlan, LoadFailure> {
         diags.dedup();
         return fail(diags, text);
     }
-    let templates = Arc::new(compiler.finish());
+    let templates = match compiler.finish() {
+        Ok(t) => Arc::new(t),
+        Err(e) => {
+            return fail(
+                vec![Diagnostic::whole_file(file, format!("template: {e}"))],
+                text,
+            );
+        }
+    };
     let (target, vars, setup, tasks, teardown, think, load_params, load_texts) = compiled;
     Ok(CompiledPlan {
         file: file.to_string(),
@@ -475,17 +483,7 @@ impl Cx<'_> {
                 );
             }
         }
-        let vars = plan
-            .vars
-            .iter()
-            .map(|(k, v)| {
-                (
-                    k.clone(),
-                    self.compiler
-                        .json(&format!("/vars/{}", source::escape(k)), v),
-                )
-            })
-            .collect();
+        let vars = self.jsons("/vars", &plan.vars);
         let (load_params, load_texts) = self.load(&plan.load);
         for name in plan.pools.keys() {
             if name.is_empty() {
@@ -804,16 +802,7 @@ impl Cx<'_> {
                 format!("sleep {s}"),
             )
         } else if let Some(set) = &step.set {
-            let vals = set
-                .iter()
-                .map(|(k, v)| {
-                    (
-                        k.clone(),
-                        self.compiler
-                            .json(&format!("{p}/set/{}", source::escape(k)), v),
-                    )
-                })
-                .collect();
+            let vals = self.jsons(&format!("{p}/set"), set);
             (StepKind::Set(vals), "set".to_string())
         } else if let Some(o) = &step.offer {
             self.pool(&format!("{p}/offer/pool"), &o.pool, plan);
@@ -939,6 +928,23 @@ impl Cx<'_> {
                 format!("pool `{name}` is not declared under `pools:`{hint}"),
             );
         }
+    }
+
+    /// A map of JSON values with templated leaves (plan `vars`, `set`) under `prefix`.
+    fn jsons(
+        &mut self,
+        prefix: &str,
+        map: &BTreeMap<String, serde_json::Value>,
+    ) -> Vec<(String, JsonTemplate)> {
+        map.iter()
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    self.compiler
+                        .json(&format!("{prefix}/{}", source::escape(k)), v),
+                )
+            })
+            .collect()
     }
 
     /// A map of templated strings (query parameters, headers) under `prefix`.

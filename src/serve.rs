@@ -68,6 +68,19 @@ pub async fn start(
     Ok(bound)
 }
 
+/// Reads one counter of a step.
+type StepCount = fn(&crate::results::StepStats) -> u64;
+
+/// The labels that identify a step's series.
+fn step_labels(s: &crate::results::StepStats) -> String {
+    format!(
+        "phase=\"{:?}\",kind=\"{:?}\",step=\"{}\"",
+        s.phase,
+        s.kind,
+        label(&s.name)
+    )
+}
+
 fn label(v: &str) -> String {
     v.replace('\\', "\\\\")
         .replace('"', "\\\"")
@@ -98,45 +111,30 @@ pub fn prometheus(live: &Live, snap: Option<&Finished>) -> String {
         live.failures
     );
     let Some(snap) = snap else { return out };
-    let _ = writeln!(
-        out,
-        "# HELP acaload_step_samples_total Samples per step (requests, polls, takes, events).\n# TYPE acaload_step_samples_total counter"
-    );
-    for s in &snap.stats {
-        let _ = writeln!(
-            out,
-            "acaload_step_samples_total{{phase=\"{:?}\",kind=\"{:?}\",step=\"{}\"}} {}",
-            s.phase,
-            s.kind,
-            label(&s.name),
-            s.count
-        );
-    }
-    let _ = writeln!(
-        out,
-        "# HELP acaload_step_failures_total Failed samples per step.\n# TYPE acaload_step_failures_total counter"
-    );
-    for s in &snap.stats {
-        let _ = writeln!(
-            out,
-            "acaload_step_failures_total{{phase=\"{:?}\",kind=\"{:?}\",step=\"{}\"}} {}",
-            s.phase,
-            s.kind,
-            label(&s.name),
-            s.failures
-        );
+    let counters: [(&str, &str, StepCount); 2] = [
+        (
+            "acaload_step_samples_total",
+            "Samples per step (requests, polls, takes, events).",
+            |s| s.count,
+        ),
+        (
+            "acaload_step_failures_total",
+            "Failed samples per step.",
+            |s| s.failures,
+        ),
+    ];
+    for (name, help, value) in counters {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+        for s in &snap.stats {
+            let _ = writeln!(out, "{name}{{{}}} {}", step_labels(s), value(s));
+        }
     }
     let _ = writeln!(
         out,
         "# HELP acaload_step_latency_seconds Latency per step since the start.\n# TYPE acaload_step_latency_seconds summary"
     );
     for s in &snap.stats {
-        let labels = format!(
-            "phase=\"{:?}\",kind=\"{:?}\",step=\"{}\"",
-            s.phase,
-            s.kind,
-            label(&s.name)
-        );
+        let labels = step_labels(s);
         for (q, v) in [
             ("0.5", s.latency_ms.p50),
             ("0.9", s.latency_ms.p90),

@@ -179,29 +179,27 @@ impl Compiler {
 
     /// Freezes the environment (leaked once per loaded plan: templates borrow it for the
     /// life of the process) and compiles the handles the runner uses.
-    pub fn finish(self) -> Templates {
+    pub fn finish(self) -> Result<Templates, String> {
         if !self.issues.is_empty() {
-            return Templates {
-                texts: Vec::new(),
-                exprs: Vec::new(),
-            };
+            return Err("the plan's templates have errors".into());
         }
         let env: &'static Environment<'static> = Box::leak(Box::new(self.env));
+        // Steps refer to templates by position: every one must compile, or none is used.
         let texts = self
             .texts
             .iter()
-            .filter_map(|name| env.get_template(name).ok())
-            .collect();
+            .map(|name| env.get_template(name).map_err(|e| describe(&e)))
+            .collect::<Result<_, _>>()?;
         let exprs = self
             .exprs
             .into_iter()
-            .filter_map(|src| {
+            .map(|src| {
                 env.compile_expression_owned(src.clone())
-                    .ok()
                     .map(|e| (e, src))
+                    .map_err(|e| describe(&e))
             })
-            .collect();
-        Templates { texts, exprs }
+            .collect::<Result<_, _>>()?;
+        Ok(Templates { texts, exprs })
     }
 }
 
@@ -480,7 +478,7 @@ mod tests {
     fn single_expression_leaves_keep_their_type() {
         let mut c = Compiler::new();
         let t = c.json("/b", &serde_json::json!({"n": "{{ user.index + 1 }}", "s": "u-{{ user.index }}", "k": 5, "o": "{{ inv }}"}));
-        let tpl = c.finish();
+        let tpl = c.finish().unwrap();
         let inv = crate::template::to_value(serde_json::json!({"@type": "x", "services": [1]}));
         let out = tpl.render_json(&t, &ctx(&[("inv", inv)])).unwrap();
         assert_eq!(
@@ -494,7 +492,7 @@ mod tests {
         let mut c = Compiler::new();
         let t = c.text("/p", "/connections/{{ conn_id }}", false);
         assert_eq!(c.references[0].1, vec!["conn_id".to_string()]);
-        let tpl = c.finish();
+        let tpl = c.finish().unwrap();
         let err = tpl.render(&t, &ctx(&[])).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::UndefinedError);
     }
@@ -515,7 +513,7 @@ mod tests {
             "{{ random_key() }} {{ uuid() }} {{ random_word() }}",
             false,
         );
-        let tpl = c.finish();
+        let tpl = c.finish().unwrap();
         let a = tpl.render(&t, &ctx(&[])).unwrap();
         let b = tpl.render(&t, &ctx(&[])).unwrap();
         assert_eq!(a, b, "same seed, same values");

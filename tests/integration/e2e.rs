@@ -301,21 +301,7 @@ fn mediator_plan_end_to_end_against_real_acapy() {
     check_trace_sink(&stack);
 
     // Wrong API key: one clear line, exit 2, results still written.
-    let bad = out_dir.join("badkey.json");
-    let out = stack
-        .acaload(&[
-            "run",
-            "plans/mediator.yaml",
-            "-q",
-            "--set",
-            "ACAPY_ADMIN_API_KEY=wrong",
-            "--out",
-            bad.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
+    let (err, bad) = run_that_cannot_start(&stack, "badkey.json", "ACAPY_ADMIN_API_KEY=wrong");
     assert_eq!(
         err.trim(),
         format!(
@@ -323,30 +309,19 @@ fn mediator_plan_end_to_end_against_real_acapy() {
             stack.vars["ACAPY_ADMIN_URL"]
         )
     );
-    assert_eq!(results(&bad)["run"]["outcome"], "aborted");
+    assert_eq!(bad["run"]["outcome"], "aborted");
 
     // Unreachable admin URL.
-    let gone = out_dir.join("unreachable.json");
-    let out = stack
-        .acaload(&[
-            "run",
-            "plans/mediator.yaml",
-            "-q",
-            "--set",
-            "ACAPY_ADMIN_URL=http://127.0.0.1:9",
-            "--out",
-            gone.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
-    assert_eq!(err.lines().count(), 1, "{err}");
+    let (err, gone) = run_that_cannot_start(
+        &stack,
+        "unreachable.json",
+        "ACAPY_ADMIN_URL=http://127.0.0.1:9",
+    );
+    assert_eq!(gone["run"]["outcome"], "aborted");
     assert!(
         err.starts_with("error: preflight http://127.0.0.1:9/status failed: Connection refused"),
         "{err}"
     );
-    assert!(gone.exists());
 
     // Ctrl-C mid-run: teardown still runs, results are written, exit 130.
     let int = out_dir.join("interrupted.json");
@@ -741,4 +716,26 @@ fn check_trace_sink(stack: &Stack) {
         )),
         "{table}"
     );
+}
+
+/// Runs the mediator plan with one variable set so that it cannot start: exit 2, one
+/// line on stderr, and the results file still written. Returns stderr and the results.
+fn run_that_cannot_start(stack: &Stack, file: &str, set: &str) -> (String, Value) {
+    let path = stack.dir.join(file);
+    let out = stack
+        .acaload(&[
+            "run",
+            "plans/mediator.yaml",
+            "-q",
+            "--set",
+            set,
+            "--out",
+            path.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    (err, results(&path))
 }
