@@ -14,7 +14,7 @@
 # Referees: the stub's /__bench_status request counter (sampled every second) must match the
 # tool's count, and its errors.log (non-2xx only) must stay empty.
 #
-# Settings (environment): REPS (3), A_SECS (15), B_SECS (30), C_SECS (15), B_USERS (10000),
+# Settings (environment): REPS (3), CASES ("a b c": which cases to run), A_SECS (15), B_SECS (30), C_SECS (15), B_USERS (10000),
 # B_SPAWN_RATE (5000), BENCH_NICE (-10, see below; 0 to turn off), QUIET_WAIT (10: seconds to
 # wait before each case for the other processes on the machine to go quiet), BENCH_CONF (the
 # stub's conf), BENCH_OUT (where the raw files go; default target/bench/DATE).
@@ -42,6 +42,7 @@ fi
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(dirname "$HERE")
 REPS=${REPS:-3}
+CASES=${CASES:-a b c}
 A_SECS=${A_SECS:-15}
 B_SECS=${B_SECS:-30}
 C_SECS=${C_SECS:-15}
@@ -197,10 +198,16 @@ taskset -c 1 "$ACALOAD" run "$HERE/chain.yaml" -q --set DURATION=2s >/dev/null 2
 
 for rep in $(seq "$REPS"); do
     echo "repetition $rep of $REPS" >&2
-    run_case a "$rep" "$ACALOAD" run "$HERE/chain.yaml" --set DURATION="${A_SECS}s" --out "$OUT/a-$rep.json"
-    run_case b "$rep" "$ACALOAD" run "$HERE/think.yaml" --set DURATION="${B_SECS}s" \
-        --set USERS="$B_USERS" --set SPAWN_RATE="$B_SPAWN_RATE" --out "$OUT/b-$rep.json"
-    run_case c "$rep" wrk -t1 -c50 -d"${C_SECS}s" -H "$BEARER" "http://127.0.0.1:$PORT/connections"
+    if [[ " $CASES " == *" a "* ]]; then
+        run_case a "$rep" "$ACALOAD" run "$HERE/chain.yaml" --set DURATION="${A_SECS}s" --out "$OUT/a-$rep.json"
+    fi
+    if [[ " $CASES " == *" b "* ]]; then
+        run_case b "$rep" "$ACALOAD" run "$HERE/think.yaml" --set DURATION="${B_SECS}s" \
+            --set USERS="$B_USERS" --set SPAWN_RATE="$B_SPAWN_RATE" --out "$OUT/b-$rep.json"
+    fi
+    if [[ " $CASES " == *" c "* ]]; then
+        run_case c "$rep" wrk -t1 -c50 -d"${C_SECS}s" -H "$BEARER" "http://127.0.0.1:$PORT/connections"
+    fi
 done
 
 python3 "$HERE/summarize.py" "$OUT" "$B_USERS" | tee "$OUT/summary.txt"

@@ -60,6 +60,7 @@ pub struct CompiledTarget {
     pub timeout: Duration,
     pub connect_timeout: Duration,
     pub insecure: bool,
+    pub max_connections: Option<usize>,
 }
 
 /// One of the task lists a user picks from each iteration (one list when sequential).
@@ -472,6 +473,7 @@ impl Cx<'_> {
             timeout,
             connect_timeout,
             insecure: t.insecure_skip_tls_verify,
+            max_connections: t.max_connections,
         };
         for (name, var) in &plan.env {
             if let Some(d) = &var.default

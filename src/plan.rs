@@ -127,6 +127,12 @@ pub struct Target {
     /// with one clear line (unreachable agent, wrong API key) before any user starts.
     #[serde(default)]
     pub preflight: Option<String>,
+    /// At most this many requests in flight at once, and so at most this many connections
+    /// (HTTP/1). Unset: no limit. A request waiting for a free connection is timed from when
+    /// the user wanted to send it, so a limit that is too low shows in the latencies.
+    #[serde(default)]
+    #[schemars(range(min = 1))]
+    pub max_connections: Option<usize>,
     /// Skip TLS certificate verification. Off by default; turn on only for self-signed test agents.
     #[serde(default)]
     pub insecure_skip_tls_verify: bool,

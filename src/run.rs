@@ -40,8 +40,8 @@ pub struct RunConfig {
 pub struct RunContext {
     pub plan: Arc<CompiledPlan>,
     pub globals: Arc<Globals>,
-    pub client: reqwest::Client,
-    pub base_url: String,
+    /// The plan's requests go through this client.
+    pub http: crate::http::Client,
     pub recorder: Recorder,
     pub pools: Pools,
     pub seed: u64,
@@ -135,6 +135,10 @@ pub async fn execute(
         Ok(c) => c,
         Err(e) => return aborted(e, info, &cfg, started_at, start),
     };
+    let http = match crate::http::Client::new(&plan.target, &resolved.base_url, &resolved.headers) {
+        Ok(c) => c,
+        Err(e) => return aborted(RunError::Client(e), info, &cfg, started_at, start),
+    };
     let background = CancellationToken::new();
     let (events, globals) = match start_events(&plan, &resolved, &background).await {
         Ok(x) => x,
@@ -154,8 +158,7 @@ pub async fn execute(
     let ctx = Arc::new(RunContext {
         plan: plan.clone(),
         globals,
-        client,
-        base_url: resolved.base_url.clone(),
+        http,
         recorder: recorder.clone(),
         pools: Pools::new(plan.plan.pools.keys()),
         seed: cfg.seed,
@@ -394,7 +397,8 @@ async fn preflight(
     resolved: &Resolved,
     signals: &StopSignals,
 ) -> Result<reqwest::Client, RunError> {
-    let client = crate::http::client(&plan.target, &resolved.headers).map_err(RunError::Client)?;
+    let client =
+        crate::http::admin_client(&plan.target, &resolved.headers).map_err(RunError::Client)?;
     let Some(path) = &plan.plan.target.preflight else {
         return Ok(client);
     };

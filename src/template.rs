@@ -398,10 +398,18 @@ pub struct Globals {
 #[derive(Debug)]
 pub struct ResponseView {
     pub status: u16,
-    pub text: Arc<str>,
+    /// The body as received; `text` and `body` are made from it only when asked.
+    pub body: bytes::Bytes,
     pub json: Option<serde_json::Value>,
     /// Kept as received; turned into a template value only when a condition asks.
-    pub headers: reqwest::header::HeaderMap,
+    pub headers: http::HeaderMap,
+}
+
+impl ResponseView {
+    /// The body as text (invalid UTF-8 replaced).
+    pub fn text(&self) -> std::borrow::Cow<'_, str> {
+        String::from_utf8_lossy(&self.body)
+    }
 }
 
 impl Object for Scope {
@@ -419,7 +427,7 @@ impl Object for Scope {
                 if let Some(r) = &self.response {
                     match key {
                         "status" => return Some(Value::from(r.status)),
-                        "text" => return Some(Value::from(r.text.clone())),
+                        "text" => return Some(Value::from(r.text().as_ref())),
                         "headers" => {
                             let map: BTreeMap<String, String> = r
                                 .headers

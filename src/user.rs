@@ -680,7 +680,7 @@ impl VirtualUser {
                             crate::duration::format(poll.timeout),
                             ctx.plan.templates.source(poll.until)
                         ),
-                        format!("last response: {} {}", view.status, excerpt(&view.text)),
+                        format!("last response: {} {}", view.status, excerpt(&view.text())),
                     );
                     self.record(step, StatKind::Poll, None, poll_started, Some(f.clone()));
                     return Err(StepError::Failed);
@@ -721,16 +721,16 @@ impl VirtualUser {
                 format!(
                     "status {} (expected {expected}): {}",
                     view.status,
-                    reason_text(&view.text)
+                    reason_text(&view.text())
                 ),
-                format!("{} {}", view.status, excerpt(&view.text)),
+                format!("{} {}", view.status, excerpt(&view.text())),
             ));
         }
         if rq.reads_body() && view.json.is_none() {
             return Err(self.failure(
                 step,
                 "response is not JSON".into(),
-                format!("{} {}", view.status, excerpt(&view.text)),
+                format!("{} {}", view.status, excerpt(&view.text())),
             ));
         }
         if rq.that.is_empty() {
@@ -745,7 +745,7 @@ impl VirtualUser {
                     return Err(self.failure(
                         step,
                         format!("check failed: `{src}`"),
-                        format!("{} {}", view.status, excerpt(&view.text)),
+                        format!("{} {}", view.status, excerpt(&view.text())),
                     ));
                 }
                 Err(e) => {
@@ -756,7 +756,7 @@ impl VirtualUser {
                             "{}; response {} {}",
                             crate::template::describe(&e),
                             view.status,
-                            excerpt(&view.text)
+                            excerpt(&view.text())
                         ),
                     ));
                 }
@@ -775,7 +775,7 @@ impl VirtualUser {
             return if rq.captures.is_empty() {
                 Ok(())
             } else {
-                Err(self.fail_untimed(step, "response is not JSON", excerpt(&view.text)))
+                Err(self.fail_untimed(step, "response is not JSON", excerpt(&view.text())))
             };
         };
         for c in &rq.captures {
@@ -794,7 +794,7 @@ impl VirtualUser {
                     self.set_var(&c.name, crate::template::to_value(v));
                 }
                 Err(why) => {
-                    let detail = format!("{why}; body: {}", excerpt(&view.text));
+                    let detail = format!("{why}; body: {}", excerpt(&view.text()));
                     return Err(self.fail_untimed(step, &why, detail));
                 }
             }

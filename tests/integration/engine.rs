@@ -23,6 +23,7 @@ fn stub() -> (String, Counts) {
     std::thread::spawn(move || {
         for conn in listener.incoming().flatten() {
             let c = c.clone();
+            *c.lock().unwrap().entry("connections".into()).or_default() += 1;
             std::thread::spawn(move || serve(conn, c));
         }
     });
@@ -69,6 +70,10 @@ fn serve(conn: TcpStream, counts: Counts) {
                 format!(r#"{{"wallet_id":"w1","token":"{TOKEN}"}}"#),
             ),
             "GET /text" => (404, "text/plain", "404: Record not found".to_string()),
+            "GET /hold" => {
+                std::thread::sleep(Duration::from_millis(20));
+                (200, "application/json", "{}".to_string())
+            }
             "GET /slow" => {
                 std::thread::sleep(Duration::from_secs(2));
                 (200, "application/json", "{}".to_string())
@@ -238,6 +243,49 @@ fn non_json_body_where_a_capture_needs_json_is_a_failure() {
     assert_eq!(
         r["users"]["stopped_by_error"], 1,
         "setup failures stop the user by default"
+    );
+}
+
+#[test]
+fn max_connections_bounds_the_sockets_opened() {
+    let dir = std::env::temp_dir().join(format!("acaload-maxconn-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let run = |limit: &str| {
+        let (url, counts) = stub();
+        let plan = format!(
+            "name: t\nenv: {{ U: {{ type: string }} }}\ntarget: {{ base_url: \"{{{{ env.U }}}}\"{limit} }}\nload: {{ constant: {{ users: 20, duration: 1s }} }}\nuser:\n  tasks:\n    - request: {{ method: GET, path: /hold }}\n"
+        );
+        std::fs::write(dir.join("p.yaml"), plan).unwrap();
+        let out = dir.join("r.json");
+        let run = std::process::Command::new(env!("CARGO_BIN_EXE_acaload"))
+            .args(["run", dir.join("p.yaml").to_str().unwrap(), "-q", "--out"])
+            .arg(&out)
+            .env("U", &url)
+            .output()
+            .unwrap();
+        assert_eq!(run.status.code(), Some(0), "{run:?}");
+        let r: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+        let counts = counts.lock().unwrap();
+        assert_eq!(r["total"]["failures"], 0);
+        assert_eq!(
+            r["total"]["requests"].as_u64(),
+            counts.get("GET /hold").map(|n| *n as u64),
+            "every request reached the stub"
+        );
+        (counts["connections"], counts["GET /hold"])
+    };
+    let (open, _) = run("");
+    assert!(
+        open >= 15,
+        "20 users without a limit opened {open} connections"
+    );
+    let (open, requests) = run(", max_connections: 3");
+    assert!(open <= 3, "max_connections 3, but {open} connections");
+    // 3 connections, 20 ms a request, 1 s (and the last in flight): about 150 requests;
+    // 20 users unbounded make about 1,000.
+    assert!(
+        (20..=250).contains(&requests),
+        "{requests} requests through 3 connections"
     );
 }
 
