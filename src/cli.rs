@@ -165,7 +165,7 @@ pub fn main() -> ExitCode {
     ExitCode::from(match args.command {
         Command::Validate { files, format } => validate(&files, format),
         Command::Schema { kind } => {
-            print!(
+            crate::out!(
                 "{}",
                 match kind {
                     SchemaKind::Plan => crate::schema::plan_schema(),
@@ -192,29 +192,29 @@ fn validate(files: &[PathBuf], format: Format) -> u8 {
         match compile::load_file(f) {
             Ok(_) => {
                 if matches!(format, Format::Text) {
-                    println!("{}: ok", f.display());
+                    crate::outln!("{}: ok", f.display());
                 }
             }
             Err(failure) => {
                 if matches!(format, Format::Text) {
-                    eprintln!("{}", failure.render());
+                    crate::errln!("{}", failure.render());
                 }
                 all.extend(failure.diagnostics);
             }
         }
     }
     if matches!(format, Format::Json) {
-        println!("{}", serde_json::to_string_pretty(&all).unwrap_or_default());
+        crate::outln!("{}", serde_json::to_string_pretty(&all).unwrap_or_default());
     } else if !all.is_empty() {
         let n = all.len();
-        eprintln!("{n} problem{} found", if n == 1 { "" } else { "s" });
+        crate::errln!("{n} problem{} found", if n == 1 { "" } else { "s" });
     }
     if all.is_empty() { EXIT_OK } else { EXIT_ERROR }
 }
 
 fn load(path: &std::path::Path) -> Result<CompiledPlan, u8> {
     compile::load_file(path).map_err(|f| {
-        eprintln!("{}", f.render());
+        crate::errln!("{}", f.render());
         EXIT_ERROR
     })
 }
@@ -250,7 +250,7 @@ fn explain(path: &std::path::Path, vars: &VarArgs) -> u8 {
     let mut sources = match sources(vars) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("error: {e}");
+            crate::errln!("error: {e}");
             return EXIT_ERROR;
         }
     };
@@ -271,7 +271,7 @@ fn explain(path: &std::path::Path, vars: &VarArgs) -> u8 {
     let env = match crate::env::resolve(&plan.plan.env, &sources) {
         Ok(e) => e,
         Err(errors) => {
-            errors.iter().for_each(|e| eprintln!("error: {e}"));
+            errors.iter().for_each(|e| crate::errln!("error: {e}"));
             return EXIT_ERROR;
         }
     };
@@ -291,7 +291,7 @@ fn explain(path: &std::path::Path, vars: &VarArgs) -> u8 {
         return EXIT_ERROR;
     };
     let defined = crate::compile::defined_names(&plan.plan);
-    print!(
+    crate::out!(
         "{}",
         crate::redact::scrub(
             &crate::explain::explain(&plan, &resolved, &defined),
@@ -309,21 +309,21 @@ fn run(args: RunArgs) -> u8 {
     let sources = match sources(&args.vars) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("error: {e}");
+            crate::errln!("error: {e}");
             return EXIT_ERROR;
         }
     };
     let env = match crate::env::resolve(&plan.plan.env, &sources) {
         Ok(e) => e,
         Err(errors) => {
-            errors.iter().for_each(|e| eprintln!("error: {e}"));
+            errors.iter().for_each(|e| crate::errln!("error: {e}"));
             return EXIT_ERROR;
         }
     };
     let shard = match shard_of(&args) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("error: {e}");
+            crate::errln!("error: {e}");
             return EXIT_ERROR;
         }
     };
@@ -346,7 +346,7 @@ fn run(args: RunArgs) -> u8 {
         return EXIT_ERROR;
     };
     if !args.quiet {
-        eprintln!(
+        crate::errln!(
             "running {} ({}) as run {}, seed {seed}",
             plan.plan.name,
             crate::resolve::describe_shape(&resolved.shape),
@@ -374,11 +374,11 @@ fn run(args: RunArgs) -> u8 {
         match serde_json::to_string_pretty(&results) {
             Ok(json) => {
                 if let Err(e) = std::fs::write(path, crate::redact::scrub(&json, &secrets) + "\n") {
-                    eprintln!("error: cannot write {}: {e}", path.display());
+                    crate::errln!("error: cannot write {}: {e}", path.display());
                     code = EXIT_ERROR;
                 }
             }
-            Err(e) => eprintln!("error: cannot serialize results: {e}"),
+            Err(e) => crate::errln!("error: cannot serialize results: {e}"),
         }
     }
     // HTML and CSV are written in every case too, so an aborted run still has its report.
@@ -386,21 +386,21 @@ fn run(args: RunArgs) -> u8 {
         code = EXIT_ERROR;
     }
     if let Some(e) = error {
-        eprintln!("error: {e}");
+        crate::errln!("error: {e}");
         return EXIT_ERROR;
     }
-    println!(
+    crate::outln!(
         "{}",
         crate::redact::scrub(&crate::report::render(&results, &verdicts), &secrets)
     );
     if let Some(path) = &args.out {
         if code == EXIT_OK {
-            eprintln!("results written to {}", path.display());
+            crate::errln!("results written to {}", path.display());
         }
     }
     match results.run.outcome {
         crate::results::Outcome::Interrupted | crate::results::Outcome::Aborted => {
-            eprintln!("interrupted: results cover the run up to the signal");
+            crate::errln!("interrupted: results cover the run up to the signal");
             EXIT_INTERRUPTED
         }
         crate::results::Outcome::Completed => {
@@ -425,12 +425,12 @@ fn report(path: &std::path::Path, outputs: &OutputArgs) -> u8 {
     let results = match load_results(path) {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("error: {e}");
+            crate::errln!("error: {e}");
             return EXIT_ERROR;
         }
     };
     let verdicts = results.thresholds.clone();
-    println!("{}", crate::report::render(&results, &verdicts));
+    crate::outln!("{}", crate::report::render(&results, &verdicts));
     let written = write_outputs(&results, &verdicts, outputs);
     if written != EXIT_OK {
         written
@@ -488,16 +488,16 @@ fn write_outputs(
                     .map_err(|e| format!("cannot write {}: {e}", path.display()))
             });
         match written {
-            Ok(()) => eprintln!("HTML report written to {}", path.display()),
+            Ok(()) => crate::errln!("HTML report written to {}", path.display()),
             Err(e) => {
-                eprintln!("error: {e}");
+                crate::errln!("error: {e}");
                 code = EXIT_ERROR;
             }
         }
     }
     if let Some(prefix) = &outputs.csv {
         match crate::csv_out::write(results, prefix) {
-            Ok(paths) => eprintln!(
+            Ok(paths) => crate::errln!(
                 "CSV written to {}",
                 paths
                     .iter()
@@ -506,7 +506,7 @@ fn write_outputs(
                     .join(", ")
             ),
             Err(e) => {
-                eprintln!("error: {e}");
+                crate::errln!("error: {e}");
                 code = EXIT_ERROR;
             }
         }
@@ -524,7 +524,7 @@ fn resolve(
         .map_err(|diags| {
             diags
                 .iter()
-                .for_each(|d| eprintln!("{}", d.render(Some(&plan.source))))
+                .for_each(|d| crate::errln!("{}", d.render(Some(&plan.source))))
         })
         .ok()
 }
@@ -534,7 +534,7 @@ fn runtime() -> Option<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(|e| eprintln!("error: cannot start the async runtime: {e}"))
+        .map_err(|e| crate::errln!("error: cannot start the async runtime: {e}"))
         .ok()
 }
 
@@ -556,10 +556,10 @@ async fn watch_signals(signals: crate::run::StopSignals, first: &'static str) {
             return;
         }
         if n == 0 {
-            eprintln!("{first}");
+            crate::errln!("{first}");
             signals.graceful.cancel();
         } else {
-            eprintln!("stopping now");
+            crate::errln!("stopping now");
             signals.hard.cancel();
         }
     }
@@ -579,7 +579,7 @@ fn trace_sink(listen: String, forward: Option<String>, out: Option<PathBuf>) -> 
             tx,
         ));
         if let Ok(addr) = rx.await {
-            eprintln!(
+            crate::errln!(
                 "trace sink listening on http://{addr}/ (summary at /summary); Ctrl-C to stop"
             );
         }
@@ -587,20 +587,20 @@ fn trace_sink(listen: String, forward: Option<String>, out: Option<PathBuf>) -> 
     });
     match result {
         Ok(report) => {
-            print!("{}", report.render());
+            crate::out!("{}", report.render());
             if let Some(path) = out
                 && let Err(e) = std::fs::write(
                     &path,
                     serde_json::to_string_pretty(&report).unwrap_or_default() + "\n",
                 )
             {
-                eprintln!("error: cannot write {}: {e}", path.display());
+                crate::errln!("error: cannot write {}: {e}", path.display());
                 return EXIT_ERROR;
             }
             EXIT_OK
         }
         Err(e) => {
-            eprintln!("error: {e}");
+            crate::errln!("error: {e}");
             EXIT_ERROR
         }
     }
@@ -612,7 +612,7 @@ fn merge(files: &[PathBuf], out: &std::path::Path) -> u8 {
         match load_results(f) {
             Ok(r) => inputs.push((f.display().to_string(), r)),
             Err(e) => {
-                eprintln!("error: {e}");
+                crate::errln!("error: {e}");
                 return EXIT_ERROR;
             }
         }
@@ -621,7 +621,7 @@ fn merge(files: &[PathBuf], out: &std::path::Path) -> u8 {
         Ok(merged) => {
             let json = serde_json::to_string_pretty(&merged).unwrap_or_default() + "\n";
             if let Err(e) = std::fs::write(out, json) {
-                eprintln!("error: cannot write {}: {e}", out.display());
+                crate::errln!("error: cannot write {}: {e}", out.display());
                 return EXIT_ERROR;
             }
             let missing = merged
@@ -629,7 +629,7 @@ fn merge(files: &[PathBuf], out: &std::path::Path) -> u8 {
                 .shard
                 .map(|s| format!(" (incomplete: shards of {})", s.count))
                 .unwrap_or_default();
-            eprintln!(
+            crate::errln!(
                 "merged {} results into {}: {} requests, {} failures{missing}",
                 inputs.len(),
                 out.display(),
@@ -639,7 +639,7 @@ fn merge(files: &[PathBuf], out: &std::path::Path) -> u8 {
             EXIT_OK
         }
         Err(e) => {
-            eprintln!("error: {e}");
+            crate::errln!("error: {e}");
             EXIT_ERROR
         }
     }

@@ -82,7 +82,7 @@ pub async fn show(
                     line.push_str(&format!(" | {d}"));
                 }
             }
-            eprintln!("{line}");
+            crate::errln!("{line}");
         }
     }
 }

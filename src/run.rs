@@ -198,13 +198,13 @@ pub async fn execute(
         .await
         {
             Ok(bound) if cfg.progress.is_some() => {
-                eprintln!(
+                crate::errln!(
                     "live {what} at http://{bound}/{}",
                     if what == "page" { "" } else { "metrics" }
                 )
             }
             Ok(_) => {}
-            Err(e) => eprintln!("warning: {e}; running without the live {what}"),
+            Err(e) => crate::errln!("warning: {e}; running without the live {what}"),
         }
     }
     let progress = cfg.progress.map(|_| {
@@ -237,7 +237,7 @@ pub async fn execute(
     tokio::select! {
         _ = graceful_end => {}
         _ = tokio::time::sleep(cfg.grace) => {
-            eprintln!("warning: users still busy {} after the end; stopping them", crate::duration::format(cfg.grace));
+            crate::errln!("warning: users still busy {} after the end; stopping them", crate::duration::format(cfg.grace));
             signals.hard.cancel();
         }
         _ = signals.hard.cancelled() => {}

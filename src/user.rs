@@ -395,7 +395,7 @@ impl VirtualUser {
             &secrets,
         );
         if self.ctx.verbose_failures {
-            eprintln!("failure: {}: {}: {detail}", step.name, reason);
+            crate::errln!("failure: {}: {}: {detail}", step.name, reason);
         }
         Failure {
             reason: crate::redact::scrub(&reason, &secrets),

@@ -729,3 +729,30 @@ proptest! {
         load_is_sound(mutate(plan, &mutations))?;
     }
 }
+
+/// A pipe whose reader is already gone: every write to it fails with EPIPE.
+fn closed_pipe() -> std::io::PipeWriter {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    writer
+}
+
+#[test]
+fn a_closed_stdout_or_stderr_is_not_a_panic() {
+    // `acaload schema | head -1` after head has exited: the output is lost, the exit is clean.
+    let bin = || {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_acaload"));
+        c.current_dir(root());
+        c
+    };
+    let out = bin().arg("schema").stdout(closed_pipe()).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
+    // The diagnostics of a bad plan go to stderr; with it closed the verdict still stands.
+    let out = bin()
+        .args(["validate", "tests/fixtures/invalid/bad_enum.yaml"])
+        .stderr(closed_pipe())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+}
