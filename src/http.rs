@@ -139,6 +139,29 @@ impl Client {
     }
 }
 
+/// Leave to send one request under `target.max_connections`.
+pub struct Slot(#[allow(dead_code)] Option<tokio::sync::OwnedSemaphorePermit>);
+
+impl Client {
+    /// Waits for a free connection when the plan limits them; returns how long it waited
+    /// when it had to.
+    pub async fn slot(&self) -> (Slot, Option<Duration>) {
+        let Some(s) = &self.slots else {
+            return (Slot(None), None);
+        };
+        if let Ok(p) = s.clone().try_acquire_owned() {
+            return (Slot(Some(p)), None);
+        }
+        let t = std::time::Instant::now();
+        let p = s
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the semaphore is never closed");
+        (Slot(Some(p)), Some(t.elapsed()))
+    }
+}
+
 impl Base {
     fn parse(base_url: &str) -> Result<Base, String> {
         let uri: Uri = base_url
@@ -338,10 +361,6 @@ pub async fn send(
     *req.headers_mut() = p.headers.clone();
     let client = &ctx.http;
     let exchange = async {
-        let _slot = match &client.slots {
-            Some(s) => Some(s.acquire().await.expect("the semaphore is never closed")),
-            None => None,
-        };
         let resp = client.inner.request(req).await.map_err(|e| {
             let why = root_cause(&e);
             if e.is_connect() {

@@ -160,7 +160,7 @@ pub fn render(results: &Results, verdicts: &[Verdict]) -> String {
     );
     let _ = writeln!(
         out,
-        "(latencies in ms; `state` rows are time until a polled condition held; `take` rows are waits for another user's offer; `event` rows are the time from a step's send until an agent event arrived)"
+        "(latencies in ms; `state` rows are time until a polled condition held; `take` rows are waits for another user's offer; `event` rows are the time from a step's send until an agent event arrived; `queue` rows are requests that waited for a free connection under target.max_connections)"
     );
     if !results.failures.is_empty() {
         let _ = writeln!(out, "\nfailures:");
@@ -197,6 +197,7 @@ pub fn kind_label(s: &crate::results::StepStats) -> String {
         StatKind::Take => "take".into(),
         StatKind::Event => "event".into(),
         StatKind::Iteration => "iter".into(),
+        StatKind::Queue => "queue".into(),
     }
 }
 

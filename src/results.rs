@@ -156,6 +156,9 @@ pub enum StatKind {
     /// A whole iteration of the open model, from its scheduled start (coordinated
     /// omission corrected) or from when it really started (service time).
     Iteration,
+    /// Time a request waited for a free connection (`target.max_connections`); only
+    /// requests that had to wait are counted. The wait is part of their `Http` latency too.
+    Queue,
 }
 
 /// Statistics of one step name.

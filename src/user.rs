@@ -628,8 +628,25 @@ impl VirtualUser {
         self.sent.insert(step.name.clone(), poll_started);
         loop {
             let started = Instant::now();
+            let exchange = async {
+                let (slot, waited) = ctx.http.slot().await;
+                if let Some(w) = waited {
+                    self.ctx.recorder.send(Event::Sample {
+                        phase: step.phase,
+                        kind: StatKind::Queue,
+                        name: step.name.clone(),
+                        method,
+                        micros: w.as_micros() as u64,
+                        at: started,
+                        failure: None,
+                    });
+                }
+                let r = crate::http::send(&ctx, &prepared, rq).await;
+                drop(slot);
+                r
+            };
             let outcome = tokio::select! {
-                r = crate::http::send(&ctx, &prepared, rq) => r,
+                r = exchange => r,
                 _ = ctx.hard_stop.cancelled() => return Err(StepError::Stopped),
             };
             let response = match outcome {

@@ -272,15 +272,27 @@ fn max_connections_bounds_the_sockets_opened() {
             counts.get("GET /hold").map(|n| *n as u64),
             "every request reached the stub"
         );
-        (counts["connections"], counts["GET /hold"])
+        let queued = r["stats"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["kind"] == "queue")
+            .map_or(0, |s| s["count"].as_u64().unwrap());
+        (counts["connections"], counts["GET /hold"], queued)
     };
-    let (open, _) = run("");
+    let (open, _, queued) = run("");
     assert!(
         open >= 15,
         "20 users without a limit opened {open} connections"
     );
-    let (open, requests) = run(", max_connections: 3");
+    assert_eq!(queued, 0, "no limit, no queue");
+    let (open, requests, queued) = run(", max_connections: 3");
     assert!(open <= 3, "max_connections 3, but {open} connections");
+    // 17 of the 20 users wait at any moment: most requests queue, and the results say so.
+    assert!(
+        queued * 2 > requests as u64,
+        "{queued} of {requests} requests counted as waiting for a connection"
+    );
     // 3 connections, 20 ms a request, 1 s (and the last in flight): about 150 requests;
     // 20 users unbounded make about 1,000.
     assert!(
