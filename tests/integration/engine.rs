@@ -592,3 +592,80 @@ fn an_impossible_threshold_exits_1_and_says_which() {
     assert_eq!(report.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&report.stdout).contains("FAIL read state max"));
 }
+
+/// A TLS stub with a fresh self-signed certificate for 127.0.0.1: `200 {}` to every request.
+fn tls_stub() -> String {
+    let key = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+    let der = rustls::pki_types::PrivateKeyDer::Pkcs8(key.signing_key.serialize_der().into());
+    let config = Arc::new(
+        rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![key.cert.der().clone()], der)
+        .unwrap(),
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("https://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for tcp in listener.incoming().flatten() {
+            let config = config.clone();
+            std::thread::spawn(move || {
+                let conn = rustls::ServerConnection::new(config).unwrap();
+                let mut tls = BufReader::new(rustls::StreamOwned::new(conn, tcp));
+                loop {
+                    // GET requests only: the head ends with an empty line.
+                    let mut line = String::new();
+                    loop {
+                        line.clear();
+                        match tls.read_line(&mut line) {
+                            Ok(0) | Err(_) => return,
+                            Ok(_) if line.trim().is_empty() => break,
+                            Ok(_) => {}
+                        }
+                    }
+                    let resp = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}";
+                    if tls.get_mut().write_all(resp.as_bytes()).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    url
+}
+
+#[test]
+fn tls_is_verified_unless_the_plan_opts_out() {
+    let url = tls_stub();
+    let dir = std::env::temp_dir().join(format!("acaload-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let run = |insecure: bool| {
+        let plan = format!(
+            "name: t\nenv: {{ U: {{ type: string }} }}\ntarget: {{ base_url: \"{{{{ env.U }}}}\", insecure_skip_tls_verify: {insecure} }}\nload: {{ constant: {{ users: 1, duration: 1s }} }}\nuser:\n  setup:\n    - {{ name: status, request: {{ method: GET, path: /status }}, check: {{ status: 200 }} }}\n"
+        );
+        std::fs::write(dir.join("p.yaml"), plan).unwrap();
+        let out = dir.join("r.json");
+        let run = std::process::Command::new(env!("CARGO_BIN_EXE_acaload"))
+            .args(["run", dir.join("p.yaml").to_str().unwrap(), "-q", "--out"])
+            .arg(&out)
+            .env("U", &url)
+            .output()
+            .unwrap();
+        let r: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+        (run.status.code(), r)
+    };
+    let (code, r) = run(true);
+    assert_eq!(code, Some(0), "{r}");
+    assert_eq!(r["total"]["requests"], 1);
+    assert_eq!(r["total"]["failures"], 0);
+    let (code, r) = run(false);
+    assert_eq!(code, Some(1), "{r}");
+    assert_eq!(r["total"]["failures"], 1);
+    assert_eq!(
+        r["failures"][0]["reason"],
+        "connection error: invalid peer certificate: UnknownIssuer"
+    );
+}
