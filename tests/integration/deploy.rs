@@ -106,3 +106,93 @@ fn compose_shards_cover_every_index_once() {
         )
     );
 }
+
+/// `deploy/kubernetes/configmap.yaml` as it must be: `plans/mediator.yaml` verbatim.
+fn configmap_text() -> String {
+    let plan =
+        std::fs::read_to_string(format!("{}/plans/mediator.yaml", env!("CARGO_MANIFEST_DIR")))
+            .unwrap();
+    let mut out = String::from(
+        "# The plan the Job runs, mounted at /plan. Generated from plans/mediator.yaml and kept\n\
+         # equal to it by tests/integration/deploy.rs (ACALOAD_UPDATE_SCHEMA=1 cargo test\n\
+         # --release --test integration deploy rewrites it). For another plan:\n\
+         #   kubectl create configmap acaload-plan --from-file=mediator.yaml=plans/other.yaml\n\
+         apiVersion: v1\n\
+         kind: ConfigMap\n\
+         metadata:\n  name: acaload-plan\n  labels: { app.kubernetes.io/name: acaload }\n\
+         data:\n  mediator.yaml: |\n",
+    );
+    for line in plan.lines() {
+        if !line.is_empty() {
+            out.push_str("    ");
+            out.push_str(line);
+        }
+        out.push('\n');
+    }
+    out
+}
+
+#[test]
+fn configmap_carries_the_plan_verbatim() {
+    let path = format!("{}/deploy/kubernetes/configmap.yaml", env!("CARGO_MANIFEST_DIR"));
+    let want = configmap_text();
+    if std::env::var_os("ACALOAD_UPDATE_SCHEMA").is_some() {
+        std::fs::write(&path, &want).unwrap();
+    }
+    let have = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        have == want,
+        "deploy/kubernetes/configmap.yaml is not plans/mediator.yaml; regenerate it with \
+         ACALOAD_UPDATE_SCHEMA=1 cargo test --release --test integration deploy"
+    );
+    // What the pod sees at /plan/mediator.yaml is the plan, byte for byte.
+    let cm = load("deploy/kubernetes/configmap.yaml");
+    let plan =
+        std::fs::read_to_string(format!("{}/plans/mediator.yaml", env!("CARGO_MANIFEST_DIR")))
+            .unwrap();
+    assert_eq!(cm["data"]["mediator.yaml"].as_str(), Some(plan.as_str()));
+    let job = load("deploy/kubernetes/job.yaml");
+    let volumes = job["spec"]["template"]["spec"]["volumes"].as_array().unwrap();
+    assert!(
+        volumes
+            .iter()
+            .any(|v| v["configMap"]["name"] == cm["metadata"]["name"]),
+        "the Job mounts this ConfigMap"
+    );
+}
+
+/// Schema-aware check of every manifest with `kubernetes-validate` (the Kubernetes OpenAPI
+/// schemas it ships, strict: unknown fields fail). `.ci/run` installs it into `.tools/venv`.
+#[test]
+fn manifests_pass_kubernetes_schema_validation() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let tool = format!("{root}/.tools/venv/bin/kubernetes-validate");
+    if !std::path::Path::new(&tool).exists() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{tool} is missing; .ci/run installs it (python3 -m venv .tools/venv && \
+             .tools/venv/bin/pip install kubernetes-validate)"
+        );
+        eprintln!("skipped: {tool} is not installed");
+        return;
+    }
+    let files = ["configmap.yaml", "pvc.yaml", "job.yaml", "merge-job.yaml"];
+    let out = std::process::Command::new(&tool)
+        .args(["--strict", "--kubernetes-version", "1.33.0"])
+        .args(files.map(|f| format!("{root}/deploy/kubernetes/{f}")))
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    for f in files {
+        assert!(
+            text.lines()
+                .any(|l| l.contains(&format!("deploy/kubernetes/{f} passed"))),
+            "{f} not validated:\n{text}"
+        );
+    }
+}
