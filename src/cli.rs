@@ -403,6 +403,12 @@ fn run(args: RunArgs) -> u8 {
             crate::errln!("interrupted: results cover the run up to the signal");
             EXIT_INTERRUPTED
         }
+        crate::results::Outcome::Stopped => {
+            if let Some(s) = &results.run.stopped_by {
+                crate::errln!("{}", s.describe());
+            }
+            EXIT_FAILED
+        }
         crate::results::Outcome::Completed => {
             let failed = if plan.plan.thresholds.is_empty() {
                 results.total.failures > 0 || results.failures.iter().any(|f| f.count > 0)

@@ -275,6 +275,17 @@ fn banner(results: &Results, verdicts: &[Verdict]) -> Banner {
                     .unwrap_or_else(|| "the run did not complete".into()),
             };
         }
+        Outcome::Stopped => {
+            return Banner {
+                class: "fail",
+                headline: "STOPPED BY A THRESHOLD",
+                detail: results
+                    .run
+                    .stopped_by
+                    .as_ref()
+                    .map_or_else(|| "an abort threshold failed".into(), |s| s.describe()),
+            };
+        }
         Outcome::Completed => {}
     }
     let failed = verdicts.iter().filter(|v| !v.passed).count();

@@ -203,8 +203,9 @@ pub fn merge(inputs: &[(String, Results)]) -> Result<Results, MergeError> {
         .map(|(_, r)| r.run.outcome)
         .max_by_key(|o| match o {
             Outcome::Completed => 0,
-            Outcome::Interrupted => 1,
-            Outcome::Aborted => 2,
+            Outcome::Stopped => 1,
+            Outcome::Interrupted => 2,
+            Outcome::Aborted => 3,
         });
     let complete = seen.len() as u32 == first.run.shard.map_or(1, |s| s.count);
     let mut run = first.run.clone();
@@ -220,6 +221,11 @@ pub fn merge(inputs: &[(String, Results)]) -> Result<Results, MergeError> {
         .unwrap_or_default();
     run.duration_secs = duration;
     run.outcome = outcome.unwrap_or(Outcome::Completed);
+    // Each shard checks its own `abort` thresholds; the first to stop is the one to tell.
+    run.stopped_by = inputs
+        .iter()
+        .filter_map(|(_, r)| r.run.stopped_by.clone())
+        .min_by(|a, b| a.at_secs.total_cmp(&b.at_secs));
     run.shard = if complete { None } else { first.run.shard };
     Ok(Results {
         schema_version: first.schema_version,
@@ -291,6 +297,7 @@ mod tests {
                 env: Default::default(),
             },
             run: RunInfo {
+                stopped_by: None,
                 id: "r".into(),
                 started_at: "a".into(),
                 ended_at: "b".into(),

@@ -115,7 +115,7 @@ pub fn start(
     watch::Receiver<Live>,
     tokio::task::JoinHandle<Aggregate>,
 ) {
-    let (recorder, live, _snapshots, handle) = start_with_snapshots(start, None);
+    let (recorder, live, _snapshots, handle) = start_with_snapshots(start, None, false);
     (recorder, live, handle)
 }
 
@@ -130,7 +130,8 @@ pub type Started = (
 
 /// Like [`start`], and also publishes the results so far every `every` (for the live
 /// terminal view, `--metrics` and `--web`).
-pub fn start_with_snapshots(start: Instant, every: Option<Duration>) -> Started {
+/// With `histograms`, the snapshots carry them (for thresholds checked during the run).
+pub fn start_with_snapshots(start: Instant, every: Option<Duration>, histograms: bool) -> Started {
     let (tx, mut rx) = mpsc::unbounded_channel();
     let (live_tx, live_rx) = watch::channel(Live::default());
     let (snap_tx, snap_rx) = watch::channel(None);
@@ -157,7 +158,7 @@ pub fn start_with_snapshots(start: Instant, every: Option<Duration>) -> Started 
             let n = tokio::select! {
                 n = rx.recv_many(&mut buf, 256) => n,
                 _ = tick.tick(), if every.is_some() => {
-                    snap_tx.send_replace(Some(Arc::new(agg.snapshot(start.elapsed(), false))));
+                    snap_tx.send_replace(Some(Arc::new(agg.snapshot(start.elapsed(), histograms))));
                     continue;
                 }
             };

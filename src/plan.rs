@@ -564,4 +564,9 @@ pub struct Threshold {
     /// Highest accepted share of failed requests, 0.0–1.0.
     #[serde(default)]
     pub error_rate: Option<f64>,
+    /// Stop the run as soon as this threshold fails, checked every second on the results so
+    /// far (as k6's `abortOnFail`): a step shape then ends at the load the target could not
+    /// take, and the report says when and at how many users.
+    #[serde(default)]
+    pub abort: bool,
 }

@@ -11,25 +11,36 @@ pub use crate::results::Verdict;
 
 /// Evaluates the plan's thresholds against the results.
 pub fn thresholds(results: &Results, thresholds: &[Threshold]) -> Vec<Verdict> {
+    thresholds_of(&results.total, &results.stats, thresholds)
+        .into_iter()
+        .map(|(v, _)| v)
+        .collect()
+}
+
+/// Each threshold's verdicts with the number of samples they were judged on.
+pub fn thresholds_of(
+    total: &crate::results::Totals,
+    stats: &[crate::results::StepStats],
+    thresholds: &[Threshold],
+) -> Vec<(Verdict, u64)> {
     let mut out = Vec::new();
     for th in thresholds {
         let scope = th.step.clone().unwrap_or_else(|| "all requests".into());
         let (hist, count, failures) = match &th.step {
             None => (
-                crate::metrics::decode(&results.total.histogram),
-                results.total.requests,
-                results.total.failures,
+                crate::metrics::decode(&total.histogram),
+                total.requests,
+                total.failures,
             ),
             Some(name) => {
                 let mut h = crate::metrics::new_histogram();
                 let (mut c, mut f) = (0, 0);
-                let mut kinds: Vec<_> = results
-                    .stats
+                let mut kinds: Vec<_> = stats
                     .iter()
                     .filter(|s| &s.name == name && s.kind == StatKind::Http)
                     .collect();
                 if kinds.is_empty() {
-                    kinds = results.stats.iter().filter(|s| &s.name == name).collect();
+                    kinds = stats.iter().filter(|s| &s.name == name).collect();
                 }
                 for s in kinds {
                     if let Some(sh) = crate::metrics::decode(&s.histogram) {
@@ -59,14 +70,17 @@ pub fn thresholds(results: &Results, thresholds: &[Threshold]) -> Vec<Verdict> {
                 }
             });
             let passed = count > 0 && measured.is_some_and(|us| us as u128 <= limit_d.as_micros());
-            out.push(Verdict {
-                label: format!("{scope} {label}"),
-                limit: format!("<= {limit}"),
-                measured: measured.map_or("no samples".into(), |us| {
-                    format!("{:.1}ms", us as f64 / 1000.0)
-                }),
-                passed,
-            });
+            out.push((
+                Verdict {
+                    label: format!("{scope} {label}"),
+                    limit: format!("<= {limit}"),
+                    measured: measured.map_or("no samples".into(), |us| {
+                        format!("{:.1}ms", us as f64 / 1000.0)
+                    }),
+                    passed,
+                },
+                count,
+            ));
         }
         if let Some(limit) = th.error_rate {
             let rate = if count == 0 {
@@ -74,12 +88,15 @@ pub fn thresholds(results: &Results, thresholds: &[Threshold]) -> Vec<Verdict> {
             } else {
                 failures as f64 / count as f64
             };
-            out.push(Verdict {
-                label: format!("{scope} error rate"),
-                limit: format!("<= {:.2}%", limit * 100.0),
-                measured: format!("{:.2}% ({failures} of {count})", rate * 100.0),
-                passed: count > 0 && rate <= limit,
-            });
+            out.push((
+                Verdict {
+                    label: format!("{scope} error rate"),
+                    limit: format!("<= {:.2}%", limit * 100.0),
+                    measured: format!("{:.2}% ({failures} of {count})", rate * 100.0),
+                    passed: count > 0 && rate <= limit,
+                },
+                count,
+            ));
         }
     }
     out
@@ -94,6 +111,9 @@ pub fn render(results: &Results, verdicts: &[Verdict]) -> String {
         "\nplan {} | run {} | {:?} after {:.1}s | {}",
         results.plan.name, r.id, r.outcome, r.duration_secs, results.plan.shape
     );
+    if let Some(s) = &r.stopped_by {
+        let _ = writeln!(out, "{}", s.describe());
+    }
     let u = &results.users;
     let _ = writeln!(
         out,

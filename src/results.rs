@@ -117,12 +117,42 @@ pub struct RunInfo {
     pub ended_at: String,
     pub duration_secs: f64,
     pub seed: u64,
-    /// `completed`, `interrupted` (Ctrl-C/SIGTERM) or `aborted` (a second signal).
+    /// `completed`, `interrupted` (Ctrl-C/SIGTERM), `aborted` (a second signal) or
+    /// `stopped` (an `abort: true` threshold failed; see `stopped_by`).
     pub outcome: Outcome,
     pub shard: Option<ShardInfo>,
     /// Why the run could not start (preflight, event source), when it could not.
     #[serde(default)]
     pub error: Option<String>,
+    /// The `abort: true` threshold that stopped the run, when one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped_by: Option<ThresholdStop>,
+}
+
+impl ThresholdStop {
+    /// One line: when, at what load, which threshold.
+    pub fn describe(&self) -> String {
+        format!(
+            "stopped at {:.0} s with {} users (target {}): threshold `{} {}` failed, measured {}",
+            self.at_secs,
+            self.users,
+            self.target_users,
+            self.verdict.label,
+            self.verdict.limit,
+            self.verdict.measured
+        )
+    }
+}
+
+/// A threshold that failed during the run and stopped it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ThresholdStop {
+    pub verdict: Verdict,
+    /// Seconds since the start of the run.
+    pub at_secs: f64,
+    /// Users running (this shard) and the shape's target then.
+    pub users: u64,
+    pub target_users: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -131,6 +161,7 @@ pub enum Outcome {
     Completed,
     Interrupted,
     Aborted,
+    Stopped,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

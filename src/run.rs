@@ -144,8 +144,9 @@ pub async fn execute(
         Ok(x) => x,
         Err(e) => return aborted(e, info, &cfg, started_at, start),
     };
+    let aborting = plan.plan.thresholds.iter().any(|t| t.abort);
     let (recorder, live, snapshots, aggregator) =
-        crate::metrics::start_with_snapshots(start, Some(Duration::from_secs(1)));
+        crate::metrics::start_with_snapshots(start, Some(Duration::from_secs(1)), aborting);
     for w in watchers(&plan, &resolved) {
         tokio::spawn(crate::gauges::sample(
             w,
@@ -215,21 +216,24 @@ pub async fn execute(
             resolved.shape.duration(),
         ))
     });
+    let stopped_by = Arc::new(std::sync::OnceLock::new());
+    if aborting {
+        tokio::spawn(watch_thresholds(
+            plan.clone(),
+            snapshots.clone(),
+            stop_all.clone(),
+            stopped_by.clone(),
+        ));
+    }
     let mut users = JoinSet::new();
-    let interrupted = drive(
-        &ctx,
-        &resolved.shape,
-        start,
-        &stop_all,
-        &signals,
-        &mut users,
-    )
-    .await;
+    let interrupted = drive(&ctx, &resolved.shape, start, &stop_all, &mut users).await;
     stop_all.cancel();
     recorder.send(Event::Target(0));
     // Grace: in-flight work and teardowns finish, bounded; then hard stop.
     let graceful_end = async { while users.join_next().await.is_some() {} };
-    let mut outcome = if interrupted {
+    let mut outcome = if stopped_by.get().is_some() {
+        Outcome::Stopped
+    } else if interrupted {
         Outcome::Interrupted
     } else {
         Outcome::Completed
@@ -243,7 +247,7 @@ pub async fn execute(
         _ = signals.hard.cancelled() => {}
     }
     if signals.hard.is_cancelled() {
-        if interrupted {
+        if outcome == Outcome::Interrupted {
             outcome = Outcome::Aborted;
         }
         // Give cancelled users a moment to record what they were doing.
@@ -267,7 +271,49 @@ pub async fn execute(
     drop(ctx);
     drop(recorder);
     let agg = aggregator.await.ok();
-    Ok(build(agg, info, &cfg, started_at, start.elapsed(), outcome))
+    let mut results = build(agg, info, &cfg, started_at, start.elapsed(), outcome);
+    results.run.stopped_by = stopped_by.get().cloned();
+    Ok(results)
+}
+
+/// Checks the plan's `abort: true` thresholds on every snapshot (each second) and stops the
+/// run at the first that fails with samples to judge.
+async fn watch_thresholds(
+    plan: Arc<CompiledPlan>,
+    mut snapshots: tokio::sync::watch::Receiver<Option<Arc<crate::metrics::Finished>>>,
+    stop: CancellationToken,
+    stopped_by: Arc<std::sync::OnceLock<crate::results::ThresholdStop>>,
+) {
+    let watched: Vec<_> = plan
+        .plan
+        .thresholds
+        .iter()
+        .filter(|t| t.abort)
+        .cloned()
+        .collect();
+    loop {
+        tokio::select! {
+            changed = snapshots.changed() => if changed.is_err() { return },
+            _ = stop.cancelled() => return,
+        }
+        let Some(snap) = snapshots.borrow_and_update().clone() else {
+            continue;
+        };
+        let failed = crate::report::thresholds_of(&snap.total, &snap.stats, &watched)
+            .into_iter()
+            .find(|(v, samples)| !v.passed && *samples > 0);
+        if let Some((verdict, _)) = failed {
+            let last = snap.timeline.last();
+            let _ = stopped_by.set(crate::results::ThresholdStop {
+                verdict,
+                at_secs: snap.timeline.len() as f64,
+                users: last.map_or(0, |s| s.users),
+                target_users: last.map_or(0, |s| s.target_users),
+            });
+            stop.cancel();
+            return;
+        }
+    }
 }
 
 /// The results of a run that could not start.
@@ -433,7 +479,6 @@ async fn drive(
     shape: &Shape,
     start: Instant,
     stop_all: &CancellationToken,
-    signals: &StopSignals,
     users: &mut JoinSet<()>,
 ) -> bool {
     let mut slots = Slots {
@@ -447,7 +492,7 @@ async fn drive(
     let tick = Duration::from_millis(20);
     let end = start + shape.duration();
     if let Shape::ArrivalRate { max_users, .. } = shape {
-        return drive_open(ctx, shape, *max_users, start, stop_all, signals, users).await;
+        return drive_open(ctx, shape, *max_users, start, stop_all, users).await;
     }
     loop {
         let now = Instant::now();
@@ -489,7 +534,7 @@ async fn drive(
         }
         tokio::select! {
             _ = tokio::time::sleep_until(wake.into()) => {}
-            _ = signals.graceful.cancelled() => return true,
+            _ = stop_all.cancelled() => return true,
         }
     }
 }
@@ -542,7 +587,6 @@ async fn drive_open(
     max_users: u64,
     start: Instant,
     stop_all: &CancellationToken,
-    signals: &StopSignals,
     users: &mut JoinSet<()>,
 ) -> bool {
     let cap = ctx.shard.share(max_users).max(1);
@@ -557,7 +601,7 @@ async fn drive_open(
         let scheduled = start + at;
         tokio::select! {
             _ = tokio::time::sleep_until(scheduled.into()) => {}
-            _ = signals.graceful.cancelled() => return true,
+            _ = stop_all.cancelled() => return true,
         }
         while users.try_join_next().is_some() {}
         if feed.idle.load(std::sync::atomic::Ordering::SeqCst) > 0 {
@@ -584,7 +628,7 @@ async fn drive_open(
     }
     tokio::select! {
         _ = tokio::time::sleep_until((start + shape.duration()).into()) => false,
-        _ = signals.graceful.cancelled() => true,
+        _ = stop_all.cancelled() => true,
     }
 }
 
@@ -641,6 +685,7 @@ pub fn results_of(
             seed: cfg.seed,
             outcome,
             error: None,
+            stopped_by: None,
             shard: (cfg.shard_count > 1).then_some(ShardInfo {
                 index: cfg.shard_index,
                 count: cfg.shard_count,

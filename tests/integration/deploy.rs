@@ -109,9 +109,11 @@ fn compose_shards_cover_every_index_once() {
 
 /// `deploy/kubernetes/configmap.yaml` as it must be: `plans/mediator.yaml` verbatim.
 fn configmap_text() -> String {
-    let plan =
-        std::fs::read_to_string(format!("{}/plans/mediator.yaml", env!("CARGO_MANIFEST_DIR")))
-            .unwrap();
+    let plan = std::fs::read_to_string(format!(
+        "{}/plans/mediator.yaml",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
     let mut out = String::from(
         "# The plan the Job runs, mounted at /plan. Generated from plans/mediator.yaml and kept\n\
          # equal to it by tests/integration/deploy.rs (ACALOAD_UPDATE_SCHEMA=1 cargo test\n\
@@ -134,7 +136,10 @@ fn configmap_text() -> String {
 
 #[test]
 fn configmap_carries_the_plan_verbatim() {
-    let path = format!("{}/deploy/kubernetes/configmap.yaml", env!("CARGO_MANIFEST_DIR"));
+    let path = format!(
+        "{}/deploy/kubernetes/configmap.yaml",
+        env!("CARGO_MANIFEST_DIR")
+    );
     let want = configmap_text();
     if std::env::var_os("ACALOAD_UPDATE_SCHEMA").is_some() {
         std::fs::write(&path, &want).unwrap();
@@ -147,12 +152,16 @@ fn configmap_carries_the_plan_verbatim() {
     );
     // What the pod sees at /plan/mediator.yaml is the plan, byte for byte.
     let cm = load("deploy/kubernetes/configmap.yaml");
-    let plan =
-        std::fs::read_to_string(format!("{}/plans/mediator.yaml", env!("CARGO_MANIFEST_DIR")))
-            .unwrap();
+    let plan = std::fs::read_to_string(format!(
+        "{}/plans/mediator.yaml",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
     assert_eq!(cm["data"]["mediator.yaml"].as_str(), Some(plan.as_str()));
     let job = load("deploy/kubernetes/job.yaml");
-    let volumes = job["spec"]["template"]["spec"]["volumes"].as_array().unwrap();
+    let volumes = job["spec"]["template"]["spec"]["volumes"]
+        .as_array()
+        .unwrap();
     assert!(
         volumes
             .iter()

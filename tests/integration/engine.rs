@@ -70,6 +70,20 @@ fn serve(conn: TcpStream, counts: Counts) {
                 format!(r#"{{"wallet_id":"w1","token":"{TOKEN}"}}"#),
             ),
             "GET /text" => (404, "text/plain", "404: Record not found".to_string()),
+            "GET /busy" => {
+                // A target that takes two requests at a time and refuses a third (only
+                // tests/fixtures/engine/abort.yaml calls it).
+                use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+                static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
+                let n = IN_FLIGHT.fetch_add(1, SeqCst) + 1;
+                std::thread::sleep(Duration::from_millis(50));
+                IN_FLIGHT.fetch_sub(1, SeqCst);
+                if n > 2 {
+                    (503, "text/plain", "503: busy".to_string())
+                } else {
+                    (200, "application/json", "{}".to_string())
+                }
+            }
             "GET /hold" => {
                 std::thread::sleep(Duration::from_millis(20));
                 (200, "application/json", "{}".to_string())
@@ -299,6 +313,79 @@ fn max_connections_bounds_the_sockets_opened() {
         (20..=250).contains(&requests),
         "{requests} requests through 3 connections"
     );
+}
+
+#[test]
+fn an_abort_threshold_stops_the_run_at_the_load_the_target_cannot_take() {
+    let (url, counts) = stub();
+    let dir = std::env::temp_dir().join(format!("acaload-abort-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = dir.join("r.json").to_str().unwrap().to_string();
+    let html = dir.join("r.html").to_str().unwrap().to_string();
+    let run = acaload(
+        &[
+            "run",
+            "tests/fixtures/engine/abort.yaml",
+            "-q",
+            "--out",
+            &out,
+            "--html",
+            &html,
+        ],
+        &url,
+    );
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert_eq!(run.status.code(), Some(1), "{stderr}");
+    let r: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert_eq!(r["run"]["outcome"], "stopped");
+    let stop = &r["run"]["stopped_by"];
+    assert_eq!(stop["verdict"]["label"], "all requests error rate");
+    assert_eq!(stop["verdict"]["passed"], false);
+    // Two users never make a third request in flight; the third user does, and the check
+    // (once a second) stops the run within the next second.
+    let first_failing = r["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["failures"].as_u64() > Some(0))
+        .unwrap();
+    assert_eq!(first_failing["users"], 3, "{first_failing}");
+    assert!(
+        (3..=4).contains(&stop["target_users"].as_u64().unwrap()),
+        "{stop}"
+    );
+    assert!(
+        r["run"]["duration_secs"].as_f64().unwrap() < 10.0,
+        "stopped long before the 30 s time limit: {}",
+        r["run"]["duration_secs"]
+    );
+    let refused = r["failures"][0]["count"].as_u64().unwrap();
+    assert!(refused > 0);
+    assert_eq!(
+        r["failures"][0]["reason"],
+        "status 503 (expected 2xx): 503: busy"
+    );
+    assert_eq!(
+        r["total"]["requests"].as_u64(),
+        counts.lock().unwrap().get("GET /busy").map(|n| *n as u64)
+    );
+    let line = stop_line(stop);
+    assert!(stderr.contains(&line), "{stderr}");
+    assert!(stdout.contains(&line), "{stdout}");
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.contains("STOPPED BY A THRESHOLD"));
+}
+
+/// The line the report and stderr give for a threshold stop.
+fn stop_line(stop: &Value) -> String {
+    format!(
+        "stopped at {:.0} s with {} users (target {}): threshold `all requests error rate <= 0.00%` failed, measured {}",
+        stop["at_secs"].as_f64().unwrap(),
+        stop["users"],
+        stop["target_users"],
+        stop["verdict"]["measured"].as_str().unwrap()
+    )
 }
 
 fn acaload(args: &[&str], url: &str) -> std::process::Output {
