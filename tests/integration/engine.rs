@@ -232,23 +232,8 @@ fn failures_are_recorded_with_reasons_and_teardown_runs() {
 fn non_json_body_where_a_capture_needs_json_is_a_failure() {
     let (url, _) = stub();
     let plan = "name: t\nenv: { U: { type: string } }\ntarget: { base_url: \"{{ env.U }}\" }\nload: { constant: { users: 1, duration: 1s } }\nuser:\n  setup:\n    - request: { method: GET, path: /text }\n      check: { status: 404 }\n      capture: { x: $.x }\n";
-    let dir = std::env::temp_dir().join(format!("acaload-engine2-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("p.yaml"), plan).unwrap();
-    let out = dir.join("r.json");
-    let run = std::process::Command::new(env!("CARGO_BIN_EXE_acaload"))
-        .args([
-            "run",
-            dir.join("p.yaml").to_str().unwrap(),
-            "-q",
-            "--out",
-            out.to_str().unwrap(),
-        ])
-        .env("U", &url)
-        .output()
-        .unwrap();
-    assert_eq!(run.status.code(), Some(1));
-    let r: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    let (code, r) = run_inline("nonjson", plan, &url);
+    assert_eq!(code, Some(1));
     assert_eq!(r["failures"][0]["reason"], "response is not JSON");
     assert_eq!(
         r["failures"][0]["example"],
@@ -262,23 +247,13 @@ fn non_json_body_where_a_capture_needs_json_is_a_failure() {
 
 #[test]
 fn max_connections_bounds_the_sockets_opened() {
-    let dir = std::env::temp_dir().join(format!("acaload-maxconn-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
     let run = |limit: &str| {
         let (url, counts) = stub();
         let plan = format!(
             "name: t\nenv: {{ U: {{ type: string }} }}\ntarget: {{ base_url: \"{{{{ env.U }}}}\"{limit} }}\nload: {{ constant: {{ users: 20, duration: 1s }} }}\nuser:\n  tasks:\n    - request: {{ method: GET, path: /hold }}\n"
         );
-        std::fs::write(dir.join("p.yaml"), plan).unwrap();
-        let out = dir.join("r.json");
-        let run = std::process::Command::new(env!("CARGO_BIN_EXE_acaload"))
-            .args(["run", dir.join("p.yaml").to_str().unwrap(), "-q", "--out"])
-            .arg(&out)
-            .env("U", &url)
-            .output()
-            .unwrap();
-        assert_eq!(run.status.code(), Some(0), "{run:?}");
-        let r: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+        let (code, r) = run_inline("maxconn", &plan, &url);
+        assert_eq!(code, Some(0), "{r}");
         let counts = counts.lock().unwrap();
         assert_eq!(r["total"]["failures"], 0);
         assert_eq!(
@@ -386,6 +361,23 @@ fn stop_line(stop: &Value) -> String {
         stop["target_users"],
         stop["verdict"]["measured"].as_str().unwrap()
     )
+}
+
+/// Runs an inline plan (variable `U` = the stub's URL) from a temp folder of its own;
+/// returns the exit code and the results file.
+fn run_inline(tag: &str, plan: &str, url: &str) -> (Option<i32>, Value) {
+    let dir = std::env::temp_dir().join(format!("acaload-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("p.yaml"), plan).unwrap();
+    let out = dir.join("r.json");
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_acaload"))
+        .args(["run", dir.join("p.yaml").to_str().unwrap(), "-q", "--out"])
+        .arg(&out)
+        .env("U", url)
+        .output()
+        .unwrap();
+    let r = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    (run.status.code(), r)
 }
 
 fn acaload(args: &[&str], url: &str) -> std::process::Output {
@@ -727,22 +719,11 @@ fn tls_stub() -> String {
 #[test]
 fn tls_is_verified_unless_the_plan_opts_out() {
     let url = tls_stub();
-    let dir = std::env::temp_dir().join(format!("acaload-tls-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
     let run = |insecure: bool| {
         let plan = format!(
             "name: t\nenv: {{ U: {{ type: string }} }}\ntarget: {{ base_url: \"{{{{ env.U }}}}\", insecure_skip_tls_verify: {insecure} }}\nload: {{ constant: {{ users: 1, duration: 1s }} }}\nuser:\n  setup:\n    - {{ name: status, request: {{ method: GET, path: /status }}, check: {{ status: 200 }} }}\n"
         );
-        std::fs::write(dir.join("p.yaml"), plan).unwrap();
-        let out = dir.join("r.json");
-        let run = std::process::Command::new(env!("CARGO_BIN_EXE_acaload"))
-            .args(["run", dir.join("p.yaml").to_str().unwrap(), "-q", "--out"])
-            .arg(&out)
-            .env("U", &url)
-            .output()
-            .unwrap();
-        let r: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
-        (run.status.code(), r)
+        run_inline("tls", &plan, &url)
     };
     let (code, r) = run(true);
     assert_eq!(code, Some(0), "{r}");
