@@ -44,6 +44,8 @@ struct Page {
     phases: Vec<PhaseTable>,
     total: Row,
     failures: Vec<FailureRow>,
+    levels: Vec<LevelRow>,
+    level_events: bool,
     overview: Vec<ChartView>,
     waits: Vec<ChartView>,
     agents: Vec<ChartView>,
@@ -102,6 +104,23 @@ struct Row {
     p99: String,
     max: String,
     per_second: String,
+}
+
+/// One load level (the time the shape asked for `users`).
+#[derive(Serialize)]
+struct LevelRow {
+    users: u64,
+    span: String,
+    per_second: String,
+    requests: u64,
+    failures: u64,
+    fail_pct: String,
+    median: String,
+    p95: String,
+    p99: String,
+    events: u64,
+    lost: u64,
+    event_p95: String,
 }
 
 #[derive(Serialize)]
@@ -209,6 +228,8 @@ fn page(results: &Results, verdicts: &[Verdict]) -> Page {
                 example: f.example.clone(),
             })
             .collect(),
+        levels: level_rows(results),
+        level_events: results.levels.iter().any(|l| l.events > 0),
         overview: vec![users_chart(results, time_max), throughput_chart(results, time_max)],
         waits: [
             (
@@ -251,6 +272,35 @@ fn page(results: &Results, verdicts: &[Verdict]) -> Page {
 }
 
 /// Failed steps of any kind (HTTP, polls, waits), as the exit code counts them.
+/// The load levels worth a row: more than one level, each with something measured.
+fn level_rows(results: &Results) -> Vec<LevelRow> {
+    if results.levels.len() < 2 {
+        return Vec::new();
+    }
+    results
+        .levels
+        .iter()
+        .filter(|l| l.requests + l.events > 0)
+        .map(|l| LevelRow {
+            users: l.target_users,
+            span: format!("{}–{}", seconds(l.from_secs), seconds(l.to_secs)),
+            per_second: format!("{:.2}", l.per_second),
+            requests: l.requests,
+            failures: l.failures,
+            fail_pct: format!(
+                "{:.2}%",
+                100.0 * l.failures as f64 / l.requests.max(1) as f64
+            ),
+            median: ms(l.latency_ms.p50),
+            p95: ms(l.latency_ms.p95),
+            p99: ms(l.latency_ms.p99),
+            events: l.events,
+            lost: l.event_failures,
+            event_p95: ms(l.event_latency_ms.p95),
+        })
+        .collect()
+}
+
 fn failed_steps(results: &Results) -> u64 {
     results.failures.iter().map(|f| f.count).sum::<u64>()
 }

@@ -107,7 +107,30 @@ pub fn merge(inputs: &[(String, Results)]) -> Result<Results, MergeError> {
     let mut series: BTreeMap<(u64, Phase, StatKind, String), Vec<StepSecond>> = BTreeMap::new();
     let mut users = crate::results::UserCounts::default();
     let mut events: Option<crate::results::EventCounts> = None;
+    // Load levels by target and occurrence (the k-th time the shape asked for that many
+    // users): every shard follows the same shape, and a level one shard did not see (a fast
+    // ramp between two of its ticks) misaligns nothing else.
+    type Hist = hdrhistogram::Histogram<u64>;
+    type LevelParts = (f64, f64, Hist, u64, Hist, u64);
+    let mut levels: BTreeMap<(u64, usize), LevelParts> = BTreeMap::new();
     for (file, r) in inputs {
+        let mut seen: BTreeMap<u64, usize> = BTreeMap::new();
+        for l in &r.levels {
+            let k = seen.entry(l.target_users).or_default();
+            *k += 1;
+            let e = levels
+                .entry((l.target_users, *k))
+                .or_insert_with(|| (f64::MAX, 0.0, new_histogram(), 0, new_histogram(), 0));
+            e.0 = e.0.min(l.from_secs);
+            e.1 = e.1.max(l.to_secs);
+            for (h, text) in [(&mut e.2, &l.histogram), (&mut e.4, &l.event_histogram)] {
+                if let Some(part) = decode(text) {
+                    h.add(&part).map_err(|_| bad(file))?;
+                }
+            }
+            e.3 += l.failures;
+            e.5 += l.event_failures;
+        }
         for s in &r.stats {
             let h = decode(&s.histogram).ok_or_else(|| bad(file))?;
             let e = steps
@@ -253,6 +276,31 @@ pub fn merge(inputs: &[(String, Results)]) -> Result<Results, MergeError> {
         series,
         // Verdicts depend on all samples: `acaload report` shows the merged numbers.
         thresholds: Vec::new(),
+        levels: {
+            let mut v: Vec<_> = levels
+                .into_iter()
+                .map(
+                    |((target_users, _), (from, to, http, failures, ev, ev_failures))| {
+                        crate::results::LoadLevel {
+                            target_users,
+                            from_secs: from,
+                            to_secs: to,
+                            requests: http.len(),
+                            failures,
+                            per_second: http.len() as f64 / (to - from).max(1e-9),
+                            latency_ms: latency(&http),
+                            histogram: encode(&http),
+                            events: ev.len(),
+                            event_failures: ev_failures,
+                            event_latency_ms: latency(&ev),
+                            event_histogram: encode(&ev),
+                        }
+                    },
+                )
+                .collect();
+            v.sort_by(|a, b| a.from_secs.total_cmp(&b.from_secs));
+            v
+        },
     })
 }
 
@@ -316,6 +364,7 @@ mod tests {
             events: f.events,
             series: f.series,
             thresholds: Vec::new(),
+            levels: Vec::new(),
         }
     }
 

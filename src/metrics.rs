@@ -13,8 +13,8 @@ use tokio::sync::{mpsc, watch};
 
 use crate::compile::Phase;
 use crate::results::{
-    AgentGauges, EventCounts, FailureGroup, Latency, Second, StatKind, StepSecond, StepStats,
-    Totals, UserCounts,
+    AgentGauges, EventCounts, FailureGroup, Latency, LoadLevel, Second, StatKind, StepSecond,
+    StepStats, Totals, UserCounts,
 };
 
 /// A failed step: a stable `reason` to group by, and a `detail` example.
@@ -41,7 +41,11 @@ pub enum Event {
     SetupOk,
     StoppedByError,
     Iteration,
-    Target(u64),
+    /// The shape's target changed: this shard's share, and the whole run's (all shards).
+    Target {
+        share: u64,
+        global: u64,
+    },
     Gauge {
         agent: String,
         at: Instant,
@@ -94,6 +98,19 @@ pub struct Aggregate {
     current: u64,
     this_second: HashMap<StatKey, (Histogram<u64>, u64)>,
     series: Vec<StepSecond>,
+    /// One entry per period the closed-model shape held a target (load levels).
+    levels: Vec<LevelAgg>,
+}
+
+/// A load level being measured: samples completed while the shape asked for `target` users.
+struct LevelAgg {
+    target: u64,
+    from: f64,
+    to: Option<f64>,
+    http: Histogram<u64>,
+    http_failures: u64,
+    events: Histogram<u64>,
+    event_failures: u64,
 }
 
 struct Stat {
@@ -150,6 +167,7 @@ pub fn start_with_snapshots(start: Instant, every: Option<Duration>, histograms:
             current: 0,
             this_second: HashMap::new(),
             series: Vec::new(),
+            levels: Vec::new(),
         };
         let mut buf = Vec::with_capacity(256);
         let mut tick = tokio::time::interval(every.unwrap_or(Duration::from_secs(3600)));
@@ -253,6 +271,19 @@ impl Aggregate {
                     });
                 stat.hist.saturating_record(micros.max(1));
                 let failed = failure.is_some();
+                if let Some(level) = self.levels.last_mut().filter(|l| l.to.is_none()) {
+                    match kind {
+                        StatKind::Http => {
+                            level.http.saturating_record(micros.max(1));
+                            level.http_failures += u64::from(failed);
+                        }
+                        StatKind::Event => {
+                            level.events.saturating_record(micros.max(1));
+                            level.event_failures += u64::from(failed);
+                        }
+                        _ => {}
+                    }
+                }
                 if let Some(f) = failure {
                     stat.failures += 1;
                     let entry = self
@@ -282,7 +313,24 @@ impl Aggregate {
             Event::SetupOk => self.users.setup_ok += 1,
             Event::StoppedByError => self.users.stopped_by_error += 1,
             Event::Iteration => self.users.iterations += 1,
-            Event::Target(t) => self.live.target = t,
+            Event::Target { share, global } => {
+                self.live.target = share;
+                let t = now.saturating_duration_since(self.start).as_secs_f64();
+                if let Some(open) = self.levels.last_mut().filter(|l| l.to.is_none()) {
+                    open.to = Some(t);
+                }
+                if global > 0 {
+                    self.levels.push(LevelAgg {
+                        target: global,
+                        from: t,
+                        to: None,
+                        http: new_histogram(),
+                        http_failures: 0,
+                        events: new_histogram(),
+                        event_failures: 0,
+                    });
+                }
+            }
             Event::Gauge {
                 agent,
                 at,
@@ -371,6 +419,27 @@ impl Aggregate {
         });
         let mut agents = self.agents.clone();
         agents.sort_by(|a, b| a.name.cmp(&b.name));
+        let levels = self
+            .levels
+            .iter()
+            .map(|l| {
+                let to = l.to.unwrap_or(elapsed.as_secs_f64());
+                LoadLevel {
+                    target_users: l.target,
+                    from_secs: l.from,
+                    to_secs: to,
+                    requests: l.http.len(),
+                    failures: l.http_failures,
+                    per_second: l.http.len() as f64 / (to - l.from).max(1e-9),
+                    latency_ms: latency(&l.http),
+                    histogram: enc(&l.http),
+                    events: l.events.len(),
+                    event_failures: l.event_failures,
+                    event_latency_ms: latency(&l.events),
+                    event_histogram: enc(&l.events),
+                }
+            })
+            .collect();
         Finished {
             stats,
             total,
@@ -380,6 +449,7 @@ impl Aggregate {
             agents,
             events: self.events.clone(),
             series: self.series.clone(),
+            levels,
         }
     }
 }
@@ -395,6 +465,7 @@ pub struct Finished {
     pub agents: Vec<AgentGauges>,
     pub events: Option<EventCounts>,
     pub series: Vec<StepSecond>,
+    pub levels: Vec<LoadLevel>,
 }
 
 /// Latency summary in milliseconds.

@@ -182,6 +182,7 @@ pub fn render(results: &Results, verdicts: &[Verdict]) -> String {
         out,
         "(latencies in ms; `state` rows are time until a polled condition held; `take` rows are waits for another user's offer; `event` rows are the time from a step's send until an agent event arrived; `queue` rows are requests that waited for a free connection under target.max_connections)"
     );
+    levels(&mut out, &results.levels);
     if !results.failures.is_empty() {
         let _ = writeln!(out, "\nfailures:");
         for f in &results.failures {
@@ -207,6 +208,59 @@ pub fn render(results: &Results, verdicts: &[Verdict]) -> String {
         }
     }
     out
+}
+
+/// The load levels table: how the target coped at each number of users the shape asked
+/// for. Shown when the shape had more than one level (a constant shape has just the totals).
+fn levels(out: &mut String, levels: &[crate::results::LoadLevel]) {
+    if levels.len() < 2 {
+        return;
+    }
+    let events = levels.iter().any(|l| l.events > 0);
+    let _ = write!(
+        out,
+        "\nby load  {:>7} {:>7} {:>8} {:>8} {:>7} {:>7} {:>8} {:>8} {:>8}",
+        "from", "to", "req/s", "# reqs", "# fails", "fail %", "Median", "95%ile", "99%ile"
+    );
+    if events {
+        let _ = write!(out, " {:>8} {:>6} {:>9}", "# events", "lost", "event p95");
+    }
+    out.push('\n');
+    for l in levels.iter().filter(|l| l.requests + l.events > 0) {
+        let rate = if l.requests == 0 {
+            0.0
+        } else {
+            100.0 * l.failures as f64 / l.requests as f64
+        };
+        let _ = write!(
+            out,
+            "{:>8} {:>6.0}s {:>6.0}s {:>8.2} {:>8} {:>7} {:>6.2}% {:>8} {:>8} {:>8}",
+            format!("{} u", l.target_users),
+            l.from_secs,
+            l.to_secs,
+            l.per_second,
+            l.requests,
+            l.failures,
+            rate,
+            ms(l.latency_ms.p50),
+            ms(l.latency_ms.p95),
+            ms(l.latency_ms.p99)
+        );
+        if events {
+            let _ = write!(
+                out,
+                " {:>8} {:>6} {:>9}",
+                l.events,
+                l.event_failures,
+                ms(l.event_latency_ms.p95)
+            );
+        }
+        out.push('\n');
+    }
+    let _ = writeln!(
+        out,
+        "(each row: the time the shape asked for that many users; HTTP requests and agent events completed then; `lost` = events that never came)"
+    );
 }
 
 /// A row's label: the HTTP method, or what a non-HTTP row measures.

@@ -38,6 +38,32 @@ pub struct Results {
     /// The plan's thresholds as evaluated at the end of the run.
     #[serde(default)]
     pub thresholds: Vec<Verdict>,
+    /// One entry per period the shape held a number of users (closed model), in order: how
+    /// the target coped at each load (samples by completion time).
+    #[serde(default)]
+    pub levels: Vec<LoadLevel>,
+}
+
+/// What the target did while the shape asked for one number of users.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct LoadLevel {
+    /// Users the shape asked for (all shards together).
+    pub target_users: u64,
+    /// Seconds since the start: when the shape asked for them, and when it changed again.
+    pub from_secs: f64,
+    pub to_secs: f64,
+    /// HTTP requests completed in this period, all steps and phases.
+    pub requests: u64,
+    pub failures: u64,
+    pub per_second: f64,
+    pub latency_ms: Latency,
+    /// HDR histogram of `requests` (as in `stats`).
+    pub histogram: String,
+    /// Agent events waited for (`wait_event`): delivery latency; failures are lost events.
+    pub events: u64,
+    pub event_failures: u64,
+    pub event_latency_ms: Latency,
+    pub event_histogram: String,
 }
 
 /// One threshold's verdict.

@@ -228,7 +228,10 @@ pub async fn execute(
     let mut users = JoinSet::new();
     let interrupted = drive(&ctx, &resolved.shape, start, &stop_all, &mut users).await;
     stop_all.cancel();
-    recorder.send(Event::Target(0));
+    recorder.send(Event::Target {
+        share: 0,
+        global: 0,
+    });
     // Grace: in-flight work and teardowns finish, bounded; then hard stop.
     let graceful_end = async { while users.join_next().await.is_some() {} };
     let mut outcome = if stopped_by.get().is_some() {
@@ -500,8 +503,10 @@ async fn drive(
             return false;
         };
         if target.users != last_target {
-            ctx.recorder
-                .send(Event::Target(ctx.shard.share(target.users)));
+            ctx.recorder.send(Event::Target {
+                share: ctx.shard.share(target.users),
+                global: target.users,
+            });
             last_target = target.users;
         }
         // Finished users free nothing: the shape counts started users, as Locust does.
@@ -700,6 +705,7 @@ pub fn results_of(
         events: f.events,
         series: f.series,
         thresholds: Vec::new(),
+        levels: f.levels,
     }
 }
 

@@ -326,6 +326,21 @@ fn an_abort_threshold_stops_the_run_at_the_load_the_target_cannot_take() {
         .find(|s| s["failures"].as_u64() > Some(0))
         .unwrap();
     assert_eq!(first_failing["users"], 3, "{first_failing}");
+    // The same answer by load level: no failure at 1 or 2 users, refusals at 3.
+    let levels: Vec<(u64, u64)> = r["levels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            (
+                l["target_users"].as_u64().unwrap(),
+                l["failures"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(&levels[..2], &[(1, 0), (2, 0)], "{levels:?}");
+    assert_eq!(levels[2].0, 3);
+    assert!(levels[2].1 > 0, "{levels:?}");
     assert!(
         (3..=4).contains(&stop["target_users"].as_u64().unwrap()),
         "{stop}"
@@ -348,8 +363,10 @@ fn an_abort_threshold_stops_the_run_at_the_load_the_target_cannot_take() {
     let line = stop_line(stop);
     assert!(stderr.contains(&line), "{stderr}");
     assert!(stdout.contains(&line), "{stdout}");
+    assert!(stdout.contains("\nby load "), "{stdout}");
     let page = std::fs::read_to_string(&html).unwrap();
     assert!(page.contains("STOPPED BY A THRESHOLD"));
+    assert!(page.contains("<h2>By load level</h2>"));
 }
 
 /// The line the report and stderr give for a threshold stop.
@@ -477,6 +494,19 @@ fn three_shards_merged_match_a_single_run() {
             .collect()
     };
     assert_eq!(counts_of(&merged), counts_of(&one));
+    // Load levels: the ramp's 1..9 users, then the hold at 9; each shard saw the same targets,
+    // and the setups (2 requests each) all completed while the shape asked for users.
+    let levels = |r: &Value| -> (Vec<u64>, u64) {
+        let l = r["levels"].as_array().unwrap();
+        (
+            l.iter()
+                .map(|l| l["target_users"].as_u64().unwrap())
+                .collect(),
+            l.iter().map(|l| l["requests"].as_u64().unwrap()).sum(),
+        )
+    };
+    assert_eq!(levels(&one), ((1..=9).collect(), 18), "{}", one["levels"]);
+    assert_eq!(levels(&merged), levels(&one));
     for i in 0..3 {
         let s = read(&format!("shard{i}.json"));
         assert_eq!(s["users"]["started"], 3, "each shard runs its exact share");
