@@ -407,7 +407,7 @@ fn run(args: RunArgs) -> u8 {
             if let Some(s) = &results.run.stopped_by {
                 crate::errln!("{}", s.describe());
             }
-            EXIT_FAILED
+            if code != EXIT_OK { code } else { EXIT_FAILED }
         }
         crate::results::Outcome::Completed => {
             let failed = if plan.plan.thresholds.is_empty() {
@@ -440,7 +440,9 @@ fn report(path: &std::path::Path, outputs: &OutputArgs) -> u8 {
     let written = write_outputs(&results, &verdicts, outputs);
     if written != EXIT_OK {
         written
-    } else if verdicts.iter().any(|v| !v.passed) {
+    } else if verdicts.iter().any(|v| !v.passed)
+        || results.run.outcome == crate::results::Outcome::Stopped
+    {
         EXIT_FAILED
     } else {
         EXIT_OK

@@ -13,6 +13,8 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use minijinja::Value;
 
+mod connect;
+
 use crate::compile::{CompiledRequest, CompiledTarget};
 use crate::run::RunContext;
 use crate::template::ResponseView;
@@ -50,6 +52,8 @@ pub fn admin_client(
     reqwest::Client::builder()
         .no_proxy()
         .default_headers(default_headers(headers)?)
+        // As the plan's own requests: a 3xx is the answer, not a hop.
+        .redirect(reqwest::redirect::Policy::none())
         .timeout(target.timeout)
         .connect_timeout(target.connect_timeout)
         .pool_idle_timeout(Duration::from_secs(90))
@@ -59,9 +63,10 @@ pub fn admin_client(
         .map_err(|e| format!("cannot build the HTTP client: {e}"))
 }
 
-/// The target's headers (API keys: marked sensitive, so they never print).
+/// `Accept: */*` and the target's headers (API keys: marked sensitive, so they never print).
 fn default_headers(headers: &[(String, String)]) -> Result<HeaderMap, String> {
     let mut map = HeaderMap::new();
+    map.insert(http::header::ACCEPT, HeaderValue::from_static("*/*"));
     for (k, v) in headers {
         let name = HeaderName::from_bytes(k.as_bytes())
             .map_err(|_| format!("target header `{k}` is not a valid header name"))?;
@@ -73,14 +78,13 @@ fn default_headers(headers: &[(String, String)]) -> Result<HeaderMap, String> {
     Ok(map)
 }
 
-type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
-
 /// The client for the plan's requests: hyper's pooled HTTP/1 client, straight from a
 /// pre-parsed base URL to an `http::Uri`. (reqwest parses every URL three times and wraps
 /// each request in redirect and retry layers; at tens of thousands of requests a second on
-/// one core that was a fifth of acaload's CPU time. See bench/PROFILE.md.)
+/// one core that was a fifth of acaload's CPU time. See bench/PROFILE.md.) Redirects are
+/// not followed: a 3xx is the response a step checks.
 pub struct Client {
-    inner: hyper_util::client::legacy::Client<Connector, Full<Bytes>>,
+    inner: hyper_util::client::legacy::Client<connect::Connector, Full<Bytes>>,
     /// Target headers, the start of every request's header map.
     defaults: HeaderMap,
     base: Base,
@@ -106,7 +110,6 @@ impl Client {
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_nodelay(true);
-        http.set_connect_timeout(Some(target.connect_timeout));
         let tls = if target.insecure {
             tls_without_verification()
         } else {
@@ -124,6 +127,8 @@ impl Client {
             .https_or_http()
             .enable_http1()
             .wrap_connector(http);
+        let connector =
+            connect::Connector::new(connector, target.connect_timeout, target.max_connections);
         let inner = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(90))
             .pool_timer(TokioTimer::new())
@@ -143,22 +148,23 @@ impl Client {
 pub struct Slot(#[allow(dead_code)] Option<tokio::sync::OwnedSemaphorePermit>);
 
 impl Client {
-    /// Waits for a free connection when the plan limits them; returns how long it waited
-    /// when it had to.
-    pub async fn slot(&self) -> (Slot, Option<Duration>) {
+    /// Waits (at most `timeout`) for a free connection when the plan limits them; returns
+    /// how long it waited when it had to, or, when none came in time, how long it waited.
+    pub async fn slot(&self, timeout: Duration) -> Result<(Slot, Option<Duration>), Duration> {
         let Some(s) = &self.slots else {
-            return (Slot(None), None);
+            return Ok((Slot(None), None));
         };
         if let Ok(p) = s.clone().try_acquire_owned() {
-            return (Slot(Some(p)), None);
+            return Ok((Slot(Some(p)), None));
         }
         let t = std::time::Instant::now();
-        let p = s
-            .clone()
-            .acquire_owned()
-            .await
-            .expect("the semaphore is never closed");
-        (Slot(Some(p)), Some(t.elapsed()))
+        match tokio::time::timeout(timeout, s.clone().acquire_owned()).await {
+            Ok(p) => Ok((
+                Slot(Some(p.expect("the semaphore is never closed"))),
+                Some(t.elapsed()),
+            )),
+            Err(_) => Err(t.elapsed()),
+        }
     }
 }
 
@@ -171,6 +177,17 @@ impl Base {
         else {
             return Err(format!("base_url `{base_url}` needs a scheme and a host"));
         };
+        if authority.as_str().contains('@') {
+            return Err(
+                "base_url must not carry a user or password; send credentials with target.headers"
+                    .into(),
+            );
+        }
+        if uri.query().is_some() {
+            return Err(format!(
+                "base_url `{base_url}` has a query; put it in each step's `query:`"
+            ));
+        }
         Ok(Base {
             scheme,
             authority,
@@ -181,49 +198,71 @@ impl Base {
     /// The request URI: the base joined with a rendered path (or a full URL) and a query.
     fn uri(&self, path: &str, query: Option<String>) -> Result<Uri, String> {
         let absolute = path.starts_with("http://") || path.starts_with("https://");
-        let mut full = if absolute {
+        let slash = if absolute || path.starts_with('/') {
+            ""
+        } else {
+            "/"
+        };
+        if plain(path) {
+            let mut full = String::with_capacity(self.prefix.len() + path.len() + 1);
+            if !absolute {
+                full.push_str(&self.prefix);
+            }
+            full.push_str(slash);
+            full.push_str(path);
+            if let Some(q) = &query {
+                full.push(if full.contains('?') { '&' } else { '?' });
+                full.push_str(q);
+            }
+            let parsed = if absolute {
+                Uri::try_from(full).map_err(|e| e.to_string())
+            } else {
+                http::uri::PathAndQuery::try_from(full)
+                    .map_err(|e| e.to_string())
+                    .and_then(|pq| {
+                        Uri::builder()
+                            .scheme(self.scheme.clone())
+                            .authority(self.authority.clone())
+                            .path_and_query(pq)
+                            .build()
+                            .map_err(|e| e.to_string())
+                    })
+            };
+            return parsed.map_err(|e| format!("`{path}` is not a valid URL: {e}"));
+        }
+        // Characters a URI cannot hold as they are (spaces, quotes, braces, non-ASCII):
+        // percent-encoded as a browser would; a `#fragment` is never sent.
+        let whole = if absolute {
             path.to_string()
         } else {
-            let mut s = String::with_capacity(self.prefix.len() + path.len() + 1);
-            s.push_str(&self.prefix);
-            if !path.starts_with('/') {
-                s.push('/');
-            }
-            s.push_str(path);
-            s
+            format!(
+                "{}://{}{}{slash}{path}",
+                self.scheme, self.authority, self.prefix
+            )
         };
-        if let Some(q) = query {
-            full.push(if full.contains('?') { '&' } else { '?' });
-            full.push_str(&q);
-        }
-        let parsed = if absolute {
-            Uri::try_from(full.as_str()).ok()
-        } else {
-            http::uri::PathAndQuery::try_from(full.as_str())
-                .ok()
-                .and_then(|pq| {
-                    Uri::builder()
-                        .scheme(self.scheme.clone())
-                        .authority(self.authority.clone())
-                        .path_and_query(pq)
-                        .build()
-                        .ok()
-                })
-        };
-        if let Some(u) = parsed {
-            return Ok(u);
-        }
-        // Characters a URI cannot hold as they are (spaces, non-ASCII): percent-encode them
-        // as a browser would, then try again.
-        let whole = if absolute {
-            full
-        } else {
-            format!("{}://{}{full}", self.scheme, self.authority)
-        };
-        let url = reqwest::Url::parse(&whole)
+        let mut url = reqwest::Url::parse(&whole)
             .map_err(|e| format!("`{whole}` is not a valid URL: {e}"))?;
+        if let Some(q) = query {
+            let merged = match url.query() {
+                Some(existing) if !existing.is_empty() => format!("{existing}&{q}"),
+                _ => q,
+            };
+            url.set_query(Some(&merged));
+        }
+        url.set_fragment(None);
         Uri::try_from(url.as_str()).map_err(|e| format!("`{whole}` is not a valid URL: {e}"))
     }
+}
+
+/// A path that goes into a URI as it is: printable ASCII a browser would not escape.
+fn plain(s: &str) -> bool {
+    s.bytes().all(|b| {
+        b.is_ascii_graphic()
+            && !matches!(
+                b,
+                b'"' | b'#' | b'<' | b'>' | b'\\' | b'^' | b'`' | b'{' | b'|' | b'}'
+            )
+    })
 }
 
 /// Certificates are not checked, signatures still are (`insecure_skip_tls_verify`).
@@ -342,11 +381,15 @@ pub fn prepare(ctx: &RunContext, rq: &CompiledRequest, scope: &Value) -> Result<
 }
 
 /// Sends a prepared request and reads the whole response.
+/// `budget` covers connecting, sending and reading the whole body: the step's timeout less
+/// what the request already waited for a connection.
 pub async fn send(
     ctx: &RunContext,
     p: &Prepared,
     rq: &CompiledRequest,
+    budget: Duration,
 ) -> Result<ResponseView, HttpError> {
+    let timeout = rq.timeout.unwrap_or(ctx.plan.target.timeout);
     let method = match rq.method {
         crate::plan::Method::Get => http::Method::GET,
         crate::plan::Method::Post => http::Method::POST,
@@ -354,7 +397,6 @@ pub async fn send(
         crate::plan::Method::Patch => http::Method::PATCH,
         crate::plan::Method::Delete => http::Method::DELETE,
     };
-    let timeout = rq.timeout.unwrap_or(ctx.plan.target.timeout);
     let mut req = http::Request::new(Full::new(p.body.clone()));
     *req.method_mut() = method;
     *req.uri_mut() = p.uri.clone();
@@ -386,12 +428,13 @@ pub async fn send(
             .to_bytes();
         Ok((parts, body))
     };
-    let (parts, body) = tokio::time::timeout(timeout, exchange)
-        .await
-        .map_err(|_| HttpError::Timeout {
-            url: p.uri.to_string(),
-            timeout,
-        })??;
+    let (parts, body) =
+        tokio::time::timeout(budget, exchange)
+            .await
+            .map_err(|_| HttpError::Timeout {
+                url: p.uri.to_string(),
+                timeout,
+            })??;
     // The body is parsed only when the step reads it (captures, checks, polls).
     let json = if rq.reads_body() {
         let is_json = parts
@@ -466,17 +509,36 @@ mod tests {
             join(b, "/wallets/my wallet/é", None),
             "http://127.0.0.1:3011/wallets/my%20wallet/%C3%A9"
         );
+        assert_eq!(join(b, "/w/é", None), "http://127.0.0.1:3011/w/%C3%A9");
+        assert_eq!(
+            join(b, "/w/{x}\"", None),
+            "http://127.0.0.1:3011/w/%7Bx%7D%22"
+        );
+        // The query goes before a fragment, which is never sent.
+        assert_eq!(
+            join(b, "/w?a=1#top", Some("b=2")),
+            "http://127.0.0.1:3011/w?a=1&b=2"
+        );
         assert_eq!(
             join(b, "http://[::1/x", None),
-            "error: `http://[::1/x` is not a valid URL: invalid IPv6 address"
+            "error: `http://[::1/x` is not a valid URL: invalid authority"
         );
     }
 
     #[test]
-    fn a_base_without_a_host_is_refused() {
+    fn a_base_without_a_host_or_with_credentials_or_a_query_is_refused() {
+        let refused = |b: &str| Base::parse(b).err().unwrap();
         assert_eq!(
-            Base::parse("/admin").err().unwrap(),
+            refused("/admin"),
             "base_url `/admin` needs a scheme and a host"
+        );
+        assert_eq!(
+            refused("http://admin:secret@127.0.0.1:3011"),
+            "base_url must not carry a user or password; send credentials with target.headers"
+        );
+        assert_eq!(
+            refused("http://127.0.0.1:3011/?tenant=1"),
+            "base_url `http://127.0.0.1:3011/?tenant=1` has a query; put it in each step's `query:`"
         );
     }
 }

@@ -100,6 +100,11 @@ pub struct Aggregate {
     series: Vec<StepSecond>,
     /// One entry per period the closed-model shape held a target (load levels).
     levels: Vec<LevelAgg>,
+    /// Per-step statistics of the current level, when thresholds are checked during the run.
+    level_steps: Option<HashMap<StatKey, Stat>>,
+    /// The level that closed last, as judged (complete: snapshots are once a second and a
+    /// level may close between two).
+    closed_level: Option<Arc<LevelView>>,
 }
 
 /// A load level being measured: samples completed while the shape asked for `target` users.
@@ -147,7 +152,8 @@ pub type Started = (
 
 /// Like [`start`], and also publishes the results so far every `every` (for the live
 /// terminal view, `--metrics` and `--web`).
-/// With `histograms`, the snapshots carry them (for thresholds checked during the run).
+/// With `histograms`, the snapshots carry them, and the current load level's per-step
+/// statistics (for thresholds checked during the run).
 pub fn start_with_snapshots(start: Instant, every: Option<Duration>, histograms: bool) -> Started {
     let (tx, mut rx) = mpsc::unbounded_channel();
     let (live_tx, live_rx) = watch::channel(Live::default());
@@ -168,6 +174,8 @@ pub fn start_with_snapshots(start: Instant, every: Option<Duration>, histograms:
             this_second: HashMap::new(),
             series: Vec::new(),
             levels: Vec::new(),
+            level_steps: histograms.then(HashMap::new),
+            closed_level: None,
         };
         let mut buf = Vec::with_capacity(256);
         let mut tick = tokio::time::interval(every.unwrap_or(Duration::from_secs(3600)));
@@ -271,6 +279,21 @@ impl Aggregate {
                     });
                 stat.hist.saturating_record(micros.max(1));
                 let failed = failure.is_some();
+                if let Some(steps) = self
+                    .level_steps
+                    .as_mut()
+                    .filter(|_| self.levels.last().is_some_and(|l| l.to.is_none()))
+                {
+                    let s = steps
+                        .entry((phase, kind, name.clone()))
+                        .or_insert_with(|| Stat {
+                            method,
+                            hist: new_histogram(),
+                            failures: 0,
+                        });
+                    s.hist.saturating_record(micros.max(1));
+                    s.failures += u64::from(failed);
+                }
                 if let Some(level) = self.levels.last_mut().filter(|l| l.to.is_none()) {
                     match kind {
                         StatKind::Http => {
@@ -316,8 +339,15 @@ impl Aggregate {
             Event::Target { share, global } => {
                 self.live.target = share;
                 let t = now.saturating_duration_since(self.start).as_secs_f64();
+                let index = self.levels.len().saturating_sub(1);
                 if let Some(open) = self.levels.last_mut().filter(|l| l.to.is_none()) {
                     open.to = Some(t);
+                    if let Some(steps) = &self.level_steps {
+                        self.closed_level = Some(Arc::new(level_view(index, open, steps, t)));
+                    }
+                }
+                if let Some(steps) = &mut self.level_steps {
+                    steps.clear();
                 }
                 if global > 0 {
                     self.levels.push(LevelAgg {
@@ -378,22 +408,21 @@ impl Aggregate {
                 String::new()
             }
         };
-        let mut stats: Vec<StepStats> = self
-            .stats
-            .iter()
-            .map(|((phase, kind, name), s)| StepStats {
-                phase: *phase,
-                kind: *kind,
-                name: name.to_string(),
-                method: s.method.map(str::to_string),
-                count: s.hist.len(),
-                failures: s.failures,
-                latency_ms: latency(&s.hist),
-                per_second: s.hist.len() as f64 / secs,
-                histogram: enc(&s.hist),
-            })
-            .collect();
-        stats.sort_by(|a, b| (a.phase, a.kind, &a.name).cmp(&(b.phase, b.kind, &b.name)));
+        let stats = step_stats(&self.stats, secs, with_histograms);
+        let mut judged = Vec::new();
+        if let Some(closed) = &self.closed_level {
+            judged.push(closed.clone());
+        }
+        if let Some(steps) = &self.level_steps
+            && let Some(l) = self.levels.last().filter(|l| l.to.is_none())
+        {
+            judged.push(Arc::new(level_view(
+                self.levels.len() - 1,
+                l,
+                steps,
+                elapsed.as_secs_f64(),
+            )));
+        }
         let total = Totals {
             requests: self.total.len(),
             failures: self.total_failures,
@@ -450,6 +479,7 @@ impl Aggregate {
             events: self.events.clone(),
             series: self.series.clone(),
             levels,
+            judged,
         }
     }
 }
@@ -466,6 +496,64 @@ pub struct Finished {
     pub events: Option<EventCounts>,
     pub series: Vec<StepSecond>,
     pub levels: Vec<LoadLevel>,
+    /// Only in snapshots of runs that check thresholds during the run: the load level that
+    /// closed last (complete) and the one in progress, with per-step statistics.
+    pub judged: Vec<Arc<LevelView>>,
+}
+
+/// One load level's statistics: what `abort` thresholds judge.
+#[derive(Debug, Clone)]
+pub struct LevelView {
+    /// Position in `levels`.
+    pub index: usize,
+    /// The shape has moved on: these are the level's final numbers.
+    pub closed: bool,
+    /// Users the shape asked for (all shards).
+    pub target_users: u64,
+    pub total: Totals,
+    pub stats: Vec<StepStats>,
+}
+
+/// Per-step statistics, sorted; histograms serialized only when asked.
+fn step_stats(map: &HashMap<StatKey, Stat>, secs: f64, with_histograms: bool) -> Vec<StepStats> {
+    let mut stats: Vec<StepStats> = map
+        .iter()
+        .map(|((phase, kind, name), s)| StepStats {
+            phase: *phase,
+            kind: *kind,
+            name: name.to_string(),
+            method: s.method.map(str::to_string),
+            count: s.hist.len(),
+            failures: s.failures,
+            latency_ms: latency(&s.hist),
+            per_second: s.hist.len() as f64 / secs,
+            histogram: if with_histograms {
+                encode(&s.hist)
+            } else {
+                String::new()
+            },
+        })
+        .collect();
+    stats.sort_by(|a, b| (a.phase, a.kind, &a.name).cmp(&(b.phase, b.kind, &b.name)));
+    stats
+}
+
+/// A level's statistics up to `now` (seconds since the start), histograms included.
+fn level_view(index: usize, l: &LevelAgg, steps: &HashMap<StatKey, Stat>, now: f64) -> LevelView {
+    let secs = (l.to.unwrap_or(now) - l.from).max(1e-9);
+    LevelView {
+        index,
+        closed: l.to.is_some(),
+        target_users: l.target,
+        total: Totals {
+            requests: l.http.len(),
+            failures: l.http_failures,
+            per_second: l.http.len() as f64 / secs,
+            latency_ms: latency(&l.http),
+            histogram: encode(&l.http),
+        },
+        stats: step_stats(steps, secs, true),
+    }
 }
 
 /// Latency summary in milliseconds.

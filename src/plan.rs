@@ -564,9 +564,17 @@ pub struct Threshold {
     /// Highest accepted share of failed requests, 0.0–1.0.
     #[serde(default)]
     pub error_rate: Option<f64>,
-    /// Stop the run as soon as this threshold fails, checked every second on the results so
-    /// far (as k6's `abortOnFail`): a step shape then ends at the load the target could not
-    /// take, and the report says when and at how many users.
+    /// Stop the run as soon as this threshold fails (as k6's `abortOnFail`). Checked every
+    /// second on the current load level — the samples since the shape last changed its number
+    /// of users (the whole run for a constant or arrival-rate shape) — once it has
+    /// `min_samples`; a step shape then ends at the load the target could not take, and the
+    /// report says when and at how many users. At the end of the run the threshold is also
+    /// judged on the whole run, like any other.
     #[serde(default)]
     pub abort: bool,
+    /// With `abort`: judge a level only once it has this many samples (default 20), so one
+    /// early failure is not a 100 % error rate.
+    #[serde(default)]
+    #[schemars(range(min = 1))]
+    pub min_samples: Option<u64>,
 }

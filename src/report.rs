@@ -40,7 +40,12 @@ pub fn thresholds_of(
                     .filter(|s| &s.name == name && s.kind == StatKind::Http)
                     .collect();
                 if kinds.is_empty() {
-                    kinds = stats.iter().filter(|s| &s.name == name).collect();
+                    // Not a request: a wait (event, state, take). Queue rows are never
+                    // what a step's latency means.
+                    kinds = stats
+                        .iter()
+                        .filter(|s| &s.name == name && s.kind != StatKind::Queue)
+                        .collect();
                 }
                 for s in kinds {
                     if let Some(sh) = crate::metrics::decode(&s.histogram) {

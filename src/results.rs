@@ -159,10 +159,11 @@ impl ThresholdStop {
     /// One line: when, at what load, which threshold.
     pub fn describe(&self) -> String {
         format!(
-            "stopped at {:.0} s with {} users (target {}): threshold `{} {}` failed, measured {}",
+            "stopped at {:.0} s at the {}-user load level ({} running{}): threshold `{} {}` failed there, measured {}",
             self.at_secs,
-            self.users,
             self.target_users,
+            self.users,
+            if self.shard { " in this shard" } else { "" },
             self.verdict.label,
             self.verdict.limit,
             self.verdict.measured
@@ -176,9 +177,13 @@ pub struct ThresholdStop {
     pub verdict: Verdict,
     /// Seconds since the start of the run.
     pub at_secs: f64,
-    /// Users running (this shard) and the shape's target then.
+    /// Users running (in this shard, when `shard`) and the users the shape asked for (the
+    /// whole run): the load level that failed.
     pub users: u64,
     pub target_users: u64,
+    /// The run was one shard of several: each shard judges, and stops, on its own.
+    #[serde(default)]
+    pub shard: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

@@ -216,25 +216,29 @@ pub async fn execute(
             resolved.shape.duration(),
         ))
     });
-    let stopped_by = Arc::new(std::sync::OnceLock::new());
-    if aborting {
+    let watcher = aborting.then(|| {
         tokio::spawn(watch_thresholds(
             plan.clone(),
             snapshots.clone(),
             stop_all.clone(),
-            stopped_by.clone(),
-        ));
-    }
+            cfg.shard_count > 1,
+        ))
+    });
     let mut users = JoinSet::new();
     let interrupted = drive(&ctx, &resolved.shape, start, &stop_all, &mut users).await;
     stop_all.cancel();
+    // The watcher has stopped the run, or sees the stop and returns: one answer either way.
+    let stopped_by = match watcher {
+        Some(w) => w.await.ok().flatten(),
+        None => None,
+    };
     recorder.send(Event::Target {
         share: 0,
         global: 0,
     });
     // Grace: in-flight work and teardowns finish, bounded; then hard stop.
     let graceful_end = async { while users.join_next().await.is_some() {} };
-    let mut outcome = if stopped_by.get().is_some() {
+    let mut outcome = if stopped_by.is_some() {
         Outcome::Stopped
     } else if interrupted {
         Outcome::Interrupted
@@ -275,18 +279,19 @@ pub async fn execute(
     drop(recorder);
     let agg = aggregator.await.ok();
     let mut results = build(agg, info, &cfg, started_at, start.elapsed(), outcome);
-    results.run.stopped_by = stopped_by.get().cloned();
+    results.run.stopped_by = stopped_by;
     Ok(results)
 }
 
-/// Checks the plan's `abort: true` thresholds on every snapshot (each second) and stops the
-/// run at the first that fails with samples to judge.
+/// Checks the plan's `abort: true` thresholds on every snapshot (each second) against the
+/// current load level (or the whole run when the shape has no levels) and stops the run at
+/// the first that fails with enough samples to judge.
 async fn watch_thresholds(
     plan: Arc<CompiledPlan>,
     mut snapshots: tokio::sync::watch::Receiver<Option<Arc<crate::metrics::Finished>>>,
     stop: CancellationToken,
-    stopped_by: Arc<std::sync::OnceLock<crate::results::ThresholdStop>>,
-) {
+    shard: bool,
+) -> Option<crate::results::ThresholdStop> {
     let watched: Vec<_> = plan
         .plan
         .thresholds
@@ -294,27 +299,53 @@ async fn watch_thresholds(
         .filter(|t| t.abort)
         .cloned()
         .collect();
+    // Closed levels already judged in their final state.
+    let mut final_judged = std::collections::HashSet::new();
     loop {
         tokio::select! {
-            changed = snapshots.changed() => if changed.is_err() { return },
-            _ = stop.cancelled() => return,
+            changed = snapshots.changed() => if changed.is_err() { return None },
+            _ = stop.cancelled() => return None,
         }
         let Some(snap) = snapshots.borrow_and_update().clone() else {
             continue;
         };
-        let failed = crate::report::thresholds_of(&snap.total, &snap.stats, &watched)
-            .into_iter()
-            .find(|(v, samples)| !v.passed && *samples > 0);
-        if let Some((verdict, _)) = failed {
+        // The level in progress, and the one that closed since the last look (its last
+        // moments may fall between two snapshots); without levels, the whole run.
+        let mut candidates: Vec<(
+            &crate::results::Totals,
+            &[crate::results::StepStats],
+            Option<u64>,
+        )> = Vec::new();
+        for l in &snap.judged {
+            if l.closed && !final_judged.insert(l.index) {
+                continue;
+            }
+            candidates.push((&l.total, &l.stats, Some(l.target_users)));
+        }
+        if snap.judged.is_empty() {
+            candidates.push((&snap.total, &snap.stats, None));
+        }
+        let failed = candidates.into_iter().find_map(|(total, stats, level)| {
+            watched.iter().find_map(|t| {
+                crate::report::thresholds_of(total, stats, std::slice::from_ref(t))
+                    .into_iter()
+                    .find(|(v, samples)| !v.passed && *samples >= t.min_samples.unwrap_or(20))
+                    .map(|(v, _)| (v, level))
+            })
+        });
+        if let Some((verdict, level)) = failed {
+            if stop.is_cancelled() {
+                return None;
+            }
             let last = snap.timeline.last();
-            let _ = stopped_by.set(crate::results::ThresholdStop {
+            stop.cancel();
+            return Some(crate::results::ThresholdStop {
                 verdict,
                 at_secs: snap.timeline.len() as f64,
                 users: last.map_or(0, |s| s.users),
-                target_users: last.map_or(0, |s| s.target_users),
+                target_users: level.unwrap_or(last.map_or(0, |s| s.target_users)),
+                shard,
             });
-            stop.cancel();
-            return;
         }
     }
 }

@@ -628,26 +628,45 @@ impl VirtualUser {
         self.sent.insert(step.name.clone(), poll_started);
         loop {
             let started = Instant::now();
-            let exchange = async {
-                let (slot, waited) = ctx.http.slot().await;
-                if let Some(w) = waited {
-                    self.ctx.recorder.send(Event::Sample {
-                        phase: step.phase,
-                        kind: StatKind::Queue,
-                        name: step.name.clone(),
-                        method,
-                        micros: w.as_micros() as u64,
-                        at: started,
-                        failure: None,
-                    });
+            let timeout = rq.timeout.unwrap_or(ctx.plan.target.timeout);
+            // A request still waiting for a connection (target.max_connections) has not been
+            // sent: a stop drops it (teardowns excepted), and its wait counts to its timeout.
+            let queued = tokio::select! {
+                q = ctx.http.slot(timeout) => q,
+                _ = self.stop.cancelled(), if step.phase != Phase::Teardown => {
+                    return Err(StepError::Stopped)
                 }
-                let r = crate::http::send(&ctx, &prepared, rq).await;
-                drop(slot);
-                r
-            };
-            let outcome = tokio::select! {
-                r = exchange => r,
                 _ = ctx.hard_stop.cancelled() => return Err(StepError::Stopped),
+            };
+            let waited = match &queued {
+                Ok((_, w)) => *w,
+                Err(w) => Some(*w),
+            };
+            if let Some(w) = waited {
+                ctx.recorder.send(Event::Sample {
+                    phase: step.phase,
+                    kind: StatKind::Queue,
+                    name: step.name.clone(),
+                    method,
+                    micros: w.as_micros() as u64,
+                    at: started,
+                    failure: None,
+                });
+            }
+            let outcome = match queued {
+                Ok((slot, waited)) => {
+                    let budget = timeout.saturating_sub(waited.unwrap_or_default());
+                    let r = tokio::select! {
+                        r = crate::http::send(&ctx, &prepared, rq, budget) => r,
+                        _ = ctx.hard_stop.cancelled() => return Err(StepError::Stopped),
+                    };
+                    drop(slot);
+                    r
+                }
+                Err(_) => Err(crate::http::HttpError::Timeout {
+                    url: prepared.uri.to_string(),
+                    timeout,
+                }),
             };
             let response = match outcome {
                 Ok(r) => r,
