@@ -102,7 +102,8 @@ ensure_venv() {
 }
 
 # ---------------------------------------------------------------- helpers
-rand_secret() { "$VENV/bin/python" -c 'import secrets; print(secrets.token_urlsafe(32))'; }
+# Hex: a urlsafe token can start with '-', which argparse takes for an option (1 start in 32 failed).
+rand_secret() { "$VENV/bin/python" -c 'import secrets; print(secrets.token_hex(32))'; }
 
 port_in_use() { (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null; }
 
