@@ -234,6 +234,28 @@ fn mediator_plan_end_to_end_against_real_acapy() {
         stat("tasks", "event", "ping round trip")["count"].as_u64(),
         Some(pings)
     );
+    // By load level: the shape asked for 2, 4, then 6 users; each level measured requests,
+    // the full ones deliveries too, and none was lost. (Waits still open when the time limit
+    // came complete after the last level closed.)
+    let levels = r["levels"].as_array().unwrap();
+    let n = |l: &Value, k: &str| l[k].as_u64().unwrap();
+    assert_eq!(
+        levels
+            .iter()
+            .map(|l| n(l, "target_users"))
+            .collect::<Vec<_>>(),
+        [2, 4, 6],
+        "{stdout}"
+    );
+    assert!(
+        levels
+            .iter()
+            .all(|l| n(l, "requests") > 0 && n(l, "event_failures") == 0)
+    );
+    assert!(n(&levels[2], "events") > 0, "{stdout}");
+    let in_levels: u64 = levels.iter().map(|l| n(l, "events")).sum();
+    assert!(in_levels <= sent + pings && in_levels > (sent + pings) / 2);
+    assert!(stdout.contains("\nby load "), "{stdout}");
     // Status gauges of both agents, once per second.
     let agents = r["agents"].as_array().unwrap();
     assert_eq!(
