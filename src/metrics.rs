@@ -124,6 +124,25 @@ struct Stat {
     failures: u64,
 }
 
+impl Stat {
+    /// Adds one sample to the statistic of `key` in `map`, made on first use.
+    fn record(
+        map: &mut HashMap<StatKey, Stat>,
+        key: StatKey,
+        method: Option<&'static str>,
+        micros: u64,
+        failed: bool,
+    ) {
+        let s = map.entry(key).or_insert_with(|| Stat {
+            method,
+            hist: new_histogram(),
+            failures: 0,
+        });
+        s.hist.saturating_record(micros.max(1));
+        s.failures += u64::from(failed);
+    }
+}
+
 /// One layout for every histogram so shards merge exactly: 1 µs to 1 h, 3 digits.
 pub fn new_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("static histogram bounds are valid")
@@ -269,31 +288,16 @@ impl Aggregate {
                     .or_insert_with(|| (new_histogram(), 0));
                 slot.0.saturating_record(micros.max(1));
                 slot.1 += u64::from(failure.is_some());
-                let stat = self
-                    .stats
-                    .entry((phase, kind, name.clone()))
-                    .or_insert_with(|| Stat {
-                        method,
-                        hist: new_histogram(),
-                        failures: 0,
-                    });
-                stat.hist.saturating_record(micros.max(1));
                 let failed = failure.is_some();
+                let key = (phase, kind, name.clone());
                 if let Some(steps) = self
                     .level_steps
                     .as_mut()
                     .filter(|_| self.levels.last().is_some_and(|l| l.to.is_none()))
                 {
-                    let s = steps
-                        .entry((phase, kind, name.clone()))
-                        .or_insert_with(|| Stat {
-                            method,
-                            hist: new_histogram(),
-                            failures: 0,
-                        });
-                    s.hist.saturating_record(micros.max(1));
-                    s.failures += u64::from(failed);
+                    Stat::record(steps, key.clone(), method, micros, failed);
                 }
+                Stat::record(&mut self.stats, key, method, micros, failed);
                 if let Some(level) = self.levels.last_mut().filter(|l| l.to.is_none()) {
                     match kind {
                         StatKind::Http => {
@@ -308,7 +312,6 @@ impl Aggregate {
                     }
                 }
                 if let Some(f) = failure {
-                    stat.failures += 1;
                     let entry = self
                         .failures
                         .entry((phase, name, f.reason))
