@@ -36,14 +36,15 @@ const PERCENTILES: [(&str, f64); 11] = [
     ("100%", 1.0),
 ];
 
-/// Writes `PREFIX_stats.csv`, `PREFIX_failures.csv`, `PREFIX_stats_history.csv` and
-/// `PREFIX_step_history.csv`; returns their paths.
+/// Writes `PREFIX_stats.csv`, `PREFIX_failures.csv`, `PREFIX_stats_history.csv`,
+/// `PREFIX_step_history.csv` and `PREFIX_levels.csv`; returns their paths.
 pub fn write(results: &Results, prefix: &Path) -> Result<Vec<PathBuf>, Error> {
     let files = [
         ("_stats.csv", stats(results)?),
         ("_failures.csv", failures(results)?),
         ("_stats_history.csv", stats_history(results)?),
         ("_step_history.csv", step_history(results)?),
+        ("_levels.csv", levels(results)?),
     ];
     let mut written = Vec::new();
     for (suffix, text) in files {
@@ -231,6 +232,43 @@ pub fn step_history(results: &Results) -> Result<String, Error> {
             format!("{:.3}", p.p50),
             format!("{:.3}", p.p95),
             format!("{:.3}", p.p99),
+        ])?;
+    }
+    finish(w)
+}
+
+/// One row per load level (the time the shape asked for that many users), from
+/// `results.levels`: requests and agent events completed then, latencies in milliseconds.
+pub fn levels(results: &Results) -> Result<String, Error> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record([
+        "Users",
+        "From",
+        "To",
+        "Requests/s",
+        "Request Count",
+        "Failure Count",
+        "50%",
+        "95%",
+        "99%",
+        "Event Count",
+        "Lost Count",
+        "Event 95%",
+    ])?;
+    for l in &results.levels {
+        w.write_record([
+            l.target_users.to_string(),
+            format!("{:.3}", l.from_secs),
+            format!("{:.3}", l.to_secs),
+            format!("{:.3}", l.per_second),
+            l.requests.to_string(),
+            l.failures.to_string(),
+            format!("{:.3}", l.latency_ms.p50),
+            format!("{:.3}", l.latency_ms.p95),
+            format!("{:.3}", l.latency_ms.p99),
+            l.events.to_string(),
+            l.event_failures.to_string(),
+            format!("{:.3}", l.event_latency_ms.p95),
         ])?;
     }
     finish(w)

@@ -297,6 +297,7 @@ fn an_abort_threshold_stops_the_run_at_the_load_the_target_cannot_take() {
     std::fs::create_dir_all(&dir).unwrap();
     let out = dir.join("r.json").to_str().unwrap().to_string();
     let html = dir.join("r.html").to_str().unwrap().to_string();
+    let csv = dir.join("r").to_str().unwrap().to_string();
     let run = acaload(
         &[
             "run",
@@ -306,6 +307,8 @@ fn an_abort_threshold_stops_the_run_at_the_load_the_target_cannot_take() {
             &out,
             "--html",
             &html,
+            "--csv",
+            &csv,
         ],
         &url,
     );
@@ -341,6 +344,18 @@ fn an_abort_threshold_stops_the_run_at_the_load_the_target_cannot_take() {
     assert_eq!(&levels[..2], &[(1, 0), (2, 0)], "{levels:?}");
     assert_eq!(levels[2].0, 3);
     assert!(levels[2].1 > 0, "{levels:?}");
+    // The same rows in PREFIX_levels.csv: users and failure count per level.
+    let table = std::fs::read_to_string(format!("{csv}_levels.csv")).unwrap();
+    let rows: Vec<(u64, u64)> = table
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (f[0].parse().unwrap(), f[5].parse().unwrap())
+        })
+        .collect();
+    assert_eq!(rows, levels, "{table}");
+    assert!(table.starts_with("Users,From,To,Requests/s,Request Count,Failure Count,"));
     // The threshold judges each load level on its own samples: the 3-user level failed.
     assert_eq!(stop["target_users"], 3, "{stop}");
     assert!(

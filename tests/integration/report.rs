@@ -216,6 +216,7 @@ user:
         "_failures.csv",
         "_stats_history.csv",
         "_step_history.csv",
+        "_levels.csv",
     ] {
         assert_eq!(
             std::fs::read(dir.join(format!("run{suffix}"))).unwrap(),
