@@ -237,12 +237,13 @@ pub fn step_history(results: &Results) -> Result<String, Error> {
     finish(w)
 }
 
-/// One row per load level (the time the shape asked for that many users), from
+/// One row per load level (a step or stage of the shape; `From Users` set for a ramp), from
 /// `results.levels`: requests and agent events completed then, latencies in milliseconds.
 pub fn levels(results: &Results) -> Result<String, Error> {
     let mut w = csv::Writer::from_writer(Vec::new());
     w.write_record([
         "Users",
+        "From Users",
         "From",
         "To",
         "Requests/s",
@@ -258,6 +259,7 @@ pub fn levels(results: &Results) -> Result<String, Error> {
     for l in &results.levels {
         w.write_record([
             l.target_users.to_string(),
+            l.from_users.map_or(String::new(), |u| u.to_string()),
             format!("{:.3}", l.from_secs),
             format!("{:.3}", l.to_secs),
             format!("{:.3}", l.per_second),

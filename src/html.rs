@@ -109,7 +109,7 @@ struct Row {
 /// One load level (the time the shape asked for `users`).
 #[derive(Serialize)]
 struct LevelRow {
-    users: u64,
+    users: String,
     span: String,
     per_second: String,
     requests: u64,
@@ -282,7 +282,7 @@ fn level_rows(results: &Results) -> Vec<LevelRow> {
         .iter()
         .filter(|l| l.requests + l.events > 0)
         .map(|l| LevelRow {
-            users: l.target_users,
+            users: crate::report::level_users(l),
             span: format!("{}–{}", seconds(l.from_secs), seconds(l.to_secs)),
             per_second: format!("{:.2}", l.per_second),
             requests: l.requests,

@@ -107,19 +107,14 @@ pub fn merge(inputs: &[(String, Results)]) -> Result<Results, MergeError> {
     let mut series: BTreeMap<(u64, Phase, StatKind, String), Vec<StepSecond>> = BTreeMap::new();
     let mut users = crate::results::UserCounts::default();
     let mut events: Option<crate::results::EventCounts> = None;
-    // Load levels by target and occurrence (the k-th time the shape asked for that many
-    // users): every shard follows the same shape, and a level one shard did not see (a fast
-    // ramp between two of its ticks) misaligns nothing else.
+    // Load levels by their part of the shape, which every shard follows alike.
     type Hist = hdrhistogram::Histogram<u64>;
     type LevelParts = (f64, f64, Hist, u64, Hist, u64);
-    let mut levels: BTreeMap<(u64, usize), LevelParts> = BTreeMap::new();
+    let mut levels: BTreeMap<(usize, u64, Option<u64>), LevelParts> = BTreeMap::new();
     for (file, r) in inputs {
-        let mut seen: BTreeMap<u64, usize> = BTreeMap::new();
         for l in &r.levels {
-            let k = seen.entry(l.target_users).or_default();
-            *k += 1;
             let e = levels
-                .entry((l.target_users, *k))
+                .entry((l.index, l.target_users, l.from_users))
                 .or_insert_with(|| (f64::MAX, 0.0, new_histogram(), 0, new_histogram(), 0));
             e.0 = e.0.min(l.from_secs);
             e.1 = e.1.max(l.to_secs);
@@ -280,9 +275,14 @@ pub fn merge(inputs: &[(String, Results)]) -> Result<Results, MergeError> {
             let mut v: Vec<_> = levels
                 .into_iter()
                 .map(
-                    |((target_users, _), (from, to, http, failures, ev, ev_failures))| {
+                    |(
+                        (index, target_users, from_users),
+                        (from, to, http, failures, ev, ev_failures),
+                    )| {
                         crate::results::LoadLevel {
+                            index,
                             target_users,
+                            from_users,
                             from_secs: from,
                             to_secs: to,
                             requests: http.len(),

@@ -41,11 +41,10 @@ pub enum Event {
     SetupOk,
     StoppedByError,
     Iteration,
-    /// The shape's target changed: this shard's share, and the whole run's (all shards).
-    Target {
-        share: u64,
-        global: u64,
-    },
+    /// The shape's target changed (this shard's share).
+    Target(u64),
+    /// The shape entered a new load level (None: the last one ended).
+    Level(Option<crate::shape::Level>),
     Gauge {
         agent: String,
         at: Instant,
@@ -98,7 +97,7 @@ pub struct Aggregate {
     current: u64,
     this_second: HashMap<StatKey, (Histogram<u64>, u64)>,
     series: Vec<StepSecond>,
-    /// One entry per period the closed-model shape held a target (load levels).
+    /// One entry per part (step, stage) of the closed-model shape: the load levels.
     levels: Vec<LevelAgg>,
     /// Per-step statistics of the current level, when thresholds are checked during the run.
     level_steps: Option<HashMap<StatKey, Stat>>,
@@ -107,9 +106,9 @@ pub struct Aggregate {
     closed_level: Option<Arc<LevelView>>,
 }
 
-/// A load level being measured: samples completed while the shape asked for `target` users.
+/// A load level being measured: samples completed during one part of the shape.
 struct LevelAgg {
-    target: u64,
+    level: crate::shape::Level,
     from: f64,
     to: Option<f64>,
     http: Histogram<u64>,
@@ -339,8 +338,8 @@ impl Aggregate {
             Event::SetupOk => self.users.setup_ok += 1,
             Event::StoppedByError => self.users.stopped_by_error += 1,
             Event::Iteration => self.users.iterations += 1,
-            Event::Target { share, global } => {
-                self.live.target = share;
+            Event::Target(share) => self.live.target = share,
+            Event::Level(next) => {
                 let t = now.saturating_duration_since(self.start).as_secs_f64();
                 let index = self.levels.len().saturating_sub(1);
                 if let Some(open) = self.levels.last_mut().filter(|l| l.to.is_none()) {
@@ -352,9 +351,9 @@ impl Aggregate {
                 if let Some(steps) = &mut self.level_steps {
                     steps.clear();
                 }
-                if global > 0 {
+                if let Some(next) = next {
                     self.levels.push(LevelAgg {
-                        target: global,
+                        level: next,
                         from: t,
                         to: None,
                         http: new_histogram(),
@@ -457,7 +456,9 @@ impl Aggregate {
             .map(|l| {
                 let to = l.to.unwrap_or(elapsed.as_secs_f64());
                 LoadLevel {
-                    target_users: l.target,
+                    index: l.level.index,
+                    target_users: l.level.users,
+                    from_users: l.level.from_users,
                     from_secs: l.from,
                     to_secs: to,
                     requests: l.http.len(),
@@ -547,7 +548,7 @@ fn level_view(index: usize, l: &LevelAgg, steps: &HashMap<StatKey, Stat>, now: f
     LevelView {
         index,
         closed: l.to.is_some(),
-        target_users: l.target,
+        target_users: l.level.users,
         total: Totals {
             requests: l.http.len(),
             failures: l.http_failures,

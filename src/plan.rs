@@ -565,8 +565,8 @@ pub struct Threshold {
     #[serde(default)]
     pub error_rate: Option<f64>,
     /// Stop the run as soon as this threshold fails (as k6's `abortOnFail`). Checked every
-    /// second on the current load level — the samples since the shape last changed its number
-    /// of users (the whole run for a constant or arrival-rate shape) — once it has
+    /// second on the current load level — the samples of the shape's current step or stage
+    /// (the whole run for a constant or arrival-rate shape) — once it has
     /// `min_samples`; a step shape then ends at the load the target could not take, and the
     /// report says when and at how many users. At the end of the run the threshold is also
     /// judged on the whole run, like any other.

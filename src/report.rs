@@ -215,8 +215,8 @@ pub fn render(results: &Results, verdicts: &[Verdict]) -> String {
     out
 }
 
-/// The load levels table: how the target coped at each number of users the shape asked
-/// for. Shown when the shape had more than one level (a constant shape has just the totals).
+/// The load levels table: how the target coped in each step or stage of the shape. Shown
+/// when the shape had more than one level (a constant shape has just the totals).
 fn levels(out: &mut String, levels: &[crate::results::LoadLevel]) {
     if levels.len() < 2 {
         return;
@@ -224,8 +224,17 @@ fn levels(out: &mut String, levels: &[crate::results::LoadLevel]) {
     let events = levels.iter().any(|l| l.events > 0);
     let _ = write!(
         out,
-        "\nby load  {:>7} {:>7} {:>8} {:>8} {:>7} {:>7} {:>8} {:>8} {:>8}",
-        "from", "to", "req/s", "# reqs", "# fails", "fail %", "Median", "95%ile", "99%ile"
+        "\n{:>10} {:>7} {:>7} {:>8} {:>8} {:>7} {:>7} {:>8} {:>8} {:>8}",
+        "by load",
+        "from",
+        "to",
+        "req/s",
+        "# reqs",
+        "# fails",
+        "fail %",
+        "Median",
+        "95%ile",
+        "99%ile"
     );
     if events {
         let _ = write!(out, " {:>8} {:>6} {:>9}", "# events", "lost", "event p95");
@@ -239,8 +248,8 @@ fn levels(out: &mut String, levels: &[crate::results::LoadLevel]) {
         };
         let _ = write!(
             out,
-            "{:>8} {:>6.0}s {:>6.0}s {:>8.2} {:>8} {:>7} {:>6.2}% {:>8} {:>8} {:>8}",
-            format!("{} u", l.target_users),
+            "{:>10} {:>6.0}s {:>6.0}s {:>8.2} {:>8} {:>7} {:>6.2}% {:>8} {:>8} {:>8}",
+            format!("{} u", level_users(l)),
             l.from_secs,
             l.to_secs,
             l.per_second,
@@ -264,8 +273,16 @@ fn levels(out: &mut String, levels: &[crate::results::LoadLevel]) {
     }
     let _ = writeln!(
         out,
-        "(each row: the time the shape asked for that many users; HTTP requests and agent events completed then; `lost` = events that never came)"
+        "(each row: one step or stage of the shape, `a→b` a ramp; HTTP requests and agent events completed then; `lost` = events that never came)"
     );
+}
+
+/// A level's users: `40`, or `0→40` for a ramp.
+pub fn level_users(l: &crate::results::LoadLevel) -> String {
+    match l.from_users {
+        Some(from) => format!("{from}→{}", l.target_users),
+        None => l.target_users.to_string(),
+    }
 }
 
 /// A row's label: the HTTP method, or what a non-HTTP row measures.

@@ -38,17 +38,24 @@ pub struct Results {
     /// The plan's thresholds as evaluated at the end of the run.
     #[serde(default)]
     pub thresholds: Vec<Verdict>,
-    /// One entry per period the shape held a number of users (closed model), in order: how
-    /// the target coped at each load (samples by completion time).
+    /// One entry per part of a closed-model shape (step, stage, or the whole constant run), in
+    /// order: how the target coped at each load (samples by completion time).
     #[serde(default)]
     pub levels: Vec<LoadLevel>,
 }
 
-/// What the target did while the shape asked for one number of users.
+/// What the target did during one part of the shape: a step of the step shape, a stage (a
+/// hold, or a ramp from `from_users`), or a whole constant run.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct LoadLevel {
-    /// Users the shape asked for (all shards together).
+    /// Position of the part in the shape (the same in every shard).
+    #[serde(default)]
+    pub index: usize,
+    /// Users the shape asked for (all shards together; at its end, for a ramp).
     pub target_users: u64,
+    /// A ramping stage: the users at its start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_users: Option<u64>,
     /// Seconds since the start: when the shape asked for them, and when it changed again.
     pub from_secs: f64,
     pub to_secs: f64,

@@ -232,10 +232,8 @@ pub async fn execute(
         Some(w) => w.await.ok().flatten(),
         None => None,
     };
-    recorder.send(Event::Target {
-        share: 0,
-        global: 0,
-    });
+    recorder.send(Event::Target(0));
+    recorder.send(Event::Level(None));
     // Grace: in-flight work and teardowns finish, bounded; then hard stop.
     let graceful_end = async { while users.join_next().await.is_some() {} };
     let mut outcome = if stopped_by.is_some() {
@@ -523,6 +521,7 @@ async fn drive(
     };
     let mut last_spawn = start;
     let mut last_target = u64::MAX;
+    let mut last_level = None;
     let tick = Duration::from_millis(20);
     let end = start + shape.duration();
     if let Shape::ArrivalRate { max_users, .. } = shape {
@@ -534,11 +533,14 @@ async fn drive(
             return false;
         };
         if target.users != last_target {
-            ctx.recorder.send(Event::Target {
-                share: ctx.shard.share(target.users),
-                global: target.users,
-            });
+            ctx.recorder
+                .send(Event::Target(ctx.shard.share(target.users)));
             last_target = target.users;
+        }
+        let level = shape.level_at(now - start);
+        if level.map(|l| l.index) != last_level {
+            last_level = level.map(|l| l.index);
+            ctx.recorder.send(Event::Level(level));
         }
         // Finished users free nothing: the shape counts started users, as Locust does.
         while users.try_join_next().is_some() {}

@@ -37,6 +37,18 @@ pub struct Segment {
     pub target: f64,
 }
 
+/// A load level: a part of a closed-model shape the report measures on its own — one step
+/// of the step shape, one stage (a hold, or a ramp from `from_users`), or a whole constant
+/// run. There are as many as the plan has parts, however fast a ramp changes its target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Level {
+    pub index: usize,
+    /// Users the part asks for (at its end, for a ramp).
+    pub users: u64,
+    /// A ramping stage: the users at its start.
+    pub from_users: Option<u64>,
+}
+
 /// What a closed-model shape asks for at one moment.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Target {
@@ -124,6 +136,58 @@ impl Shape {
                 users: interpolate(0.0, stages, t).floor() as u64,
                 spawn_rate: None,
             }),
+            Shape::ArrivalRate { .. } => None,
+        }
+    }
+
+    /// The load level at `t` (closed model only; None after the end).
+    pub fn level_at(&self, t: Duration) -> Option<Level> {
+        if t >= self.duration() {
+            return None;
+        }
+        match self {
+            Shape::Steps {
+                users_per_step,
+                user_limit,
+                ..
+            } => {
+                // Steps past the limit ask for no more users: they stay in the last level.
+                let users = self.users_at(t)?.users;
+                let index = if *users_per_step == 0 {
+                    0
+                } else {
+                    (users.min(*user_limit))
+                        .div_ceil(*users_per_step)
+                        .saturating_sub(1) as usize
+                };
+                Some(Level {
+                    index,
+                    users,
+                    from_users: None,
+                })
+            }
+            Shape::Constant { users, .. } => Some(Level {
+                index: 0,
+                users: *users,
+                from_users: None,
+            }),
+            Shape::Stages(stages) => {
+                let mut elapsed = Duration::ZERO;
+                let mut from = 0.0_f64;
+                for (index, s) in stages.iter().enumerate() {
+                    if t < elapsed + s.duration {
+                        let (a, b) = (from.floor() as u64, s.target.floor() as u64);
+                        return Some(Level {
+                            index,
+                            users: b,
+                            from_users: (a != b).then_some(a),
+                        });
+                    }
+                    elapsed += s.duration;
+                    from = s.target;
+                }
+                None
+            }
             Shape::ArrivalRate { .. } => None,
         }
     }
@@ -246,6 +310,49 @@ mod tests {
 
     fn secs(s: f64) -> Duration {
         Duration::from_secs_f64(s)
+    }
+
+    #[test]
+    fn levels_follow_the_plan_parts_not_every_target() {
+        let steps = Shape::Steps {
+            step_time: secs(10.0),
+            users_per_step: 10,
+            user_limit: 25,
+            time_limit: secs(60.0),
+            spawn_pct: 0.5,
+        };
+        let at = |s: &Shape, t: f64| {
+            s.level_at(secs(t))
+                .map(|l| (l.index, l.users, l.from_users))
+        };
+        assert_eq!(at(&steps, 0.0), Some((0, 10, None)));
+        assert_eq!(at(&steps, 15.0), Some((1, 20, None)));
+        assert_eq!(at(&steps, 25.0), Some((2, 25, None)));
+        assert_eq!(
+            at(&steps, 55.0),
+            Some((2, 25, None)),
+            "past the limit: the same level"
+        );
+        assert_eq!(at(&steps, 60.0), None);
+        // A ramp of 1,000 users over 10 minutes is one level, not a thousand.
+        let stages = Shape::Stages(vec![
+            Segment {
+                duration: secs(600.0),
+                target: 1000.0,
+            },
+            Segment {
+                duration: secs(60.0),
+                target: 1000.0,
+            },
+            Segment {
+                duration: secs(30.0),
+                target: 0.0,
+            },
+        ]);
+        assert_eq!(at(&stages, 1.0), Some((0, 1000, Some(0))));
+        assert_eq!(at(&stages, 599.0), Some((0, 1000, Some(0))));
+        assert_eq!(at(&stages, 630.0), Some((1, 1000, None)));
+        assert_eq!(at(&stages, 680.0), Some((2, 0, Some(1000))));
     }
 
     fn seed_defaults() -> Shape {

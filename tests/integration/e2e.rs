@@ -255,7 +255,7 @@ fn mediator_plan_end_to_end_against_real_acapy() {
     assert!(n(&levels[2], "events") > 0, "{stdout}");
     let in_levels: u64 = levels.iter().map(|l| n(l, "events")).sum();
     assert!(in_levels <= sent + pings && in_levels > (sent + pings) / 2);
-    assert!(stdout.contains("\nby load "), "{stdout}");
+    assert!(stdout.contains(" by load    from"), "{stdout}");
     // Status gauges of both agents, once per second.
     let agents = r["agents"].as_array().unwrap();
     assert_eq!(
