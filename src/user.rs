@@ -632,6 +632,8 @@ impl VirtualUser {
             // A request still waiting for a connection (target.max_connections) has not been
             // sent: a stop drops it (teardowns excepted), and its wait counts to its timeout.
             let queued = tokio::select! {
+                // A free (or unlimited) slot answers at once; only a wait registers for stops.
+                biased;
                 q = ctx.http.slot(timeout) => q,
                 _ = self.stop.cancelled(), if step.phase != Phase::Teardown => {
                     return Err(StepError::Stopped)
