@@ -271,26 +271,17 @@ fn page(results: &Results, verdicts: &[Verdict]) -> Page {
     }
 }
 
-/// Failed steps of any kind (HTTP, polls, waits), as the exit code counts them.
-/// The load levels worth a row: more than one level, each with something measured.
+/// The load levels worth a row (see [`crate::report::shown_levels`]).
 fn level_rows(results: &Results) -> Vec<LevelRow> {
-    if results.levels.len() < 2 {
-        return Vec::new();
-    }
-    results
-        .levels
-        .iter()
-        .filter(|l| l.requests + l.events > 0)
+    crate::report::shown_levels(&results.levels)
+        .into_iter()
         .map(|l| LevelRow {
             users: crate::report::level_users(l),
             span: format!("{}–{}", seconds(l.from_secs), seconds(l.to_secs)),
             per_second: format!("{:.2}", l.per_second),
             requests: l.requests,
             failures: l.failures,
-            fail_pct: format!(
-                "{:.2}%",
-                100.0 * l.failures as f64 / l.requests.max(1) as f64
-            ),
+            fail_pct: format!("{:.2}%", l.failure_pct()),
             median: ms(l.latency_ms.p50),
             p95: ms(l.latency_ms.p95),
             p99: ms(l.latency_ms.p99),
@@ -301,6 +292,7 @@ fn level_rows(results: &Results) -> Vec<LevelRow> {
         .collect()
 }
 
+/// Failed steps of any kind (HTTP, polls, waits), as the exit code counts them.
 fn failed_steps(results: &Results) -> u64 {
     results.failures.iter().map(|f| f.count).sum::<u64>()
 }

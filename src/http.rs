@@ -88,8 +88,8 @@ pub struct Client {
     /// Target headers, the start of every request's header map.
     defaults: HeaderMap,
     base: Base,
-    /// At most this many requests in flight, so at most this many connections
-    /// (`target.max_connections`).
+    /// At most this many requests in flight (`target.max_connections`; the connector holds
+    /// the sockets to the same number).
     slots: Option<Arc<tokio::sync::Semaphore>>,
 }
 
@@ -142,28 +142,47 @@ impl Client {
                 .map(|n| Arc::new(tokio::sync::Semaphore::new(n))),
         })
     }
-}
 
-/// Leave to send one request under `target.max_connections`.
-pub struct Slot(#[allow(dead_code)] Option<tokio::sync::OwnedSemaphorePermit>);
-
-impl Client {
-    /// Waits (at most `timeout`) for a free connection when the plan limits them; returns
-    /// how long it waited when it had to, or, when none came in time, how long it waited.
-    pub async fn slot(&self, timeout: Duration) -> Result<(Slot, Option<Duration>), Duration> {
+    /// Waits (at most `timeout`) for leave to send when the plan limits connections.
+    pub async fn slot(&self, timeout: Duration) -> Slot {
         let Some(s) = &self.slots else {
-            return Ok((Slot(None), None));
+            return Slot::default();
         };
         if let Ok(p) = s.clone().try_acquire_owned() {
-            return Ok((Slot(Some(p)), None));
+            return Slot {
+                _permit: Some(p),
+                ..Slot::default()
+            };
         }
         let t = std::time::Instant::now();
-        match tokio::time::timeout(timeout, s.clone().acquire_owned()).await {
-            Ok(p) => Ok((
-                Slot(Some(p.expect("the semaphore is never closed"))),
-                Some(t.elapsed()),
-            )),
-            Err(_) => Err(t.elapsed()),
+        let permit = tokio::time::timeout(timeout, s.clone().acquire_owned())
+            .await
+            .ok()
+            .map(|p| p.expect("the semaphore is never closed"));
+        Slot {
+            granted: permit.is_some(),
+            _permit: permit,
+            waited: Some(t.elapsed()),
+        }
+    }
+}
+
+/// Leave to send one request under `target.max_connections`, held until the response is read.
+pub struct Slot {
+    /// False when the timeout passed before a connection was free.
+    pub granted: bool,
+    /// How long the request waited, when it had to.
+    pub waited: Option<Duration>,
+    _permit: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+impl Default for Slot {
+    /// No limit, or a free connection: granted at once.
+    fn default() -> Slot {
+        Slot {
+            granted: true,
+            waited: None,
+            _permit: None,
         }
     }
 }

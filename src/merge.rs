@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use crate::compile::Phase;
-use crate::metrics::{decode, encode, latency, new_histogram};
+use crate::metrics::{LevelAgg, decode, encode, latency, new_histogram, totals};
 use crate::results::{FailureGroup, Outcome, Results, Second, StatKind, StepSecond, StepStats};
 
 /// Step identity: phase, kind and name.
@@ -108,23 +108,29 @@ pub fn merge(inputs: &[(String, Results)]) -> Result<Results, MergeError> {
     let mut users = crate::results::UserCounts::default();
     let mut events: Option<crate::results::EventCounts> = None;
     // Load levels by their part of the shape, which every shard follows alike.
-    type Hist = hdrhistogram::Histogram<u64>;
-    type LevelParts = (f64, f64, Hist, u64, Hist, u64);
-    let mut levels: BTreeMap<(usize, u64, Option<u64>), LevelParts> = BTreeMap::new();
+    let mut levels: BTreeMap<(usize, u64, Option<u64>), LevelAgg> = BTreeMap::new();
     for (file, r) in inputs {
         for l in &r.levels {
+            let level = crate::shape::Level {
+                index: l.index,
+                users: l.target_users,
+                from_users: l.from_users,
+            };
             let e = levels
                 .entry((l.index, l.target_users, l.from_users))
-                .or_insert_with(|| (f64::MAX, 0.0, new_histogram(), 0, new_histogram(), 0));
-            e.0 = e.0.min(l.from_secs);
-            e.1 = e.1.max(l.to_secs);
-            for (h, text) in [(&mut e.2, &l.histogram), (&mut e.4, &l.event_histogram)] {
+                .or_insert_with(|| LevelAgg::new(level, l.from_secs));
+            e.from = e.from.min(l.from_secs);
+            e.to = Some(e.to.unwrap_or(0.0).max(l.to_secs));
+            for (h, text) in [
+                (&mut e.http, &l.histogram),
+                (&mut e.events, &l.event_histogram),
+            ] {
                 if let Some(part) = decode(text) {
                     h.add(&part).map_err(|_| bad(file))?;
                 }
             }
-            e.3 += l.failures;
-            e.5 += l.event_failures;
+            e.http_failures += l.failures;
+            e.event_failures += l.event_failures;
         }
         for s in &r.stats {
             let h = decode(&s.histogram).ok_or_else(|| bad(file))?;
@@ -251,13 +257,7 @@ pub fn merge(inputs: &[(String, Results)]) -> Result<Results, MergeError> {
         plan: first.plan.clone(),
         run,
         stats,
-        total: crate::results::Totals {
-            requests: total.len(),
-            failures: total_failures,
-            per_second: total.len() as f64 / duration,
-            latency_ms: latency(&total),
-            histogram: encode(&total),
-        },
+        total: totals(&total, total_failures, duration, true),
         failures,
         timeline: timeline.into_values().collect(),
         users,
@@ -272,32 +272,7 @@ pub fn merge(inputs: &[(String, Results)]) -> Result<Results, MergeError> {
         // Verdicts depend on all samples: `acaload report` shows the merged numbers.
         thresholds: Vec::new(),
         levels: {
-            let mut v: Vec<_> = levels
-                .into_iter()
-                .map(
-                    |(
-                        (index, target_users, from_users),
-                        (from, to, http, failures, ev, ev_failures),
-                    )| {
-                        crate::results::LoadLevel {
-                            index,
-                            target_users,
-                            from_users,
-                            from_secs: from,
-                            to_secs: to,
-                            requests: http.len(),
-                            failures,
-                            per_second: http.len() as f64 / (to - from).max(1e-9),
-                            latency_ms: latency(&http),
-                            histogram: encode(&http),
-                            events: ev.len(),
-                            event_failures: ev_failures,
-                            event_latency_ms: latency(&ev),
-                            event_histogram: encode(&ev),
-                        }
-                    },
-                )
-                .collect();
+            let mut v: Vec<_> = levels.values().map(|l| l.result(0.0, true)).collect();
             v.sort_by(|a, b| a.from_secs.total_cmp(&b.from_secs));
             v
         },

@@ -106,15 +106,68 @@ pub struct Aggregate {
     closed_level: Option<Arc<LevelView>>,
 }
 
-/// A load level being measured: samples completed during one part of the shape.
-struct LevelAgg {
-    level: crate::shape::Level,
-    from: f64,
-    to: Option<f64>,
-    http: Histogram<u64>,
-    http_failures: u64,
-    events: Histogram<u64>,
-    event_failures: u64,
+/// A load level being measured (or merged): samples completed during one part of the shape.
+pub struct LevelAgg {
+    pub level: crate::shape::Level,
+    pub from: f64,
+    pub to: Option<f64>,
+    pub http: Histogram<u64>,
+    pub http_failures: u64,
+    pub events: Histogram<u64>,
+    pub event_failures: u64,
+}
+
+impl LevelAgg {
+    pub fn new(level: crate::shape::Level, from: f64) -> LevelAgg {
+        LevelAgg {
+            level,
+            from,
+            to: None,
+            http: new_histogram(),
+            http_failures: 0,
+            events: new_histogram(),
+            event_failures: 0,
+        }
+    }
+
+    /// The level as results show it; an open level ends at `now` (seconds since the start).
+    pub fn result(&self, now: f64, with_histograms: bool) -> LoadLevel {
+        let to = self.to.unwrap_or(now);
+        let secs = to - self.from;
+        let http = totals(&self.http, self.http_failures, secs, with_histograms);
+        let events = totals(&self.events, self.event_failures, secs, with_histograms);
+        LoadLevel {
+            index: self.level.index,
+            target_users: self.level.users,
+            from_users: self.level.from_users,
+            from_secs: self.from,
+            to_secs: to,
+            requests: http.requests,
+            failures: http.failures,
+            per_second: http.per_second,
+            latency_ms: http.latency_ms,
+            histogram: http.histogram,
+            events: events.requests,
+            event_failures: events.failures,
+            event_latency_ms: events.latency_ms,
+            event_histogram: events.histogram,
+        }
+    }
+}
+
+/// A histogram's count, failures, rate over `secs` and latency (serialized when asked).
+pub fn totals(h: &Histogram<u64>, failures: u64, secs: f64, with_histogram: bool) -> Totals {
+    Totals {
+        requests: h.len(),
+        failures,
+        per_second: h.len() as f64 / secs.max(1e-9),
+        latency_ms: latency(h),
+        histogram: if with_histogram {
+            encode(h)
+        } else {
+            String::new()
+        },
+    }
 }
 
 struct Stat {
@@ -352,15 +405,7 @@ impl Aggregate {
                     steps.clear();
                 }
                 if let Some(next) = next {
-                    self.levels.push(LevelAgg {
-                        level: next,
-                        from: t,
-                        to: None,
-                        http: new_histogram(),
-                        http_failures: 0,
-                        events: new_histogram(),
-                        event_failures: 0,
-                    });
+                    self.levels.push(LevelAgg::new(next, t));
                 }
             }
             Event::Gauge {
@@ -403,13 +448,6 @@ impl Aggregate {
     /// views only need the summaries).
     pub fn snapshot(&self, elapsed: Duration, with_histograms: bool) -> Finished {
         let secs = elapsed.as_secs_f64().max(1e-9);
-        let enc = |h: &Histogram<u64>| {
-            if with_histograms {
-                encode(h)
-            } else {
-                String::new()
-            }
-        };
         let stats = step_stats(&self.stats, secs, with_histograms);
         let mut judged = Vec::new();
         if let Some(closed) = &self.closed_level {
@@ -425,13 +463,7 @@ impl Aggregate {
                 elapsed.as_secs_f64(),
             )));
         }
-        let total = Totals {
-            requests: self.total.len(),
-            failures: self.total_failures,
-            per_second: self.total.len() as f64 / secs,
-            latency_ms: latency(&self.total),
-            histogram: enc(&self.total),
-        };
+        let total = totals(&self.total, self.total_failures, secs, with_histograms);
         let mut failures: Vec<FailureGroup> = self
             .failures
             .iter()
@@ -453,25 +485,7 @@ impl Aggregate {
         let levels = self
             .levels
             .iter()
-            .map(|l| {
-                let to = l.to.unwrap_or(elapsed.as_secs_f64());
-                LoadLevel {
-                    index: l.level.index,
-                    target_users: l.level.users,
-                    from_users: l.level.from_users,
-                    from_secs: l.from,
-                    to_secs: to,
-                    requests: l.http.len(),
-                    failures: l.http_failures,
-                    per_second: l.http.len() as f64 / (to - l.from).max(1e-9),
-                    latency_ms: latency(&l.http),
-                    histogram: enc(&l.http),
-                    events: l.events.len(),
-                    event_failures: l.event_failures,
-                    event_latency_ms: latency(&l.events),
-                    event_histogram: enc(&l.events),
-                }
-            })
+            .map(|l| l.result(elapsed.as_secs_f64(), with_histograms))
             .collect();
         Finished {
             stats,
@@ -549,13 +563,7 @@ fn level_view(index: usize, l: &LevelAgg, steps: &HashMap<StatKey, Stat>, now: f
         index,
         closed: l.to.is_some(),
         target_users: l.level.users,
-        total: Totals {
-            requests: l.http.len(),
-            failures: l.http_failures,
-            per_second: l.http.len() as f64 / secs,
-            latency_ms: latency(&l.http),
-            histogram: encode(&l.http),
-        },
+        total: totals(&l.http, l.http_failures, secs, true),
         stats: step_stats(steps, secs, true),
     }
 }

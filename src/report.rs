@@ -218,7 +218,8 @@ pub fn render(results: &Results, verdicts: &[Verdict]) -> String {
 /// The load levels table: how the target coped in each step or stage of the shape. Shown
 /// when the shape had more than one level (a constant shape has just the totals).
 fn levels(out: &mut String, levels: &[crate::results::LoadLevel]) {
-    if levels.len() < 2 {
+    let levels = shown_levels(levels);
+    if levels.is_empty() {
         return;
     }
     let events = levels.iter().any(|l| l.events > 0);
@@ -240,12 +241,7 @@ fn levels(out: &mut String, levels: &[crate::results::LoadLevel]) {
         let _ = write!(out, " {:>8} {:>6} {:>9}", "# events", "lost", "event p95");
     }
     out.push('\n');
-    for l in levels.iter().filter(|l| l.requests + l.events > 0) {
-        let rate = if l.requests == 0 {
-            0.0
-        } else {
-            100.0 * l.failures as f64 / l.requests as f64
-        };
+    for l in levels {
         let _ = write!(
             out,
             "{:>10} {:>6.0}s {:>6.0}s {:>8.2} {:>8} {:>7} {:>6.2}% {:>8} {:>8} {:>8}",
@@ -255,7 +251,7 @@ fn levels(out: &mut String, levels: &[crate::results::LoadLevel]) {
             l.per_second,
             l.requests,
             l.failures,
-            rate,
+            l.failure_pct(),
             ms(l.latency_ms.p50),
             ms(l.latency_ms.p95),
             ms(l.latency_ms.p99)
@@ -275,6 +271,18 @@ fn levels(out: &mut String, levels: &[crate::results::LoadLevel]) {
         out,
         "(each row: one step or stage of the shape, `a→b` a ramp; HTTP requests and agent events completed then; `lost` = events that never came)"
     );
+}
+
+/// The levels a report shows: none for a shape of one part (the totals say it all), else
+/// each that measured something.
+pub fn shown_levels(levels: &[crate::results::LoadLevel]) -> Vec<&crate::results::LoadLevel> {
+    if levels.len() < 2 {
+        return Vec::new();
+    }
+    levels
+        .iter()
+        .filter(|l| l.requests + l.events > 0)
+        .collect()
 }
 
 /// A level's users: `40`, or `0→40` for a ramp.

@@ -178,6 +178,13 @@ impl ThresholdStop {
     }
 }
 
+impl LoadLevel {
+    /// Failed requests as a percentage of the level's requests (0 without requests).
+    pub fn failure_pct(&self) -> f64 {
+        100.0 * self.failures as f64 / self.requests.max(1) as f64
+    }
+}
+
 /// A threshold that failed during the run and stopped it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ThresholdStop {

@@ -297,8 +297,8 @@ async fn watch_thresholds(
         .filter(|t| t.abort)
         .cloned()
         .collect();
-    // Closed levels already judged in their final state.
-    let mut final_judged = std::collections::HashSet::new();
+    // The last closed level judged in its final state (levels close in order).
+    let mut closed_judged = None;
     loop {
         tokio::select! {
             changed = snapshots.changed() => if changed.is_err() { return None },
@@ -315,8 +315,11 @@ async fn watch_thresholds(
             Option<u64>,
         )> = Vec::new();
         for l in &snap.judged {
-            if l.closed && !final_judged.insert(l.index) {
-                continue;
+            if l.closed {
+                if closed_judged >= Some(l.index) {
+                    continue;
+                }
+                closed_judged = Some(l.index);
             }
             candidates.push((&l.total, &l.stats, Some(l.target_users)));
         }

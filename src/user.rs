@@ -631,20 +631,16 @@ impl VirtualUser {
             let timeout = rq.timeout.unwrap_or(ctx.plan.target.timeout);
             // A request still waiting for a connection (target.max_connections) has not been
             // sent: a stop drops it (teardowns excepted), and its wait counts to its timeout.
-            let queued = tokio::select! {
+            let slot = tokio::select! {
                 // A free (or unlimited) slot answers at once; only a wait registers for stops.
                 biased;
-                q = ctx.http.slot(timeout) => q,
+                s = ctx.http.slot(timeout) => s,
                 _ = self.stop.cancelled(), if step.phase != Phase::Teardown => {
                     return Err(StepError::Stopped)
                 }
                 _ = ctx.hard_stop.cancelled() => return Err(StepError::Stopped),
             };
-            let waited = match &queued {
-                Ok((_, w)) => *w,
-                Err(w) => Some(*w),
-            };
-            if let Some(w) = waited {
+            if let Some(w) = slot.waited {
                 ctx.recorder.send(Event::Sample {
                     phase: step.phase,
                     kind: StatKind::Queue,
@@ -655,21 +651,19 @@ impl VirtualUser {
                     failure: None,
                 });
             }
-            let outcome = match queued {
-                Ok((slot, waited)) => {
-                    let budget = timeout.saturating_sub(waited.unwrap_or_default());
-                    let r = tokio::select! {
-                        r = crate::http::send(&ctx, &prepared, rq, budget) => r,
-                        _ = ctx.hard_stop.cancelled() => return Err(StepError::Stopped),
-                    };
-                    drop(slot);
-                    r
+            let outcome = if slot.granted {
+                let budget = timeout.saturating_sub(slot.waited.unwrap_or_default());
+                tokio::select! {
+                    r = crate::http::send(&ctx, &prepared, rq, budget) => r,
+                    _ = ctx.hard_stop.cancelled() => return Err(StepError::Stopped),
                 }
-                Err(_) => Err(crate::http::HttpError::Timeout {
+            } else {
+                Err(crate::http::HttpError::Timeout {
                     url: prepared.uri.to_string(),
                     timeout,
-                }),
+                })
             };
+            drop(slot);
             let response = match outcome {
                 Ok(r) => r,
                 Err(e) => {
