@@ -1,20 +1,37 @@
 #!/usr/bin/env bash
-# Local ACA-Py 1.7.0 test stack for acaload: one mediator + one multitenant agent,
-# everything on 127.0.0.1, per-run state thrown away on `down`.
+# Local ACA-Py 1.7.0 test stack for acaload: one mediator + one multitenant agent (or the
+# mediator alone, for edge-agent runs), everything on 127.0.0.1, per-run state thrown away on `down`.
 #
 #   scripts/acapy-stack.sh install         create the Python 3.13 venv with acapy-agent 1.7.0 (once)
-#   scripts/acapy-stack.sh up [ENV_FILE]   install (once), start both agents, wait for ready,
-#                                          create the mediator's multi-use invitation, write ENV_FILE
+#   scripts/acapy-stack.sh up [--mediator-only] [ENV_FILE]
+#                                          install (once), start the agents, wait for ready, create the
+#                                          mediator's multi-use invitation, write ENV_FILE
 #                                          (default: $REPO/.acapy/stack.env)
-#   scripts/acapy-stack.sh down            stop exactly the processes `up` started, remove state dir + env file
-#   scripts/acapy-stack.sh status          show pids/readiness; exit 0 only if both agents are ready
+#   scripts/acapy-stack.sh down            stop exactly the processes `up`/`restart` started, remove
+#                                          state dir (wallets, keys) + env file
+#   scripts/acapy-stack.sh status          show pids/readiness; exit 0 only if every agent of the stack is ready
+#   scripts/acapy-stack.sh kill AGENT      fault injection: SIGKILL AGENT's process group (AGENT: mediator
+#                                          or multi); the other agent keeps running, state is kept
+#   scripts/acapy-stack.sh restart AGENT   start AGENT again (stopping it first if it still runs) with the
+#                                          same ports, arguments and wallet (name + key), wait until ready.
+#                                          The mediator keeps its DIDs/keys, so the invitation stays valid;
+#                                          its in-memory undelivered queue and open WebSockets are lost.
 #
-# `up` refuses (exit 1) when the stack is already running: run `down` first.
+# `up` refuses (exit 1) when the stack is already running: run `down` first. Exit codes: 0 ok,
+# 1 error (one line on stderr, starting with "acapy-stack: ERROR:"), 2 usage.
 #
-# Environment (all optional):
+# The mediator listens for DIDComm on HTTP (MEDIATOR_PORT) and on WebSocket (MEDIATOR_WS_PORT, path /)
+# and advertises both endpoints, HTTP first: ACA-Py puts only the first one in invitations and grants,
+# so edge agents learn the WebSocket URL from the env file (MEDIATOR_WS_URL). It runs with
+# --enable-undelivered-queue (messages for a client without an open socket wait in memory).
+#
+# Environment for `up` (all optional; `kill`/`restart`/`status` reuse what `up` saved in the state dir,
+# so only ACAPY_STACK_DIR has to match):
 #   ACAPY_VENV              venv location                      ($REPO/.acapy/venv)
-#   ACAPY_STACK_DIR         pid files, logs, ACAPY_HOME        ($REPO/.acapy/stack)  -- wiped on up/down
+#   ACAPY_STACK_DIR         pid files, logs, wallets, keys     ($REPO/.acapy/stack)  -- wiped on up/down
+#   ACAPY_STACK_AGENTS      all | mediator                     (all; `up --mediator-only` = mediator)
 #   MEDIATOR_PORT           mediator inbound http port         (3000)
+#   MEDIATOR_WS_PORT        mediator inbound WebSocket port    (MEDIATOR_PORT + 2, i.e. 3002)
 #   MEDIATOR_ADMIN_PORT     mediator admin port                (3001)
 #   MEDIATOR_ADMIN_API_KEY  mediator admin API key             (mediator-admin-key)
 #   AGENT_PORT              multitenant agent inbound port     (3010)
@@ -26,6 +43,10 @@
 #                           or '--multitenancy-config {"cache_size":1000}'
 #   MEDIATOR_EXTRA_ARGS     extra aca-py args for the mediator (same splitting)
 #   ACAPY_READY_TIMEOUT     seconds to wait for /status/ready  (60)
+#
+# Wallet keys and the JWT secret are random per `up`, kept in the state dir (mode 600) for `restart`,
+# and handed to aca-py through its environment (ACAPY_WALLET_KEY, ACAPY_MULTITENANT_JWT_SECRET), not
+# its command line, so `ps` does not show them. They are never printed.
 set -euo pipefail
 
 ACAPY_VERSION=1.7.0
@@ -37,18 +58,30 @@ STACK_DIR=${ACAPY_STACK_DIR:-$REPO/.acapy/stack}
 DEFAULT_ENV_FILE=$REPO/.acapy/stack.env
 
 MEDIATOR_PORT=${MEDIATOR_PORT:-3000}
+# Follows MEDIATOR_PORT so callers that move only the HTTP port (the e2e test) don't share 3002.
+MEDIATOR_WS_PORT=${MEDIATOR_WS_PORT:-$((MEDIATOR_PORT + 2))}
 MEDIATOR_ADMIN_PORT=${MEDIATOR_ADMIN_PORT:-3001}
 MEDIATOR_ADMIN_API_KEY=${MEDIATOR_ADMIN_API_KEY:-mediator-admin-key}
 AGENT_PORT=${AGENT_PORT:-3010}
 AGENT_ADMIN_PORT=${AGENT_ADMIN_PORT:-3011}
 AGENT_ADMIN_API_KEY=${ACAPY_ADMIN_API_KEY:-agent-admin-key}
 READY_TIMEOUT=${ACAPY_READY_TIMEOUT:-60}
+STACK_AGENTS=${ACAPY_STACK_AGENTS:-all}
+MED_EXTRA=()
+AGENT_EXTRA=()
+read -r -a MED_EXTRA <<<"${MEDIATOR_EXTRA_ARGS:-}"
+read -r -a AGENT_EXTRA <<<"${ACAPY_EXTRA_ARGS:-}"
 
 HOST=127.0.0.1
-AGENTS=(mediator multi)
+ALL_AGENTS=(mediator multi)
+AGENTS=(mediator multi) # the agents of this stack: set by `up`, or read from the state dir
 
 log() { printf 'acapy-stack: %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
+usage() {
+    echo "usage: $0 install | up [--mediator-only] [ENV_FILE] | down | status | kill AGENT | restart AGENT   (AGENT: mediator|multi)" >&2
+    exit 2
+}
 
 now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
@@ -108,6 +141,16 @@ rand_secret() { "$VENV/bin/python" -c 'import secrets; print(secrets.token_hex(3
 port_in_use() { (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null; }
 
 pid_file() { echo "$STACK_DIR/$1.pid"; }
+secret_file() { echo "$STACK_DIR/$1"; } # mediator.wallet-key, multi.wallet-key, multi.jwt-secret (mode 600)
+
+# Alive and not a zombie: a killed agent is reparented to pid 1, which may be slow (or fail) to reap it.
+pid_alive() {
+    local stat
+    # (not $(<file): in bash 5.2 a missing file there ends the script under set -e)
+    read -r stat 2>/dev/null <"/proc/$1/stat" || return 1
+    stat=${stat##*) }
+    [[ "${stat%% *}" != [ZX] ]]
+}
 
 # Print the pid of agent $1 if its pid file exists and the process is an aca-py we started.
 live_pid() {
@@ -116,7 +159,7 @@ live_pid() {
     [[ -f "$f" ]] || return 1
     pid=$(<"$f")
     [[ "$pid" =~ ^[0-9]+$ ]] || return 1
-    kill -0 "$pid" 2>/dev/null || return 1
+    pid_alive "$pid" || return 1
     # Guard against pid reuse: the process must be our venv's aca-py.
     tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "aca-py start" || return 1
     echo "$pid"
@@ -124,37 +167,122 @@ live_pid() {
 
 any_running() {
     local a
-    for a in "${AGENTS[@]}"; do live_pid "$a" >/dev/null && return 0; done
+    for a in "${ALL_AGENTS[@]}"; do live_pid "$a" >/dev/null && return 0; done
     return 1
 }
 
-# Command line for aca-py without our own ACAPY_* control variables (and any other stray
-# ACAPY_* variable, which configargparse would otherwise pick up as an aca-py option).
-clean_env_args() {
-    local v
-    CLEAN_ENV=(env)
-    for v in $(compgen -e); do
-        [[ "$v" == ACAPY_* ]] && CLEAN_ENV+=(-u "$v")
-    done
-    return 0
+in_stack() {
+    local a
+    for a in "${AGENTS[@]}"; do [[ "$a" == "$1" ]] && return 0; done
+    return 1
 }
 
-# start_agent NAME ARGS... : launched in its own session (pgid == pid), pid written by the child itself.
+admin_port() { case $1 in mediator) echo "$MEDIATOR_ADMIN_PORT" ;; multi) echo "$AGENT_ADMIN_PORT" ;; esac; }
+agent_ports() {
+    case $1 in
+        mediator) echo "$MEDIATOR_PORT $MEDIATOR_WS_PORT $MEDIATOR_ADMIN_PORT" ;;
+        multi) echo "$AGENT_PORT $AGENT_ADMIN_PORT" ;;
+    esac
+}
+
+# What `up` decided, for kill/restart/status/down of the same stack (ports, API keys, extra args).
+save_config() {
+    (
+        umask 077
+        {
+            local v
+            printf 'AGENTS=('; for v in "${AGENTS[@]}"; do printf '%q ' "$v"; done; printf ')\n'
+            for v in MEDIATOR_PORT MEDIATOR_WS_PORT MEDIATOR_ADMIN_PORT MEDIATOR_ADMIN_API_KEY \
+                AGENT_PORT AGENT_ADMIN_PORT AGENT_ADMIN_API_KEY READY_TIMEOUT; do
+                printf '%s=%q\n' "$v" "${!v}"
+            done
+            # (a loop, not printf '%q ' "${a[@]}", which writes '' for an empty array)
+            printf 'MED_EXTRA=('; for v in "${MED_EXTRA[@]}"; do printf '%q ' "$v"; done; printf ')\n'
+            printf 'AGENT_EXTRA=('; for v in "${AGENT_EXTRA[@]}"; do printf '%q ' "$v"; done; printf ')\n'
+        } >"$STACK_DIR/config"
+    )
+}
+
+load_config() {
+    [[ -f "$STACK_DIR/config" ]] || return 1
+    # shellcheck disable=SC1091
+    source "$STACK_DIR/config"
+}
+
+new_secret() {
+    (
+        umask 077
+        rand_secret >"$(secret_file "$1")"
+    )
+}
+
+mediator_args() {
+    MED_ARGS=(
+        --label mediator
+        --inbound-transport http "$HOST" "$MEDIATOR_PORT"
+        --inbound-transport ws "$HOST" "$MEDIATOR_WS_PORT"
+        --outbound-transport http
+        --endpoint "http://$HOST:$MEDIATOR_PORT" "ws://$HOST:$MEDIATOR_WS_PORT"
+        --admin "$HOST" "$MEDIATOR_ADMIN_PORT"
+        --admin-api-key "$MEDIATOR_ADMIN_API_KEY"
+        --wallet-type askar --wallet-name mediator --auto-provision
+        --no-ledger
+        --open-mediation --enable-undelivered-queue --monitor-forward
+        --auto-accept-invites --auto-accept-requests --auto-ping-connection
+        --log-level warning
+        "${MED_EXTRA[@]}"
+    )
+}
+
+multi_args() {
+    MULTI_ARGS=(
+        --label multi
+        --inbound-transport http "$HOST" "$AGENT_PORT"
+        --outbound-transport http
+        --endpoint "http://$HOST:$AGENT_PORT"
+        --admin "$HOST" "$AGENT_ADMIN_PORT"
+        --admin-api-key "$AGENT_ADMIN_API_KEY"
+        --multitenant --multitenant-admin
+        --wallet-type askar --wallet-name multi --auto-provision
+        --no-ledger
+        --auto-accept-invites --auto-accept-requests --auto-ping-connection
+        --log-level warning
+        "${AGENT_EXTRA[@]}"
+    )
+}
+
+# start_agent NAME : launched in its own session (pgid == pid), pid written by the child itself.
+# No ACAPY_* variable of ours (or any stray one, which configargparse would take as an aca-py option)
+# reaches aca-py, except the ones set here. The log is appended to, so a restart keeps the old run's log.
 start_agent() {
-    local name=$1; shift
-    local home="$STACK_DIR/$name-home"
+    local name=$1 home="$STACK_DIR/$1-home" args=()
+    case $name in
+        mediator) mediator_args; args=("${MED_ARGS[@]}") ;;
+        multi) multi_args; args=("${MULTI_ARGS[@]}") ;;
+    esac
     mkdir -p "$home"
-    clean_env_args
-    # shellcheck disable=SC2016
-    "${CLEAN_ENV[@]}" ACAPY_HOME="$home" PYTHONUNBUFFERED=1 \
-        setsid bash -c 'echo $$ >"$0"; exec nohup "$@"' "$(pid_file "$name")" \
-        "$VENV/bin/aca-py" start "$@" \
-        >"$STACK_DIR/$name.log" 2>&1 </dev/null &
+    rm -f "$(pid_file "$name")"
+    printf '==== acapy-stack: starting %s at %s\n' "$name" "$(date -Is)" >>"$STACK_DIR/$name.log"
+    (
+        for v in $(compgen -e); do
+            if [[ "$v" == ACAPY_* ]]; then unset "$v"; fi
+        done
+        export ACAPY_HOME="$home" PYTHONUNBUFFERED=1
+        ACAPY_WALLET_KEY=$(<"$(secret_file "$name.wallet-key")")
+        export ACAPY_WALLET_KEY
+        if [[ "$name" == multi ]]; then
+            ACAPY_MULTITENANT_JWT_SECRET=$(<"$(secret_file multi.jwt-secret)")
+            export ACAPY_MULTITENANT_JWT_SECRET
+        fi
+        # shellcheck disable=SC2016
+        exec setsid bash -c 'echo $$ >"$0"; exec nohup "$@"' "$(pid_file "$name")" \
+            "$VENV/bin/aca-py" start "${args[@]}"
+    ) >>"$STACK_DIR/$name.log" 2>&1 </dev/null &
 }
 
 wait_pidfiles() {
     local a i
-    for a in "${AGENTS[@]}"; do
+    for a in "$@"; do
         for ((i = 0; i < 50; i++)); do
             [[ -s "$(pid_file "$a")" ]] && break
             sleep 0.1
@@ -165,51 +293,88 @@ wait_pidfiles() {
 
 is_ready() { curl -fsS --max-time 2 "http://$HOST:$1/status/ready" 2>/dev/null | grep -q '"ready": *true'; }
 
-# Stop all agents of this stack (pid files), TERM then KILL after 10 s, whole process groups.
-stop_agents() {
-    local a pid pids=() deadline i
-    for a in "${AGENTS[@]}"; do
-        if pid=$(live_pid "$a"); then
-            pids+=("$pid")
-            log "stopping $a (pid $pid)"
-            kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
-        fi
-    done
-    ((${#pids[@]})) || return 0
-    deadline=$((SECONDS + 10))
-    while ((SECONDS < deadline)); do
-        local alive=0
-        for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
-        ((alive)) || break
+# wait_ready T0 ON_FAIL AGENT... : poll /status/ready of each agent; ON_FAIL (a function) gets the message.
+wait_ready() {
+    local t0=$1 on_fail=$2 a pid
+    shift 2
+    local pending=("$@") still deadline=$((SECONDS + READY_TIMEOUT))
+    while ((${#pending[@]})); do
+        still=()
+        for a in "${pending[@]}"; do
+            if is_ready "$(admin_port "$a")"; then
+                log "$a ready after $(elapsed "$t0") s"
+                continue
+            fi
+            pid=$(<"$(pid_file "$a")")
+            pid_alive "$pid" || { "$on_fail" "$a exited during startup"; return 1; }
+            still+=("$a")
+        done
+        ((${#still[@]})) || break
+        pending=("${still[@]}")
+        ((SECONDS < deadline)) || { "$on_fail" "not ready after ${READY_TIMEOUT} s: ${pending[*]}"; return 1; }
         sleep 0.2
-    done
-    for pid in "${pids[@]}"; do
-        # KILL the group too, in case aca-py left children behind.
-        if kill -0 "$pid" 2>/dev/null; then log "pid $pid ignored TERM for 10 s, sending KILL"; fi
-        kill -KILL -- "-$pid" 2>/dev/null || true
-        kill -KILL "$pid" 2>/dev/null || true
-    done
-    # Reap/wait until gone (zombies of our own shell don't count).
-    for pid in "${pids[@]}"; do
-        for ((i = 0; i < 50; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     done
 }
 
-fail_up() {
-    local a
-    log "ERROR: $*"
-    for a in "${AGENTS[@]}"; do
+# stop_agents SIG AGENT... : signal the live ones' process groups (TERM: KILL after 10 s), wait until
+# they are gone, remove their pid files.
+stop_agents() {
+    local sig=$1 a pid pids=() deadline i
+    shift
+    for a in "$@"; do
+        if pid=$(live_pid "$a"); then
+            pids+=("$pid")
+            [[ "$sig" == KILL ]] || log "stopping $a (pid $pid)"
+            kill "-$sig" -- "-$pid" 2>/dev/null || kill "-$sig" "$pid" 2>/dev/null || true
+        fi
+    done
+    if ((${#pids[@]})); then
+        deadline=$((SECONDS + 10))
+        while ((SECONDS < deadline)); do
+            local alive=0
+            for pid in "${pids[@]}"; do pid_alive "$pid" && alive=1; done
+            ((alive)) || break
+            sleep 0.1
+        done
+        for pid in "${pids[@]}"; do
+            # KILL the group too, in case aca-py left children behind.
+            if pid_alive "$pid"; then log "pid $pid ignored $sig for 10 s, sending KILL"; fi
+            kill -KILL -- "-$pid" 2>/dev/null || true
+            kill -KILL "$pid" 2>/dev/null || true
+        done
+        for pid in "${pids[@]}"; do
+            for ((i = 0; i < 50; i++)); do pid_alive "$pid" || break; sleep 0.1; done
+        done
+    fi
+    for a in "$@"; do rm -f "$(pid_file "$a")"; done
+}
+
+show_logs() {
+    local a cause
+    for a in "$@"; do
         if [[ -f "$STACK_DIR/$a.log" ]]; then
             log "---- last 20 lines of $STACK_DIR/$a.log ----"
             tail -n 20 "$STACK_DIR/$a.log" >&2 || true
             # The real cause often sits above a long traceback.
-            local cause
             cause=$(grep -E '^(aca-py [a-z]+: error:|[A-Za-z_.]*(Error|Exception)[A-Za-z_]*:)' "$STACK_DIR/$a.log" | tail -n 1 || true)
             [[ -z "$cause" ]] || log "$a: likely cause: $cause"
         fi
     done
-    stop_agents
+}
+
+fail_up() {
+    log "ERROR: $*"
+    show_logs "${AGENTS[@]}"
+    stop_agents TERM "${ALL_AGENTS[@]}"
     log "logs kept in $STACK_DIR (removed by the next up/down)"
+    exit 1
+}
+
+fail_restart() {
+    log "ERROR: restart: $*"
+    show_logs "$RESTARTING"
+    stop_agents TERM "$RESTARTING"
+    log "$RESTARTING is stopped; its wallet and log are kept in $STACK_DIR"
     exit 1
 }
 
@@ -220,7 +385,21 @@ json_get() { # json_get KEY  < json   -> prints top-level KEY
 
 # ---------------------------------------------------------------- commands
 cmd_up() {
-    local env_file=${1:-$DEFAULT_ENV_FILE} t0 a p
+    local env_file="" t0 a p
+    while (($#)); do
+        case $1 in
+            --mediator-only) STACK_AGENTS=mediator ;;
+            -*) usage ;;
+            *) [[ -z "$env_file" ]] || usage; env_file=$1 ;;
+        esac
+        shift
+    done
+    env_file=${env_file:-$DEFAULT_ENV_FILE}
+    case $STACK_AGENTS in
+        all | "mediator multi" | mediator,multi) AGENTS=(mediator multi) ;;
+        mediator) AGENTS=(mediator) ;;
+        *) die "ACAPY_STACK_AGENTS=$STACK_AGENTS: expected all or mediator" ;;
+    esac
     check_stack_dir
     command -v curl >/dev/null || die "curl not found"
     command -v setsid >/dev/null || die "setsid not found (util-linux)"
@@ -228,8 +407,10 @@ cmd_up() {
     if any_running; then
         die "stack already running (state dir $STACK_DIR); run '$0 down' first"
     fi
-    for p in "$MEDIATOR_PORT" "$MEDIATOR_ADMIN_PORT" "$AGENT_PORT" "$AGENT_ADMIN_PORT"; do
-        port_in_use "$p" && die "port $HOST:$p is already in use by another process"
+    for a in "${AGENTS[@]}"; do
+        for p in $(agent_ports "$a"); do
+            port_in_use "$p" && die "port $HOST:$p ($a) is already in use by another process"
+        done
     done
 
     ensure_venv
@@ -239,53 +420,16 @@ cmd_up() {
     chmod 700 "$STACK_DIR"
     env_file="$(cd "$(dirname "$env_file")" && pwd)/$(basename "$env_file")"
     echo "$env_file" >"$STACK_DIR/env-file-path"
-
-    local med_extra=() agent_extra=()
-    read -r -a med_extra <<<"${MEDIATOR_EXTRA_ARGS:-}"
-    read -r -a agent_extra <<<"${ACAPY_EXTRA_ARGS:-}"
+    save_config
+    for a in "${AGENTS[@]}"; do new_secret "$a.wallet-key"; done
+    if in_stack multi; then new_secret multi.jwt-secret; fi
 
     t0=$(now)
-    start_agent mediator \
-        --label mediator \
-        --inbound-transport http "$HOST" "$MEDIATOR_PORT" \
-        --outbound-transport http \
-        --endpoint "http://$HOST:$MEDIATOR_PORT" \
-        --admin "$HOST" "$MEDIATOR_ADMIN_PORT" \
-        --admin-api-key "$MEDIATOR_ADMIN_API_KEY" \
-        --wallet-type askar --wallet-name mediator --wallet-key "$(rand_secret)" --auto-provision \
-        --no-ledger \
-        --open-mediation --enable-undelivered-queue --monitor-forward \
-        --auto-accept-invites --auto-accept-requests --auto-ping-connection \
-        --log-level warning \
-        "${med_extra[@]}"
-    start_agent multi \
-        --label multi \
-        --inbound-transport http "$HOST" "$AGENT_PORT" \
-        --outbound-transport http \
-        --endpoint "http://$HOST:$AGENT_PORT" \
-        --admin "$HOST" "$AGENT_ADMIN_PORT" \
-        --admin-api-key "$AGENT_ADMIN_API_KEY" \
-        --multitenant --multitenant-admin --jwt-secret "$(rand_secret)" \
-        --wallet-type askar --wallet-name multi --wallet-key "$(rand_secret)" --auto-provision \
-        --no-ledger \
-        --auto-accept-invites --auto-accept-requests --auto-ping-connection \
-        --log-level warning \
-        "${agent_extra[@]}"
-    wait_pidfiles
+    for a in "${AGENTS[@]}"; do start_agent "$a"; done
+    wait_pidfiles "${AGENTS[@]}"
+    wait_ready "$t0" fail_up "${AGENTS[@]}"
 
-    local deadline=$((SECONDS + READY_TIMEOUT)) med_ready=0 multi_ready=0
-    while :; do
-        ((med_ready)) || { is_ready "$MEDIATOR_ADMIN_PORT" && med_ready=1 && log "mediator ready after $(elapsed "$t0") s"; } || true
-        ((multi_ready)) || { is_ready "$AGENT_ADMIN_PORT" && multi_ready=1 && log "multitenant agent ready after $(elapsed "$t0") s"; } || true
-        ((med_ready && multi_ready)) && break
-        for a in "${AGENTS[@]}"; do
-            kill -0 "$(<"$(pid_file "$a")")" 2>/dev/null || fail_up "$a exited during startup"
-        done
-        ((SECONDS < deadline)) || fail_up "not ready after ${READY_TIMEOUT} s (mediator ready=$med_ready, multitenant ready=$multi_ready)"
-        sleep 0.2
-    done
-
-    # Mediator's multi-use OOB invitation (didexchange/1.1) for tenants to connect to.
+    # Mediator's multi-use OOB invitation (didexchange/1.1) for tenants and edge agents to connect to.
     local resp url
     resp=$(curl -fsS --max-time 10 -X POST \
         -H "X-API-Key: $MEDIATOR_ADMIN_API_KEY" -H 'Content-Type: application/json' \
@@ -297,17 +441,27 @@ cmd_up() {
     local tmp="$env_file.tmp.$$"
     (
         umask 077
-        cat >"$tmp" <<EOF
-ACAPY_ADMIN_URL=http://$HOST:$AGENT_ADMIN_PORT
-ACAPY_ADMIN_API_KEY=$AGENT_ADMIN_API_KEY
-MEDIATOR_ADMIN_URL=http://$HOST:$MEDIATOR_ADMIN_PORT
-MEDIATOR_ADMIN_API_KEY=$MEDIATOR_ADMIN_API_KEY
-MEDIATOR_INVITATION_URL=$url
-EOF
+        {
+            if in_stack multi; then
+                echo "ACAPY_ADMIN_URL=http://$HOST:$AGENT_ADMIN_PORT"
+                echo "ACAPY_ADMIN_API_KEY=$AGENT_ADMIN_API_KEY"
+            fi
+            echo "MEDIATOR_ADMIN_URL=http://$HOST:$MEDIATOR_ADMIN_PORT"
+            echo "MEDIATOR_ADMIN_API_KEY=$MEDIATOR_ADMIN_API_KEY"
+            echo "MEDIATOR_INVITATION_URL=$url"
+            echo "MEDIATOR_HTTP_URL=http://$HOST:$MEDIATOR_PORT"
+            echo "MEDIATOR_WS_URL=ws://$HOST:$MEDIATOR_WS_PORT"
+        } >"$tmp"
     )
     mv -f "$tmp" "$env_file"
-    log "stack up in $(elapsed "$t0") s: mediator pid $(<"$(pid_file mediator)") (:$MEDIATOR_PORT admin :$MEDIATOR_ADMIN_PORT)," \
-        "multitenant pid $(<"$(pid_file multi)") (:$AGENT_PORT admin :$AGENT_ADMIN_PORT); env file $env_file"
+    local msg
+    msg="mediator pid $(<"$(pid_file mediator)") (:$MEDIATOR_PORT ws :$MEDIATOR_WS_PORT admin :$MEDIATOR_ADMIN_PORT)"
+    if in_stack multi; then
+        msg+=", multitenant pid $(<"$(pid_file multi)") (:$AGENT_PORT admin :$AGENT_ADMIN_PORT)"
+    else
+        msg+=", no multitenant agent (mediator only)"
+    fi
+    log "stack up in $(elapsed "$t0") s: $msg; env file $env_file"
 }
 
 cmd_down() {
@@ -315,7 +469,7 @@ cmd_down() {
     check_stack_dir
     [[ -f "$STACK_DIR/env-file-path" ]] && env_file=$(<"$STACK_DIR/env-file-path")
     if any_running; then
-        stop_agents
+        stop_agents TERM "${ALL_AGENTS[@]}"
         log "stopped"
     fi
     if [[ -d "$STACK_DIR" ]]; then rm -rf "$STACK_DIR"; fi
@@ -325,31 +479,70 @@ cmd_down() {
 }
 
 cmd_status() {
-    local a pid port ok=0
-    for a in "${AGENTS[@]}"; do
-        case $a in mediator) port=$MEDIATOR_ADMIN_PORT ;; multi) port=$AGENT_ADMIN_PORT ;; esac
+    local a pid port ok=0 have_config=0
+    if load_config; then have_config=1; fi
+    for a in "${ALL_AGENTS[@]}"; do
+        port=$(admin_port "$a")
         if pid=$(live_pid "$a"); then
             if is_ready "$port"; then
                 echo "$a: running (pid $pid), ready on http://$HOST:$port"
             else
                 echo "$a: running (pid $pid), NOT ready on http://$HOST:$port"; ok=1
             fi
-        else
+        elif in_stack "$a"; then
             echo "$a: stopped"; ok=1
+        else
+            echo "$a: not part of this stack (mediator only)"
         fi
     done
+    if ((have_config)); then echo "mediator endpoints: http://$HOST:$MEDIATOR_PORT ws://$HOST:$MEDIATOR_WS_PORT"; fi
     if [[ -f "$STACK_DIR/env-file-path" ]]; then echo "env file: $(<"$STACK_DIR/env-file-path")"; fi
     echo "state dir: $STACK_DIR"
     return $ok
 }
 
+# Checks shared by kill and restart; sets AGENTS etc. from the state dir.
+need_stack_agent() {
+    case ${1:-} in mediator | multi) ;; *) usage ;; esac
+    check_stack_dir
+    load_config || die "no stack in $STACK_DIR (run '$0 up' first)"
+    in_stack "$1" || die "$1 is not part of this stack (started with: ${AGENTS[*]})"
+}
+
+cmd_kill() {
+    local name=${1:-} pid
+    need_stack_agent "$name"
+    pid=$(live_pid "$name") || die "$name is not running"
+    stop_agents KILL "$name"
+    pid_alive "$pid" && die "$name (pid $pid) survived SIGKILL"
+    log "killed $name (SIGKILL to process group $pid)"
+}
+
+RESTARTING=""
+cmd_restart() {
+    local name=${1:-} t0 p
+    need_stack_agent "$name"
+    [[ -s "$(secret_file "$name.wallet-key")" ]] || die "no wallet key for $name in $STACK_DIR"
+    command -v curl >/dev/null || die "curl not found"
+    RESTARTING=$name
+    if live_pid "$name" >/dev/null; then stop_agents TERM "$name"; fi
+    for p in $(agent_ports "$name"); do
+        port_in_use "$p" && die "port $HOST:$p ($name) is already in use by another process"
+    done
+    t0=$(now)
+    start_agent "$name"
+    wait_pidfiles "$name"
+    wait_ready "$t0" fail_restart "$name"
+    log "restarted $name (pid $(<"$(pid_file "$name")")), ready after $(elapsed "$t0") s"
+}
+
+(($# <= 2)) || [[ "${1:-}" == up ]] || usage
 case "${1:-}" in
     install) ensure_venv ;;
     up) shift; cmd_up "$@" ;;
     down) cmd_down ;;
     status) cmd_status ;;
-    *)
-        echo "usage: $0 install | up [ENV_FILE] | down | status" >&2
-        exit 2
-        ;;
+    kill) cmd_kill "${2:-}" ;;
+    restart) cmd_restart "${2:-}" ;;
+    *) usage ;;
 esac
