@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # All tests: formatting, lints, unit, property, CLI and end-to-end tests (the e2e test
 # starts a real ACA-Py mediator and multitenant agent on loopback and stops them).
+# First installs what the tests need beyond Rust (curl, Chromium, kubernetes-validate, ACA-Py),
+# so this passes on a fresh machine too; when all of it is there, that step only checks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+scripts/install-test-deps.sh
 cargo fmt --all -- --check
 cargo clippy --release --all-targets -q -- -D warnings
 CI=true cargo test --release --all-targets
