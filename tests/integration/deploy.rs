@@ -5,7 +5,7 @@ use serde_json::Value;
 
 fn load(path: &str) -> Value {
     let text = std::fs::read_to_string(format!("{}/{path}", env!("CARGO_MANIFEST_DIR"))).unwrap();
-    acaload::source::parse(&text)
+    acaload::plan::source::parse(&text)
         .unwrap_or_else(|e| panic!("{path}: {e:?}"))
         .0
 }

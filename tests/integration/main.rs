@@ -5,5 +5,6 @@ mod deploy;
 mod e2e;
 mod engine;
 mod explain;
+mod layers;
 mod report;
 mod validate;

@@ -144,7 +144,7 @@ fn same_results_give_the_same_bytes() {
     let (a, _) = report_html(FIXTURE, &dir.join("a.html"));
     let (b, _) = report_html(FIXTURE, &dir.join("b.html"));
     assert_eq!(a, b);
-    let lib = acaload::html::render(&results(FIXTURE), &[]).unwrap();
+    let lib = acaload::output::html::render(&results(FIXTURE), &[]).unwrap();
     assert_eq!(a, lib, "the CLI writes what the library renders");
 }
 

@@ -674,7 +674,7 @@ fn load_is_sound(text: String) -> Result<(), TestCaseError> {
         .replace('\r', "\n")
         .lines()
         .count();
-    if let Err(failure) = acaload::compile::load_str("fuzz.yaml", text) {
+    if let Err(failure) = acaload::plan::compile::load_str("fuzz.yaml", text) {
         prop_assert!(!failure.diagnostics.is_empty(), "a failure says why");
         for d in &failure.diagnostics {
             prop_assert_eq!(&d.file, "fuzz.yaml");

@@ -1,0 +1,245 @@
+//! `acaload run`: resolve, run with the observers the flags ask for, write results and
+//! reports, and map the outcome to an exit code.
+
+use super::args::{RunArgs, shard_of};
+use super::report::{as_written, write_outputs};
+use super::{EXIT_ERROR, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, load, sources};
+use crate::plan::compile::CompiledPlan;
+
+use crate::engine::run::{Observer, RunView};
+
+pub(super) fn run(args: RunArgs) -> u8 {
+    let plan = match load(&args.plan) {
+        Ok(p) => std::sync::Arc::new(p),
+        Err(code) => return code,
+    };
+    let sources = match sources(&args.vars) {
+        Ok(s) => s,
+        Err(e) => {
+            crate::errln!("error: {e}");
+            return EXIT_ERROR;
+        }
+    };
+    let env = match crate::plan::env::resolve(&plan.plan.env, &sources) {
+        Ok(e) => e,
+        Err(errors) => {
+            errors.iter().for_each(|e| crate::errln!("error: {e}"));
+            return EXIT_ERROR;
+        }
+    };
+    let shard = match shard_of(&args) {
+        Ok(s) => s,
+        Err(e) => {
+            crate::errln!("error: {e}");
+            return EXIT_ERROR;
+        }
+    };
+    let seed = args.seed.unwrap_or_else(|| fastrand::u64(..));
+    let cfg = crate::engine::context::RunConfig {
+        seed,
+        run_id: format!("{:08x}", fastrand::u32(..)),
+        shard_index: shard.index,
+        shard_count: shard.count,
+        grace: std::time::Duration::from_secs(30),
+        verbose_failures: false,
+    };
+    let Some(resolved) = resolve(
+        &plan,
+        &env,
+        &crate::engine::run::identity(&cfg, String::new()),
+    ) else {
+        return EXIT_ERROR;
+    };
+    let Some(runtime) = runtime() else {
+        return EXIT_ERROR;
+    };
+    if !args.quiet {
+        crate::errln!(
+            "running {} ({}) as run {}, seed {seed}",
+            plan.plan.name,
+            crate::plan::resolve::describe_shape(&resolved.shape),
+            cfg.run_id
+        );
+    }
+    let secrets = env.secrets.clone();
+    let outcome = runtime.block_on(async {
+        let signals = crate::engine::context::StopSignals::default();
+        tokio::spawn(watch_signals(signals.clone(), "stopping: finishing in-flight requests and running teardowns (signal again to stop at once)"));
+        crate::engine::run::execute(plan.clone(), &env, resolved, cfg, signals, observers(&args)).await
+    });
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    let (mut results, error) = match outcome {
+        Ok(r) => (r, None),
+        Err((e, r)) => (
+            *r,
+            Some(crate::results::redact::scrub(&e.to_string(), &secrets)),
+        ),
+    };
+    results.run.error = error.clone();
+    if error.is_none() {
+        results.thresholds = crate::output::report::thresholds(&results, &plan.plan.thresholds);
+    }
+    let verdicts = results.thresholds.clone();
+    let mut code = EXIT_OK;
+    if let Some(path) = &args.out {
+        match serde_json::to_string_pretty(&results) {
+            Ok(json) => {
+                if let Err(e) =
+                    std::fs::write(path, crate::results::redact::scrub(&json, &secrets) + "\n")
+                {
+                    crate::errln!("error: cannot write {}: {e}", path.display());
+                    code = EXIT_ERROR;
+                }
+            }
+            Err(e) => crate::errln!("error: cannot serialize results: {e}"),
+        }
+    }
+    // HTML and CSV are written in every case too, so an aborted run still has its report.
+    if write_outputs(&as_written(&results, &secrets), &verdicts, &args.outputs) != EXIT_OK {
+        code = EXIT_ERROR;
+    }
+    if let Some(e) = error {
+        crate::errln!("error: {e}");
+        return EXIT_ERROR;
+    }
+    crate::outln!(
+        "{}",
+        crate::results::redact::scrub(
+            &crate::output::report::render(&results, &verdicts),
+            &secrets
+        )
+    );
+    if let Some(path) = &args.out {
+        if code == EXIT_OK {
+            crate::errln!("results written to {}", path.display());
+        }
+    }
+    match results.run.outcome {
+        crate::results::Outcome::Interrupted | crate::results::Outcome::Aborted => {
+            crate::errln!("interrupted: results cover the run up to the signal");
+            EXIT_INTERRUPTED
+        }
+        crate::results::Outcome::Stopped => {
+            if let Some(s) = &results.run.stopped_by {
+                crate::errln!("{}", s.describe());
+            }
+            if code != EXIT_OK { code } else { EXIT_FAILED }
+        }
+        crate::results::Outcome::Completed => {
+            let failed = if plan.plan.thresholds.is_empty() {
+                results.total.failures > 0 || results.failures.iter().any(|f| f.count > 0)
+            } else {
+                verdicts.iter().any(|v| !v.passed)
+            };
+            if code != EXIT_OK {
+                code
+            } else if failed {
+                EXIT_FAILED
+            } else {
+                EXIT_OK
+            }
+        }
+    }
+}
+
+/// Resolves the plan against its variables; prints every located problem when it cannot.
+pub(super) fn resolve(
+    plan: &CompiledPlan,
+    env: &crate::plan::env::ResolvedEnv,
+    id: &crate::plan::resolve::RunIdentity,
+) -> Option<crate::plan::resolve::Resolved> {
+    crate::plan::resolve::resolve(plan, env, id)
+        .map_err(|diags| {
+            diags
+                .iter()
+                .for_each(|d| crate::errln!("{}", d.render(Some(&plan.source))))
+        })
+        .ok()
+}
+
+/// The async runtime; says why on stderr when it cannot start.
+pub(super) fn runtime() -> Option<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| crate::errln!("error: cannot start the async runtime: {e}"))
+        .ok()
+}
+
+/// First Ctrl-C or SIGTERM: graceful stop. Second: stop at once.
+pub(super) async fn watch_signals(
+    signals: crate::engine::context::StopSignals,
+    first: &'static str,
+) {
+    #[cfg(unix)]
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    for n in 0..2 {
+        #[cfg(unix)]
+        let got = match term.as_mut() {
+            Some(t) => {
+                tokio::select! { r = tokio::signal::ctrl_c() => r.is_ok(), r = t.recv() => r.is_some() }
+            }
+            None => tokio::signal::ctrl_c().await.is_ok(),
+        };
+        #[cfg(not(unix))]
+        let got = tokio::signal::ctrl_c().await.is_ok();
+        if !got {
+            return;
+        }
+        if n == 0 {
+            crate::errln!("{first}");
+            signals.graceful.cancel();
+        } else {
+            crate::errln!("stopping now");
+            signals.hard.cancel();
+        }
+    }
+}
+
+/// What the run shows while it goes: the live terminal view (unless `-q`), and the
+/// servers of `--web` (live page and /metrics) and `--metrics` (only /metrics).
+fn observers(args: &RunArgs) -> Vec<Observer> {
+    let mut out: Vec<Observer> = Vec::new();
+    let announce = !args.quiet;
+    if !args.quiet {
+        out.push(Box::new(|v: RunView| {
+            Box::pin(crate::output::live::show(
+                v.live,
+                v.snapshots,
+                v.start,
+                v.duration,
+            ))
+        }));
+    }
+    let same = |m: &String| Some(m) == args.web.as_ref() && !m.ends_with(":0");
+    let servers = args.web.iter().map(|w| (w.clone(), true)).chain(
+        args.metrics
+            .iter()
+            .filter(|m| !same(m))
+            .map(|m| (m.clone(), false)),
+    );
+    for (addr, page) in servers {
+        out.push(Box::new(move |v: RunView| {
+            Box::pin(async move {
+                let what = if page { "page" } else { "metrics" };
+                let render = page.then(|| {
+                    let results = v.results.clone();
+                    let f: crate::output::serve::PageFn = std::sync::Arc::new(move |snap| {
+                        crate::output::serve::live_html(&results(snap))
+                    });
+                    f
+                });
+                match crate::output::serve::start(&addr, v.live, v.snapshots, render, v.stop).await
+                {
+                    Ok(bound) if announce => crate::errln!(
+                        "live {what} at http://{bound}/{}",
+                        if page { "" } else { "metrics" }
+                    ),
+                    Ok(_) => {}
+                    Err(e) => crate::errln!("warning: {e}; running without the live {what}"),
+                }
+            })
+        }));
+    }
+    out
+}

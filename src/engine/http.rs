@@ -1,0 +1,567 @@
+//! HTTP: one shared pooled client for the plan's requests (timeouts set, no proxy from the
+//! environment, TLS verified unless the plan opts out), request preparation and sending.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::Uri;
+use http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use http_body_util::{BodyExt, Full};
+use hyper_rustls::ConfigBuilderExt;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use minijinja::Value;
+
+mod connect;
+
+use crate::plan::compile::{CompiledRequest, CompiledTarget};
+use crate::plan::template::{ResponseView, Templates};
+
+/// Why a request could not be made or read.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    #[error("cannot connect to {url}: {why}")]
+    Connect { url: String, why: String },
+    #[error("no response from {url} within {}", crate::plan::duration::format(*.timeout))]
+    Timeout { url: String, timeout: Duration },
+    #[error("request to {url} failed: {why}")]
+    Other { url: String, why: String },
+}
+
+impl HttpError {
+    /// A stable reason to group failures by.
+    pub fn reason(&self) -> String {
+        match self {
+            HttpError::Connect { why, .. } => format!("connection error: {why}"),
+            HttpError::Timeout { timeout, .. } => {
+                format!("timeout after {}", crate::plan::duration::format(*timeout))
+            }
+            HttpError::Other { why, .. } => format!("request error: {why}"),
+        }
+    }
+}
+
+/// Builds the reqwest client for the preflight check and the `watch:` samplers (a few
+/// requests a second; the plan's own requests go through [`Client`]).
+pub fn admin_client(
+    target: &CompiledTarget,
+    headers: &[(String, String)],
+) -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
+        .no_proxy()
+        .default_headers(default_headers(headers)?)
+        // As the plan's own requests: a 3xx is the answer, not a hop.
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(target.timeout)
+        .connect_timeout(target.connect_timeout)
+        .pool_idle_timeout(Duration::from_secs(90))
+        .tcp_nodelay(true)
+        .tls_danger_accept_invalid_certs(target.insecure)
+        .build()
+        .map_err(|e| format!("cannot build the HTTP client: {e}"))
+}
+
+/// `Accept: */*` and the target's headers (API keys: marked sensitive, so they never print).
+fn default_headers(headers: &[(String, String)]) -> Result<HeaderMap, String> {
+    let mut map = HeaderMap::new();
+    map.insert(http::header::ACCEPT, HeaderValue::from_static("*/*"));
+    for (k, v) in headers {
+        let name = HeaderName::from_bytes(k.as_bytes())
+            .map_err(|_| format!("target header `{k}` is not a valid header name"))?;
+        let mut value = HeaderValue::from_str(v)
+            .map_err(|_| format!("target header `{k}` has a value that is not valid in HTTP"))?;
+        value.set_sensitive(true);
+        map.insert(name, value);
+    }
+    Ok(map)
+}
+
+/// The client for the plan's requests: hyper's pooled HTTP/1 client, straight from a
+/// pre-parsed base URL to an `http::Uri`. (reqwest parses every URL three times and wraps
+/// each request in redirect and retry layers; at tens of thousands of requests a second on
+/// one core that was a fifth of acaload's CPU time. See bench/PROFILE.md.) Redirects are
+/// not followed: a 3xx is the response a step checks.
+pub struct Client {
+    inner: hyper_util::client::legacy::Client<connect::Connector, Full<Bytes>>,
+    /// Target headers, the start of every request's header map.
+    defaults: HeaderMap,
+    base: Base,
+    /// At most this many requests in flight (`target.max_connections`; the connector holds
+    /// the sockets to the same number).
+    slots: Option<Arc<tokio::sync::Semaphore>>,
+}
+
+/// `base_url` split once: `scheme://authority` and a path prefix without a trailing `/`.
+struct Base {
+    scheme: http::uri::Scheme,
+    authority: http::uri::Authority,
+    prefix: String,
+}
+
+impl Client {
+    pub fn new(
+        target: &CompiledTarget,
+        base_url: &str,
+        headers: &[(String, String)],
+    ) -> Result<Client, String> {
+        let base = Base::parse(base_url)?;
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        let tls = if target.insecure {
+            tls_without_verification()
+        } else {
+            rustls::ClientConfig::builder_with_provider(Arc::new(
+                rustls::crypto::aws_lc_rs::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| format!("cannot set up TLS: {e}"))?
+            .try_with_platform_verifier()
+            .map_err(|e| format!("cannot load the system's TLS roots: {e}"))?
+            .with_no_client_auth()
+        };
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        let connector =
+            connect::Connector::new(connector, target.connect_timeout, target.max_connections);
+        let inner = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_timer(TokioTimer::new())
+            .build(connector);
+        Ok(Client {
+            inner,
+            defaults: default_headers(headers)?,
+            base,
+            slots: target
+                .max_connections
+                .map(|n| Arc::new(tokio::sync::Semaphore::new(n))),
+        })
+    }
+
+    /// Waits (at most `timeout`) for leave to send when the plan limits connections.
+    pub async fn slot(&self, timeout: Duration) -> Slot {
+        let Some(s) = &self.slots else {
+            return Slot::default();
+        };
+        if let Ok(p) = s.clone().try_acquire_owned() {
+            return Slot {
+                _permit: Some(p),
+                ..Slot::default()
+            };
+        }
+        let t = std::time::Instant::now();
+        let permit = tokio::time::timeout(timeout, s.clone().acquire_owned())
+            .await
+            .ok()
+            .map(|p| p.expect("the semaphore is never closed"));
+        Slot {
+            granted: permit.is_some(),
+            _permit: permit,
+            waited: Some(t.elapsed()),
+        }
+    }
+}
+
+/// Leave to send one request under `target.max_connections`, held until the response is read.
+pub struct Slot {
+    /// False when the timeout passed before a connection was free.
+    pub granted: bool,
+    /// How long the request waited, when it had to.
+    pub waited: Option<Duration>,
+    _permit: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+impl Default for Slot {
+    /// No limit, or a free connection: granted at once.
+    fn default() -> Slot {
+        Slot {
+            granted: true,
+            waited: None,
+            _permit: None,
+        }
+    }
+}
+
+impl Base {
+    fn parse(base_url: &str) -> Result<Base, String> {
+        let uri: Uri = base_url
+            .parse()
+            .map_err(|e| format!("base_url `{base_url}` is not a valid URL: {e}"))?;
+        let (Some(scheme), Some(authority)) = (uri.scheme().cloned(), uri.authority().cloned())
+        else {
+            return Err(format!("base_url `{base_url}` needs a scheme and a host"));
+        };
+        if authority.as_str().contains('@') {
+            return Err(
+                "base_url must not carry a user or password; send credentials with target.headers"
+                    .into(),
+            );
+        }
+        if uri.query().is_some() {
+            return Err(format!(
+                "base_url `{base_url}` has a query; put it in each step's `query:`"
+            ));
+        }
+        Ok(Base {
+            scheme,
+            authority,
+            prefix: uri.path().trim_end_matches('/').to_string(),
+        })
+    }
+
+    /// The request URI: the base joined with a rendered path (or a full URL) and a query.
+    fn uri(&self, path: &str, query: Option<String>) -> Result<Uri, String> {
+        let absolute = path.starts_with("http://") || path.starts_with("https://");
+        let slash = if absolute || path.starts_with('/') {
+            ""
+        } else {
+            "/"
+        };
+        if plain(path) {
+            let mut full = String::with_capacity(self.prefix.len() + path.len() + 1);
+            if !absolute {
+                full.push_str(&self.prefix);
+            }
+            full.push_str(slash);
+            full.push_str(path);
+            if let Some(q) = &query {
+                full.push(if full.contains('?') { '&' } else { '?' });
+                full.push_str(q);
+            }
+            let parsed = if absolute {
+                Uri::try_from(full).map_err(|e| e.to_string())
+            } else {
+                http::uri::PathAndQuery::try_from(full)
+                    .map_err(|e| e.to_string())
+                    .and_then(|pq| {
+                        Uri::builder()
+                            .scheme(self.scheme.clone())
+                            .authority(self.authority.clone())
+                            .path_and_query(pq)
+                            .build()
+                            .map_err(|e| e.to_string())
+                    })
+            };
+            return parsed.map_err(|e| format!("`{path}` is not a valid URL: {e}"));
+        }
+        // Characters a URI cannot hold as they are (spaces, quotes, braces, non-ASCII):
+        // percent-encoded as a browser would; a `#fragment` is never sent.
+        let whole = if absolute {
+            path.to_string()
+        } else {
+            format!(
+                "{}://{}{}{slash}{path}",
+                self.scheme, self.authority, self.prefix
+            )
+        };
+        let mut url = reqwest::Url::parse(&whole)
+            .map_err(|e| format!("`{whole}` is not a valid URL: {e}"))?;
+        if let Some(q) = query {
+            let merged = match url.query() {
+                Some(existing) if !existing.is_empty() => format!("{existing}&{q}"),
+                _ => q,
+            };
+            url.set_query(Some(&merged));
+        }
+        url.set_fragment(None);
+        Uri::try_from(url.as_str()).map_err(|e| format!("`{whole}` is not a valid URL: {e}"))
+    }
+}
+
+/// A path that goes into a URI as it is: printable ASCII a browser would not escape.
+fn plain(s: &str) -> bool {
+    s.bytes().all(|b| {
+        b.is_ascii_graphic()
+            && !matches!(
+                b,
+                b'"' | b'#' | b'<' | b'>' | b'\\' | b'^' | b'`' | b'{' | b'|' | b'}'
+            )
+    })
+}
+
+/// Certificates are not checked, signatures still are (`insecure_skip_tls_verify`).
+fn tls_without_verification() -> rustls::ClientConfig {
+    use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+    use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+    #[derive(Debug)]
+    struct AnyCertificate(Arc<rustls::crypto::CryptoProvider>);
+    impl ServerCertVerifier for AnyCertificate {
+        fn verify_server_cert(
+            &self,
+            _: &CertificateDer<'_>,
+            _: &[CertificateDer<'_>],
+            _: &ServerName<'_>,
+            _: &[u8],
+            _: UnixTime,
+        ) -> Result<ServerCertVerified, rustls::Error> {
+            Ok(ServerCertVerified::assertion())
+        }
+        fn verify_tls12_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &rustls::DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls12_signature(
+                message,
+                cert,
+                dss,
+                &self.0.signature_verification_algorithms,
+            )
+        }
+        fn verify_tls13_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &rustls::DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls13_signature(
+                message,
+                cert,
+                dss,
+                &self.0.signature_verification_algorithms,
+            )
+        }
+        fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+            self.0.signature_verification_algorithms.supported_schemes()
+        }
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .expect("the default provider supports the default versions")
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
+        .with_no_client_auth()
+}
+
+/// A request with every template rendered.
+pub struct Prepared {
+    pub uri: Uri,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+/// Renders path, query, headers, bearer and body.
+pub fn prepare(
+    client: &Client,
+    t: &Templates,
+    rq: &CompiledRequest,
+    scope: &Value,
+) -> Result<Prepared, String> {
+    let d = |e: minijinja::Error| crate::plan::template::describe(&e);
+    let path = t.render(&rq.path, scope).map_err(d)?;
+    let query = if rq.query.is_empty() {
+        None
+    } else {
+        let mut pairs = form_urlencoded::Serializer::new(String::new());
+        for (k, v) in &rq.query {
+            let v = t.render(v, scope).map_err(d)?;
+            if !v.is_empty() {
+                pairs.append_pair(k, &v);
+            }
+        }
+        Some(pairs.finish()).filter(|q| !q.is_empty())
+    };
+    let uri = client.base.uri(&path, query)?;
+    let mut headers = client.defaults.clone();
+    for (k, v) in &rq.headers {
+        let v = t.render(v, scope).map_err(d)?;
+        if v.is_empty() {
+            continue;
+        }
+        let name = HeaderName::from_bytes(k.as_bytes())
+            .map_err(|_| format!("`{k}` is not a valid header name"))?;
+        headers.insert(
+            name,
+            HeaderValue::from_str(&v)
+                .map_err(|_| format!("header `{k}` has a value not valid in HTTP"))?,
+        );
+    }
+    if let Some(b) = &rq.bearer {
+        let token = t.render(b, scope).map_err(d)?;
+        if !token.is_empty() {
+            let mut v = HeaderValue::from_str(&format!("Bearer {token}"))
+                .map_err(|_| "the bearer token is not valid in an HTTP header".to_string())?;
+            v.set_sensitive(true);
+            headers.insert(AUTHORIZATION, v);
+        }
+    }
+    let body = match &rq.json {
+        Some(j) => {
+            let v = t.render_json(j, scope).map_err(d)?;
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            Bytes::from(serde_json::to_vec(&v).map_err(|e| e.to_string())?)
+        }
+        None => Bytes::new(),
+    };
+    Ok(Prepared { uri, headers, body })
+}
+
+/// Sends a prepared request and reads the whole response.
+/// `budget` covers connecting, sending and reading the whole body: the step's timeout less
+/// what the request already waited for a connection.
+/// `default_timeout` is the target's, for steps without their own.
+pub async fn send(
+    client: &Client,
+    default_timeout: Duration,
+    p: &Prepared,
+    rq: &CompiledRequest,
+    budget: Duration,
+) -> Result<ResponseView, HttpError> {
+    let timeout = rq.timeout.unwrap_or(default_timeout);
+    let method = match rq.method {
+        crate::plan::Method::Get => http::Method::GET,
+        crate::plan::Method::Post => http::Method::POST,
+        crate::plan::Method::Put => http::Method::PUT,
+        crate::plan::Method::Patch => http::Method::PATCH,
+        crate::plan::Method::Delete => http::Method::DELETE,
+    };
+    let mut req = http::Request::new(Full::new(p.body.clone()));
+    *req.method_mut() = method;
+    *req.uri_mut() = p.uri.clone();
+    *req.headers_mut() = p.headers.clone();
+    let exchange = async {
+        let resp = client.inner.request(req).await.map_err(|e| {
+            let why = root_cause(&e);
+            if e.is_connect() {
+                HttpError::Connect {
+                    url: p.uri.to_string(),
+                    why,
+                }
+            } else {
+                HttpError::Other {
+                    url: p.uri.to_string(),
+                    why,
+                }
+            }
+        })?;
+        let (parts, body) = resp.into_parts();
+        let body = body
+            .collect()
+            .await
+            .map_err(|e| HttpError::Other {
+                url: p.uri.to_string(),
+                why: root_cause(&e),
+            })?
+            .to_bytes();
+        Ok((parts, body))
+    };
+    let (parts, body) =
+        tokio::time::timeout(budget, exchange)
+            .await
+            .map_err(|_| HttpError::Timeout {
+                url: p.uri.to_string(),
+                timeout,
+            })??;
+    // The body is parsed only when the step reads it (captures, checks, polls).
+    let json = if rq.reads_body() {
+        let is_json = parts
+            .headers
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.contains("json"));
+        if is_json || body.first().is_some_and(|b| *b == b'{' || *b == b'[') {
+            serde_json::from_slice(&body).ok()
+        } else {
+            None
+        }
+    } else {
+        None
+    };
+    Ok(ResponseView {
+        status: parts.status.as_u16(),
+        body,
+        json,
+        headers: parts.headers,
+    })
+}
+
+/// The innermost error message ("Connection refused (os error 111)").
+pub fn root_cause(e: &dyn std::error::Error) -> String {
+    let mut cur: &dyn std::error::Error = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    cur.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn join(base: &str, path: &str, query: Option<&str>) -> String {
+        Base::parse(base)
+            .unwrap()
+            .uri(path, query.map(str::to_string))
+            .map(|u| u.to_string())
+            .unwrap_or_else(|e| format!("error: {e}"))
+    }
+
+    #[test]
+    fn paths_join_the_base() {
+        let b = "http://127.0.0.1:3011";
+        assert_eq!(join(b, "/status", None), "http://127.0.0.1:3011/status");
+        assert_eq!(join(b, "status", None), "http://127.0.0.1:3011/status");
+        assert_eq!(
+            join(
+                "https://agent.example/admin/",
+                "/connections",
+                Some("state=active")
+            ),
+            "https://agent.example/admin/connections?state=active"
+        );
+        assert_eq!(
+            join(b, "/connections?alias=m", Some("state=active")),
+            "http://127.0.0.1:3011/connections?alias=m&state=active"
+        );
+        assert_eq!(
+            join(b, "http://127.0.0.1:3001/mediation/requests", None),
+            "http://127.0.0.1:3001/mediation/requests"
+        );
+    }
+
+    #[test]
+    fn characters_a_uri_cannot_hold_are_percent_encoded() {
+        let b = "http://127.0.0.1:3011";
+        assert_eq!(
+            join(b, "/wallets/my wallet/é", None),
+            "http://127.0.0.1:3011/wallets/my%20wallet/%C3%A9"
+        );
+        assert_eq!(join(b, "/w/é", None), "http://127.0.0.1:3011/w/%C3%A9");
+        assert_eq!(
+            join(b, "/w/{x}\"", None),
+            "http://127.0.0.1:3011/w/%7Bx%7D%22"
+        );
+        // The query goes before a fragment, which is never sent.
+        assert_eq!(
+            join(b, "/w?a=1#top", Some("b=2")),
+            "http://127.0.0.1:3011/w?a=1&b=2"
+        );
+        assert_eq!(
+            join(b, "http://[::1/x", None),
+            "error: `http://[::1/x` is not a valid URL: invalid authority"
+        );
+    }
+
+    #[test]
+    fn a_base_without_a_host_or_with_credentials_or_a_query_is_refused() {
+        let refused = |b: &str| Base::parse(b).err().unwrap();
+        assert_eq!(
+            refused("/admin"),
+            "base_url `/admin` needs a scheme and a host"
+        );
+        assert_eq!(
+            refused("http://admin:secret@127.0.0.1:3011"),
+            "base_url must not carry a user or password; send credentials with target.headers"
+        );
+        assert_eq!(
+            refused("http://127.0.0.1:3011/?tenant=1"),
+            "base_url `http://127.0.0.1:3011/?tenant=1` has a query; put it in each step's `query:`"
+        );
+    }
+}

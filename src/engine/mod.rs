@@ -1,0 +1,18 @@
+//! The engine layer: running a resolved plan. It owns the run's shared context and stop
+//! signals, the orchestration (driver, abort watcher), virtual users, the HTTP client,
+//! agent events (webhooks, admin websocket), pairing pools, agent gauges and shard splitting.
+//!
+//! It may import the plan, results and measure layers, never the reporters or the CLI:
+//! whatever a run shows while it goes (live view, Prometheus, live page) is handed in by
+//! the caller as an observer.
+
+pub mod abort;
+pub mod context;
+pub mod driver;
+pub mod events;
+pub mod gauges;
+pub mod http;
+pub mod pairing;
+pub mod run;
+pub mod shard;
+pub mod user;

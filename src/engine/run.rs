@@ -1,0 +1,433 @@
+//! The executor: follows the load shape, starts one task per virtual user, stops them
+//! at the time limit or on a signal (grace period, then hard stop), and gathers results.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use futures_util::future::BoxFuture;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::engine::context::{Busy, RunConfig, RunContext, StopSignals};
+use crate::engine::pairing::Pools;
+use crate::engine::shard::Shard;
+use crate::measure::metrics::{Event, Finished, Live};
+use crate::plan::compile::CompiledPlan;
+use crate::plan::env::ResolvedEnv;
+use crate::plan::resolve::{Resolved, RunIdentity};
+use crate::plan::template::Globals;
+use crate::results::{Outcome, PlanInfo, Results, RunInfo, ShardInfo};
+
+/// A run that could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("{0}")]
+    Client(String),
+    #[error("preflight {url} failed: {why}")]
+    Preflight { url: String, why: String },
+    #[error("{0}")]
+    Events(String),
+}
+
+/// What a running test shows to its observers.
+#[derive(Clone)]
+pub struct RunView {
+    /// Users, target and counters, updated as they change.
+    pub live: watch::Receiver<Live>,
+    /// The aggregated results so far, every second.
+    pub snapshots: watch::Receiver<Option<Arc<Finished>>>,
+    pub start: Instant,
+    /// How long the load shape runs.
+    pub duration: Duration,
+    /// Cancelled when the run ends.
+    pub stop: CancellationToken,
+    /// Results so far from a snapshot (for a page that shows the report while it runs).
+    pub results: Arc<dyn Fn(&Finished) -> Results + Send + Sync>,
+}
+
+/// Something the caller runs beside the test (live terminal view, Prometheus endpoint, live
+/// page): started before the first user, aborted when the run ends. The engine knows
+/// nothing of what it shows.
+pub type Observer = Box<dyn FnOnce(RunView) -> BoxFuture<'static, ()> + Send>;
+
+/// Runs a resolved plan to the end and returns its results.
+pub async fn execute(
+    plan: Arc<CompiledPlan>,
+    env: &ResolvedEnv,
+    resolved: Resolved,
+    cfg: RunConfig,
+    signals: StopSignals,
+    observers: Vec<Observer>,
+) -> Result<Results, (RunError, Box<Results>)> {
+    let started_at = SystemTime::now();
+    let start = Instant::now();
+    let info = PlanInfo {
+        name: plan.plan.name.clone(),
+        file: plan.file.clone(),
+        description: plan.plan.description.clone(),
+        shape: crate::plan::resolve::describe_shape(&resolved.shape),
+        env: env
+            .display
+            .iter()
+            .map(|(k, v)| (k.clone(), serde_json::to_value(v).unwrap_or_default()))
+            .collect(),
+    };
+    let client = match preflight(&plan, &resolved, &signals).await {
+        Ok(c) => c,
+        Err(e) => return aborted(e, info, &cfg, started_at, start),
+    };
+    let http =
+        match crate::engine::http::Client::new(&plan.target, &resolved.base_url, &resolved.headers)
+        {
+            Ok(c) => c,
+            Err(e) => return aborted(RunError::Client(e), info, &cfg, started_at, start),
+        };
+    let background = CancellationToken::new();
+    let (events, globals) = match start_events(&plan, &resolved, &background).await {
+        Ok(x) => x,
+        Err(e) => return aborted(e, info, &cfg, started_at, start),
+    };
+    let aborting = plan.plan.thresholds.iter().any(|t| t.abort);
+    let (recorder, live, snapshots, aggregator) = crate::measure::metrics::start_with_snapshots(
+        start,
+        Some(Duration::from_secs(1)),
+        aborting,
+    );
+    for w in watchers(&plan, &resolved) {
+        tokio::spawn(crate::engine::gauges::sample(
+            w,
+            client.clone(),
+            recorder.clone(),
+            background.clone(),
+        ));
+    }
+    let stop_all = signals.graceful.child_token();
+    let ctx = Arc::new(RunContext {
+        plan: plan.clone(),
+        globals,
+        http,
+        recorder: recorder.clone(),
+        pools: Pools::new(plan.plan.pools.keys()),
+        seed: cfg.seed,
+        run_id: cfg.run_id.clone(),
+        shard: Shard {
+            index: cfg.shard_index,
+            count: cfg.shard_count,
+        },
+        hard_stop: signals.hard.clone(),
+        secrets: env.secrets.clone(),
+        verbose_failures: cfg.verbose_failures,
+        events: events.clone(),
+        run_stop: stop_all.clone(),
+        busy: Busy::default(),
+    });
+    let view = RunView {
+        live: live.clone(),
+        snapshots: snapshots.clone(),
+        start,
+        duration: resolved.shape.duration(),
+        stop: background.clone(),
+        results: {
+            let (info, cfg) = (info.clone(), cfg.clone());
+            Arc::new(move |f: &Finished| {
+                results_of(
+                    f.clone(),
+                    info.clone(),
+                    &cfg,
+                    started_at,
+                    start.elapsed(),
+                    Outcome::Completed,
+                )
+            })
+        },
+    };
+    let observing: Vec<_> = observers
+        .into_iter()
+        .map(|o| tokio::spawn(o(view.clone())))
+        .collect();
+    let watcher = aborting.then(|| {
+        tokio::spawn(crate::engine::abort::watch_thresholds(
+            plan.clone(),
+            snapshots.clone(),
+            stop_all.clone(),
+            cfg.shard_count > 1,
+        ))
+    });
+    let mut users = JoinSet::new();
+    let interrupted =
+        crate::engine::driver::drive(&ctx, &resolved.shape, start, &stop_all, &mut users).await;
+    stop_all.cancel();
+    // The watcher has stopped the run, or sees the stop and returns: one answer either way.
+    let stopped_by = match watcher {
+        Some(w) => w.await.ok().flatten(),
+        None => None,
+    };
+    recorder.send(Event::Target(0));
+    recorder.send(Event::Level(None));
+    // Grace: in-flight work and teardowns finish, bounded; then hard stop.
+    let graceful_end = async { while users.join_next().await.is_some() {} };
+    let mut outcome = if stopped_by.is_some() {
+        Outcome::Stopped
+    } else if interrupted {
+        Outcome::Interrupted
+    } else {
+        Outcome::Completed
+    };
+    tokio::select! {
+        _ = graceful_end => {}
+        _ = tokio::time::sleep(cfg.grace) => {
+            crate::errln!("warning: users still busy {} after the end; stopping them", crate::plan::duration::format(cfg.grace));
+            signals.hard.cancel();
+        }
+        _ = signals.hard.cancelled() => {}
+    }
+    if signals.hard.is_cancelled() {
+        if outcome == Outcome::Interrupted {
+            outcome = Outcome::Aborted;
+        }
+        // Give cancelled users a moment to record what they were doing.
+        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+            while users.join_next().await.is_some() {}
+        })
+        .await;
+        users.abort_all();
+    }
+    background.cancel();
+    for o in observing {
+        o.abort();
+    }
+    if let Some(hub) = &events {
+        use std::sync::atomic::Ordering::Relaxed;
+        recorder.send(Event::EventCounts {
+            received: hub.received.load(Relaxed),
+            duplicates: hub.duplicates.load(Relaxed),
+        });
+    }
+    drop(ctx);
+    drop(recorder);
+    let agg = aggregator.await.ok();
+    let mut results = build(agg, info, &cfg, started_at, start.elapsed(), outcome);
+    results.run.stopped_by = stopped_by;
+    Ok(results)
+}
+
+/// The results of a run that could not start.
+fn aborted(
+    e: RunError,
+    info: PlanInfo,
+    cfg: &RunConfig,
+    started_at: SystemTime,
+    start: Instant,
+) -> Result<Results, (RunError, Box<Results>)> {
+    Err((
+        e,
+        Box::new(build(
+            None,
+            info,
+            cfg,
+            started_at,
+            start.elapsed(),
+            Outcome::Aborted,
+        )),
+    ))
+}
+
+/// Starts the plan's event source; returns the hub and the globals with `webhook_url` set.
+async fn start_events(
+    plan: &CompiledPlan,
+    resolved: &Resolved,
+    stop: &CancellationToken,
+) -> Result<(Option<Arc<crate::engine::events::EventHub>>, Arc<Globals>), RunError> {
+    let Some(ev) = &plan.plan.events else {
+        return Ok((None, resolved.globals.clone()));
+    };
+    let hub = Arc::new(crate::engine::events::EventHub::default());
+    let scope = crate::plan::resolve::plan_scope(&resolved.globals, 0);
+    let render = |pointer: &str| plan.setting(pointer, &scope).map_err(RunError::Events);
+    let mut globals = crate::plan::resolve::clone_globals(&resolved.globals);
+    let source = if crate::plan::template::is_template(&ev.source) {
+        render("/events/source")?
+    } else {
+        ev.source.clone()
+    };
+    match crate::plan::EventSource::parse(&source).map_err(RunError::Events)? {
+        crate::plan::EventSource::Webhook => {
+            let listen = if ev.listen.is_some() {
+                render("/events/listen")?
+            } else {
+                "127.0.0.1:0".into()
+            };
+            let bound = crate::engine::events::listen(&listen, hub.clone(), stop.clone())
+                .await
+                .map_err(RunError::Events)?;
+            // An empty public URL (e.g. an unset variable) means the bound address.
+            let url = match &ev.public_url {
+                Some(_) => Some(render("/events/public_url")?).filter(|u| !u.trim().is_empty()),
+                None => None,
+            }
+            .unwrap_or_else(|| format!("http://{bound}"));
+            globals.webhook_url = minijinja::Value::from(url);
+        }
+        crate::plan::EventSource::Websocket => {
+            let url = match &ev.websocket_url {
+                Some(_) => render("/events/websocket_url")?,
+                None => format!("{}/ws", resolved.base_url.replacen("http", "ws", 1)),
+            };
+            let key = match &ev.api_key {
+                Some(_) => Some(render("/events/api_key")?),
+                None => resolved
+                    .headers
+                    .iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case("x-api-key"))
+                    .map(|(_, v)| v.clone()),
+            };
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            tokio::spawn(crate::engine::events::follow_websocket(
+                url.clone(),
+                key,
+                hub.clone(),
+                stop.clone(),
+                tx,
+            ));
+            match tokio::time::timeout(Duration::from_secs(10), rx).await {
+                Ok(Ok(Ok(()))) => {}
+                Ok(Ok(Err(e))) => return Err(RunError::Events(e)),
+                _ => {
+                    return Err(RunError::Events(format!(
+                        "the admin websocket {url} did not answer within 10s"
+                    )));
+                }
+            }
+        }
+    }
+    Ok((Some(hub), Arc::new(globals)))
+}
+
+/// The agents to watch, with their URLs and keys rendered.
+fn watchers(plan: &CompiledPlan, resolved: &Resolved) -> Vec<crate::engine::gauges::Watched> {
+    let scope = crate::plan::resolve::plan_scope(&resolved.globals, 0);
+    plan.plan
+        .watch
+        .iter()
+        .enumerate()
+        .filter_map(|(i, w)| {
+            let url = plan.setting(&format!("/watch/{i}/url"), &scope).ok()?;
+            let api_key = w
+                .api_key
+                .as_ref()
+                .and_then(|_| plan.setting(&format!("/watch/{i}/api_key"), &scope).ok())
+                .filter(|k| !k.is_empty());
+            let interval = w
+                .interval
+                .as_deref()
+                .and_then(|i| crate::plan::duration::parse(i).ok())
+                .unwrap_or(Duration::from_secs(1));
+            Some(crate::engine::gauges::Watched {
+                name: w.name.clone(),
+                url: url.trim_end_matches('/').to_string(),
+                api_key,
+                interval,
+            })
+        })
+        .collect()
+}
+
+/// Builds the client and, when the plan asks, checks the target answers 2xx.
+async fn preflight(
+    plan: &CompiledPlan,
+    resolved: &Resolved,
+    signals: &StopSignals,
+) -> Result<reqwest::Client, RunError> {
+    let client = crate::engine::http::admin_client(&plan.target, &resolved.headers)
+        .map_err(RunError::Client)?;
+    let Some(path) = &plan.plan.target.preflight else {
+        return Ok(client);
+    };
+    let url = format!("{}{}", resolved.base_url, path);
+    let outcome = tokio::select! {
+        r = client.get(&url).send() => r,
+        _ = signals.graceful.cancelled() => return Err(RunError::Preflight { url, why: "interrupted".into() }),
+    };
+    let why = match outcome {
+        Ok(r) if r.status().is_success() => return Ok(client),
+        Ok(r) => {
+            let status = r.status().as_u16();
+            let body = r.text().await.unwrap_or_default();
+            format!(
+                "status {status}: {}",
+                body.lines()
+                    .next()
+                    .unwrap_or("")
+                    .chars()
+                    .take(120)
+                    .collect::<String>()
+            )
+        }
+        Err(e) => crate::engine::http::root_cause(&e),
+    };
+    Err(RunError::Preflight { url, why })
+}
+
+fn build(
+    agg: Option<crate::measure::metrics::Aggregate>,
+    plan: PlanInfo,
+    cfg: &RunConfig,
+    started_at: SystemTime,
+    elapsed: Duration,
+    outcome: Outcome,
+) -> Results {
+    let f = agg.map(|a| a.finish(elapsed)).unwrap_or_default();
+    results_of(f, plan, cfg, started_at, elapsed, outcome)
+}
+
+/// Results from aggregated sections (final, or a live snapshot).
+pub fn results_of(
+    f: crate::measure::metrics::Finished,
+    plan: PlanInfo,
+    cfg: &RunConfig,
+    started_at: SystemTime,
+    elapsed: Duration,
+    outcome: Outcome,
+) -> Results {
+    Results {
+        schema_version: crate::results::SCHEMA_VERSION,
+        acaload_version: env!("CARGO_PKG_VERSION").to_string(),
+        plan,
+        run: RunInfo {
+            id: cfg.run_id.clone(),
+            started_at: humantime::format_rfc3339_millis(started_at).to_string(),
+            ended_at: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
+            duration_secs: elapsed.as_secs_f64(),
+            seed: cfg.seed,
+            outcome,
+            error: None,
+            stopped_by: None,
+            shard: (cfg.shard_count > 1).then_some(ShardInfo {
+                index: cfg.shard_index,
+                count: cfg.shard_count,
+            }),
+        },
+        stats: f.stats,
+        total: f.total,
+        failures: f.failures,
+        timeline: f.timeline,
+        users: f.users,
+        agents: f.agents,
+        events: f.events,
+        series: f.series,
+        thresholds: Vec::new(),
+        levels: f.levels,
+    }
+}
+
+/// The identity templates see for this run.
+pub fn identity(cfg: &RunConfig, webhook_url: String) -> RunIdentity {
+    RunIdentity {
+        id: cfg.run_id.clone(),
+        seed: cfg.seed,
+        shard_index: cfg.shard_index,
+        shard_count: cfg.shard_count,
+        webhook_url,
+    }
+}

@@ -1,0 +1,627 @@
+//! Metrics: users send samples over a channel to one aggregator task that owns plain
+//! HDR histograms (µs), counts, failures by reason and the per-second time series.
+//! No locks on the hot path.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use tokio::sync::{mpsc, watch};
+
+use crate::measure::histogram::{encode, latency, new_histogram};
+use crate::plan::Phase;
+use crate::results::{
+    AgentGauges, EventCounts, FailureGroup, LoadLevel, Second, StatKind, StepSecond, StepStats,
+    Totals, UserCounts,
+};
+
+/// A failed step: a stable `reason` to group by, and a `detail` example.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    pub reason: String,
+    pub detail: String,
+}
+
+/// What users and the controller report.
+#[derive(Debug)]
+pub enum Event {
+    Sample {
+        phase: Phase,
+        kind: StatKind,
+        name: Arc<str>,
+        method: Option<&'static str>,
+        micros: u64,
+        at: Instant,
+        failure: Option<Failure>,
+    },
+    UserStarted,
+    UserStopped,
+    SetupOk,
+    StoppedByError,
+    Iteration,
+    /// The shape's target changed (this shard's share).
+    Target(u64),
+    /// The shape entered a new load level (None: the last one ended).
+    Level(Option<crate::plan::shape::Level>),
+    Gauge {
+        agent: String,
+        at: Instant,
+        sample: crate::results::GaugeSample,
+    },
+    EventCounts {
+        received: u64,
+        duplicates: u64,
+    },
+}
+
+/// A cheap handle users clone to report events.
+#[derive(Debug, Clone)]
+pub struct Recorder {
+    tx: mpsc::UnboundedSender<Event>,
+}
+
+impl Recorder {
+    pub fn send(&self, e: Event) {
+        // The aggregator outlives every user; a send after it stopped is harmless.
+        let _ = self.tx.send(e);
+    }
+}
+
+/// Live numbers for the progress line.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Live {
+    pub users: u64,
+    pub target: u64,
+    pub requests: u64,
+    pub failures: u64,
+}
+
+/// Step identity in the aggregator: phase, kind and name.
+type StatKey = (Phase, StatKind, Arc<str>);
+
+/// Everything aggregated, turned into results by [`Aggregate::finish`].
+pub struct Aggregate {
+    start: Instant,
+    stats: HashMap<(Phase, StatKind, Arc<str>), Stat>,
+    failures: HashMap<(Phase, Arc<str>, String), (u64, String)>,
+    timeline: Vec<Second>,
+    users: UserCounts,
+    live: Live,
+    total: Histogram<u64>,
+    total_failures: u64,
+    agents: Vec<AgentGauges>,
+    events: Option<EventCounts>,
+    /// The second being filled and its per-step histograms (by completion time).
+    current: u64,
+    this_second: HashMap<StatKey, (Histogram<u64>, u64)>,
+    series: Vec<StepSecond>,
+    /// One entry per part (step, stage) of the closed-model shape: the load levels.
+    levels: Vec<LevelAgg>,
+    /// Per-step statistics of the current level, when thresholds are checked during the run.
+    level_steps: Option<HashMap<StatKey, Stat>>,
+    /// The level that closed last, as judged (complete: snapshots are once a second and a
+    /// level may close between two).
+    closed_level: Option<Arc<LevelView>>,
+}
+
+/// A load level being measured (or merged): samples completed during one part of the shape.
+pub struct LevelAgg {
+    pub level: crate::plan::shape::Level,
+    pub from: f64,
+    pub to: Option<f64>,
+    pub http: Histogram<u64>,
+    pub http_failures: u64,
+    pub events: Histogram<u64>,
+    pub event_failures: u64,
+}
+
+impl LevelAgg {
+    pub fn new(level: crate::plan::shape::Level, from: f64) -> LevelAgg {
+        LevelAgg {
+            level,
+            from,
+            to: None,
+            http: new_histogram(),
+            http_failures: 0,
+            events: new_histogram(),
+            event_failures: 0,
+        }
+    }
+
+    /// The level as results show it; an open level ends at `now` (seconds since the start).
+    pub fn result(&self, now: f64, with_histograms: bool) -> LoadLevel {
+        let to = self.to.unwrap_or(now);
+        let secs = to - self.from;
+        let http = totals(&self.http, self.http_failures, secs, with_histograms);
+        let events = totals(&self.events, self.event_failures, secs, with_histograms);
+        LoadLevel {
+            index: self.level.index,
+            target_users: self.level.users,
+            from_users: self.level.from_users,
+            from_secs: self.from,
+            to_secs: to,
+            requests: http.requests,
+            failures: http.failures,
+            per_second: http.per_second,
+            latency_ms: http.latency_ms,
+            histogram: http.histogram,
+            events: events.requests,
+            event_failures: events.failures,
+            event_latency_ms: events.latency_ms,
+            event_histogram: events.histogram,
+        }
+    }
+}
+
+/// A histogram's count, failures, rate over `secs` and latency (serialized when asked).
+pub fn totals(h: &Histogram<u64>, failures: u64, secs: f64, with_histogram: bool) -> Totals {
+    Totals {
+        requests: h.len(),
+        failures,
+        per_second: h.len() as f64 / secs.max(1e-9),
+        latency_ms: latency(h),
+        histogram: if with_histogram {
+            encode(h)
+        } else {
+            String::new()
+        },
+    }
+}
+
+struct Stat {
+    method: Option<&'static str>,
+    hist: Histogram<u64>,
+    failures: u64,
+}
+
+impl Stat {
+    /// Adds one sample to the statistic of `key` in `map`, made on first use.
+    fn record(
+        map: &mut HashMap<StatKey, Stat>,
+        key: StatKey,
+        method: Option<&'static str>,
+        micros: u64,
+        failed: bool,
+    ) {
+        let s = map.entry(key).or_insert_with(|| Stat {
+            method,
+            hist: new_histogram(),
+            failures: 0,
+        });
+        s.hist.saturating_record(micros.max(1));
+        s.failures += u64::from(failed);
+    }
+}
+
+/// Starts the aggregator; returns the recorder, the live view and the task's handle.
+pub fn start(
+    start: Instant,
+) -> (
+    Recorder,
+    watch::Receiver<Live>,
+    tokio::task::JoinHandle<Aggregate>,
+) {
+    let (recorder, live, _snapshots, handle) = start_with_snapshots(start, None, false);
+    (recorder, live, handle)
+}
+
+/// What [`start_with_snapshots`] returns: the recorder, the live counters, the
+/// snapshots and the aggregator's handle.
+pub type Started = (
+    Recorder,
+    watch::Receiver<Live>,
+    watch::Receiver<Option<Arc<Finished>>>,
+    tokio::task::JoinHandle<Aggregate>,
+);
+
+/// Like [`start`], and also publishes the results so far every `every` (for the live
+/// terminal view, `--metrics` and `--web`).
+/// With `histograms`, the snapshots carry them, and the current load level's per-step
+/// statistics (for thresholds checked during the run).
+pub fn start_with_snapshots(start: Instant, every: Option<Duration>, histograms: bool) -> Started {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let (live_tx, live_rx) = watch::channel(Live::default());
+    let (snap_tx, snap_rx) = watch::channel(None);
+    let handle = tokio::spawn(async move {
+        let mut agg = Aggregate {
+            start,
+            stats: HashMap::new(),
+            failures: HashMap::new(),
+            timeline: Vec::new(),
+            users: UserCounts::default(),
+            live: Live::default(),
+            total: new_histogram(),
+            total_failures: 0,
+            agents: Vec::new(),
+            events: None,
+            current: 0,
+            this_second: HashMap::new(),
+            series: Vec::new(),
+            levels: Vec::new(),
+            level_steps: histograms.then(HashMap::new),
+            closed_level: None,
+        };
+        let mut buf = Vec::with_capacity(256);
+        let mut tick = tokio::time::interval(every.unwrap_or(Duration::from_secs(3600)));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let n = tokio::select! {
+                n = rx.recv_many(&mut buf, 256) => n,
+                _ = tick.tick(), if every.is_some() => {
+                    snap_tx.send_replace(Some(Arc::new(agg.snapshot(start.elapsed(), histograms))));
+                    continue;
+                }
+            };
+            if n == 0 {
+                break;
+            }
+            for e in buf.drain(..) {
+                agg.add(e);
+            }
+            live_tx.send_replace(agg.live);
+        }
+        agg
+    });
+    (Recorder { tx }, live_rx, snap_rx, handle)
+}
+
+impl Aggregate {
+    fn second(&mut self, at: Instant) -> &mut Second {
+        let t = at.saturating_duration_since(self.start).as_secs();
+        while self.timeline.len() as u64 <= t {
+            let n = self.timeline.len() as u64;
+            self.timeline.push(Second {
+                t: n,
+                target_users: self.live.target,
+                users: self.live.users,
+                requests: 0,
+                failures: 0,
+            });
+        }
+        let i = t as usize;
+        &mut self.timeline[i]
+    }
+
+    /// Closes finished seconds of the per-step series.
+    fn roll(&mut self, now: Instant) {
+        let t = now.saturating_duration_since(self.start).as_secs();
+        if t > self.current {
+            self.flush();
+            self.current = t;
+        }
+    }
+
+    fn flush(&mut self) {
+        let t = self.current;
+        for ((phase, kind, name), (hist, failures)) in self.this_second.iter_mut() {
+            if hist.is_empty() {
+                continue;
+            }
+            let l = latency(hist);
+            self.series.push(StepSecond {
+                t,
+                phase: *phase,
+                kind: *kind,
+                name: name.to_string(),
+                count: hist.len(),
+                failures: *failures,
+                p50: l.p50,
+                p95: l.p95,
+                p99: l.p99,
+            });
+            hist.reset();
+            *failures = 0;
+        }
+    }
+
+    fn add(&mut self, e: Event) {
+        let now = Instant::now();
+        match e {
+            Event::Sample {
+                phase,
+                kind,
+                name,
+                method,
+                micros,
+                at,
+                failure,
+            } => {
+                self.roll(now);
+                let slot = self
+                    .this_second
+                    .entry((phase, kind, name.clone()))
+                    .or_insert_with(|| (new_histogram(), 0));
+                slot.0.saturating_record(micros.max(1));
+                slot.1 += u64::from(failure.is_some());
+                let failed = failure.is_some();
+                let key = (phase, kind, name.clone());
+                if let Some(steps) = self
+                    .level_steps
+                    .as_mut()
+                    .filter(|_| self.levels.last().is_some_and(|l| l.to.is_none()))
+                {
+                    Stat::record(steps, key.clone(), method, micros, failed);
+                }
+                Stat::record(&mut self.stats, key, method, micros, failed);
+                if let Some(level) = self.levels.last_mut().filter(|l| l.to.is_none()) {
+                    match kind {
+                        StatKind::Http => {
+                            level.http.saturating_record(micros.max(1));
+                            level.http_failures += u64::from(failed);
+                        }
+                        StatKind::Event => {
+                            level.events.saturating_record(micros.max(1));
+                            level.event_failures += u64::from(failed);
+                        }
+                        _ => {}
+                    }
+                }
+                if let Some(f) = failure {
+                    let entry = self
+                        .failures
+                        .entry((phase, name, f.reason))
+                        .or_insert((0, f.detail));
+                    entry.0 += 1;
+                }
+                if kind == StatKind::Http {
+                    self.total.saturating_record(micros.max(1));
+                    self.live.requests += 1;
+                    self.total_failures += u64::from(failed);
+                    self.live.failures += u64::from(failed);
+                    let sec = self.second(at);
+                    sec.requests += 1;
+                    sec.failures += u64::from(failed);
+                } else if failed {
+                    self.live.failures += 1;
+                    self.second(at).failures += 1;
+                }
+            }
+            Event::UserStarted => {
+                self.users.started += 1;
+                self.live.users += 1;
+            }
+            Event::UserStopped => self.live.users = self.live.users.saturating_sub(1),
+            Event::SetupOk => self.users.setup_ok += 1,
+            Event::StoppedByError => self.users.stopped_by_error += 1,
+            Event::Iteration => self.users.iterations += 1,
+            Event::Target(share) => self.live.target = share,
+            Event::Level(next) => {
+                let t = now.saturating_duration_since(self.start).as_secs_f64();
+                let index = self.levels.len().saturating_sub(1);
+                if let Some(open) = self.levels.last_mut().filter(|l| l.to.is_none()) {
+                    open.to = Some(t);
+                    if let Some(steps) = &self.level_steps {
+                        self.closed_level = Some(Arc::new(level_view(index, open, steps, t)));
+                    }
+                }
+                if let Some(steps) = &mut self.level_steps {
+                    steps.clear();
+                }
+                if let Some(next) = next {
+                    self.levels.push(LevelAgg::new(next, t));
+                }
+            }
+            Event::Gauge {
+                agent,
+                at,
+                mut sample,
+            } => {
+                sample.t = at.saturating_duration_since(self.start).as_secs_f64();
+                match self.agents.iter_mut().find(|a| a.name == agent) {
+                    Some(a) => a.samples.push(sample),
+                    None => self.agents.push(AgentGauges {
+                        name: agent,
+                        samples: vec![sample],
+                    }),
+                }
+            }
+            Event::EventCounts {
+                received,
+                duplicates,
+            } => {
+                self.events = Some(EventCounts {
+                    received,
+                    duplicates,
+                })
+            }
+        }
+        let (users, target) = (self.live.users, self.live.target);
+        let sec = self.second(now);
+        sec.users = users;
+        sec.target_users = target;
+    }
+
+    /// Turns the aggregate into result sections; `elapsed` is the run's length.
+    pub fn finish(mut self, elapsed: Duration) -> Finished {
+        self.flush();
+        self.snapshot(elapsed, true)
+    }
+
+    /// The results so far; `with_histograms` adds the serialized histograms (the live
+    /// views only need the summaries).
+    pub fn snapshot(&self, elapsed: Duration, with_histograms: bool) -> Finished {
+        let secs = elapsed.as_secs_f64().max(1e-9);
+        let stats = step_stats(&self.stats, secs, with_histograms);
+        let mut judged = Vec::new();
+        if let Some(closed) = &self.closed_level {
+            judged.push(closed.clone());
+        }
+        if let Some(steps) = &self.level_steps
+            && let Some(l) = self.levels.last().filter(|l| l.to.is_none())
+        {
+            judged.push(Arc::new(level_view(
+                self.levels.len() - 1,
+                l,
+                steps,
+                elapsed.as_secs_f64(),
+            )));
+        }
+        let total = totals(&self.total, self.total_failures, secs, with_histograms);
+        let mut failures: Vec<FailureGroup> = self
+            .failures
+            .iter()
+            .map(|((phase, name, reason), (count, example))| FailureGroup {
+                phase: *phase,
+                name: name.to_string(),
+                reason: reason.clone(),
+                count: *count,
+                example: example.clone(),
+            })
+            .collect();
+        failures.sort_by(|a, b| {
+            b.count
+                .cmp(&a.count)
+                .then_with(|| (a.phase, &a.name, &a.reason).cmp(&(b.phase, &b.name, &b.reason)))
+        });
+        let mut agents = self.agents.clone();
+        agents.sort_by(|a, b| a.name.cmp(&b.name));
+        let levels = self
+            .levels
+            .iter()
+            .map(|l| l.result(elapsed.as_secs_f64(), with_histograms))
+            .collect();
+        Finished {
+            stats,
+            total,
+            failures,
+            timeline: self.timeline.clone(),
+            users: self.users.clone(),
+            agents,
+            events: self.events.clone(),
+            series: self.series.clone(),
+            levels,
+            judged,
+        }
+    }
+}
+
+/// The aggregate turned into result sections.
+#[derive(Debug, Default, Clone)]
+pub struct Finished {
+    pub stats: Vec<StepStats>,
+    pub total: Totals,
+    pub failures: Vec<FailureGroup>,
+    pub timeline: Vec<Second>,
+    pub users: UserCounts,
+    pub agents: Vec<AgentGauges>,
+    pub events: Option<EventCounts>,
+    pub series: Vec<StepSecond>,
+    pub levels: Vec<LoadLevel>,
+    /// Only in snapshots of runs that check thresholds during the run: the load level that
+    /// closed last (complete) and the one in progress, with per-step statistics.
+    pub judged: Vec<Arc<LevelView>>,
+}
+
+/// One load level's statistics: what `abort` thresholds judge.
+#[derive(Debug, Clone)]
+pub struct LevelView {
+    /// Position in `levels`.
+    pub index: usize,
+    /// The shape has moved on: these are the level's final numbers.
+    pub closed: bool,
+    /// Users the shape asked for (all shards).
+    pub target_users: u64,
+    pub total: Totals,
+    pub stats: Vec<StepStats>,
+}
+
+/// Per-step statistics, sorted; histograms serialized only when asked.
+fn step_stats(map: &HashMap<StatKey, Stat>, secs: f64, with_histograms: bool) -> Vec<StepStats> {
+    let mut stats: Vec<StepStats> = map
+        .iter()
+        .map(|((phase, kind, name), s)| StepStats {
+            phase: *phase,
+            kind: *kind,
+            name: name.to_string(),
+            method: s.method.map(str::to_string),
+            count: s.hist.len(),
+            failures: s.failures,
+            latency_ms: latency(&s.hist),
+            per_second: s.hist.len() as f64 / secs,
+            histogram: if with_histograms {
+                encode(&s.hist)
+            } else {
+                String::new()
+            },
+        })
+        .collect();
+    stats.sort_by(|a, b| (a.phase, a.kind, &a.name).cmp(&(b.phase, b.kind, &b.name)));
+    stats
+}
+
+/// A level's statistics up to `now` (seconds since the start), histograms included.
+fn level_view(index: usize, l: &LevelAgg, steps: &HashMap<StatKey, Stat>, now: f64) -> LevelView {
+    let secs = (l.to.unwrap_or(now) - l.from).max(1e-9);
+    LevelView {
+        index,
+        closed: l.to.is_some(),
+        target_users: l.level.users,
+        total: totals(&l.http, l.http_failures, secs, true),
+        stats: step_stats(steps, secs, true),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::measure::histogram::decode;
+
+    #[test]
+    fn histograms_round_trip_and_merge_exactly() {
+        let mut a = new_histogram();
+        let mut b = new_histogram();
+        for v in 1..=1000u64 {
+            a.record(v * 7).unwrap();
+            b.record(v * 13).unwrap();
+        }
+        let mut merged = decode(&encode(&a)).unwrap();
+        merged.add(decode(&encode(&b)).unwrap()).unwrap();
+        let mut direct = a.clone();
+        direct.add(&b).unwrap();
+        assert_eq!(merged.len(), 2000);
+        assert_eq!(
+            merged.value_at_quantile(0.99),
+            direct.value_at_quantile(0.99)
+        );
+    }
+
+    #[tokio::test]
+    async fn aggregates_counts_and_failures() {
+        let start = Instant::now();
+        let (rec, _live, handle) = start_for_test(start);
+        let name: Arc<str> = Arc::from("ping");
+        for i in 0..10u64 {
+            let failure = (i % 5 == 0).then(|| Failure {
+                reason: "unexpected status 404".into(),
+                detail: format!("#{i}"),
+            });
+            rec.send(Event::Sample {
+                phase: Phase::Tasks,
+                kind: StatKind::Http,
+                name: name.clone(),
+                method: Some("POST"),
+                micros: 1000 + i,
+                at: start,
+                failure,
+            });
+        }
+        drop(rec);
+        let f = handle.await.unwrap().finish(Duration::from_secs(1));
+        let (stats, total, failures, timeline) = (f.stats, f.total, f.failures, f.timeline);
+        assert_eq!((stats[0].count, stats[0].failures), (10, 2));
+        assert_eq!((total.requests, total.failures), (10, 2));
+        assert_eq!((failures[0].count, failures[0].example.as_str()), (2, "#0"));
+        assert_eq!(timeline[0].requests, 10);
+    }
+
+    fn start_for_test(
+        s: Instant,
+    ) -> (
+        Recorder,
+        watch::Receiver<Live>,
+        tokio::task::JoinHandle<Aggregate>,
+    ) {
+        start(s)
+    }
+}

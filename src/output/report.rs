@@ -1,0 +1,227 @@
+//! Terminal report: a Locust-style table per phase, failures by reason, and the
+//! thresholds verdict. Reads only [`Results`], so it works for saved files too.
+
+use std::fmt::Write as _;
+
+use crate::plan::Phase;
+use crate::results::{Results, StatKind};
+
+pub use crate::measure::thresholds::{thresholds, thresholds_of};
+pub use crate::results::Verdict;
+
+/// The final report as text.
+pub fn render(results: &Results, verdicts: &[Verdict]) -> String {
+    let mut out = String::new();
+    let r = &results.run;
+    let _ = writeln!(
+        out,
+        "\nplan {} | run {} | {:?} after {:.1}s | {}",
+        results.plan.name, r.id, r.outcome, r.duration_secs, results.plan.shape
+    );
+    if let Some(s) = &r.stopped_by {
+        let _ = writeln!(out, "{}", s.describe());
+    }
+    let u = &results.users;
+    let _ = writeln!(
+        out,
+        "users: {} started, {} completed setup, {} stopped by errors, {} iterations",
+        u.started, u.setup_ok, u.stopped_by_error, u.iterations
+    );
+    for phase in [Phase::Setup, Phase::Tasks, Phase::Teardown] {
+        let rows: Vec<_> = results.stats.iter().filter(|s| s.phase == phase).collect();
+        if rows.is_empty() {
+            continue;
+        }
+        let _ = writeln!(
+            out,
+            "\n{:<8} {:<40} {:>8} {:>7} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
+            format!("{phase:?}").to_lowercase(),
+            "Name",
+            "# reqs",
+            "# fails",
+            "Median",
+            "90%ile",
+            "95%ile",
+            "99%ile",
+            "Max",
+            "req/s"
+        );
+        for s in rows {
+            let kind = kind_label(s);
+            let name: String = if s.name.chars().count() > 40 {
+                format!("{}…", s.name.chars().take(39).collect::<String>())
+            } else {
+                s.name.clone()
+            };
+            let l = &s.latency_ms;
+            let _ = writeln!(
+                out,
+                "{:<8} {:<40} {:>8} {:>7} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8.2}",
+                kind,
+                name,
+                s.count,
+                s.failures,
+                ms(l.p50),
+                ms(l.p90),
+                ms(l.p95),
+                ms(l.p99),
+                ms(l.max),
+                s.per_second
+            );
+        }
+    }
+    let t = &results.total;
+    let _ = writeln!(
+        out,
+        "\n{:<8} {:<40} {:>8} {:>7} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8.2}",
+        "",
+        "Aggregated (HTTP)",
+        t.requests,
+        t.failures,
+        ms(t.latency_ms.p50),
+        ms(t.latency_ms.p90),
+        ms(t.latency_ms.p95),
+        ms(t.latency_ms.p99),
+        ms(t.latency_ms.max),
+        t.per_second
+    );
+    let _ = writeln!(
+        out,
+        "(latencies in ms; `state` rows are time until a polled condition held; `take` rows are waits for another user's offer; `event` rows are the time from a step's send until an agent event arrived; `queue` rows are requests that waited for a free connection under target.max_connections)"
+    );
+    levels(&mut out, &results.levels);
+    if !results.failures.is_empty() {
+        let _ = writeln!(out, "\nfailures:");
+        for f in &results.failures {
+            let _ = writeln!(
+                out,
+                "  {:>6}x  {:?} / {}: {}",
+                f.count, f.phase, f.name, f.reason
+            );
+            let _ = writeln!(out, "           e.g. {}", f.example);
+        }
+    }
+    if !verdicts.is_empty() {
+        let _ = writeln!(out, "\nthresholds:");
+        for v in verdicts {
+            let _ = writeln!(
+                out,
+                "  {} {:<40} {:<12} measured {}",
+                if v.passed { "PASS" } else { "FAIL" },
+                v.label,
+                v.limit,
+                v.measured
+            );
+        }
+    }
+    out
+}
+
+/// The load levels table: how the target coped in each step or stage of the shape. Shown
+/// when the shape had more than one level (a constant shape has just the totals).
+fn levels(out: &mut String, levels: &[crate::results::LoadLevel]) {
+    let levels = shown_levels(levels);
+    if levels.is_empty() {
+        return;
+    }
+    let events = levels.iter().any(|l| l.events > 0);
+    let _ = write!(
+        out,
+        "\n{:>10} {:>7} {:>7} {:>8} {:>8} {:>7} {:>7} {:>8} {:>8} {:>8}",
+        "by load",
+        "from",
+        "to",
+        "req/s",
+        "# reqs",
+        "# fails",
+        "fail %",
+        "Median",
+        "95%ile",
+        "99%ile"
+    );
+    if events {
+        let _ = write!(out, " {:>8} {:>6} {:>9}", "# events", "lost", "event p95");
+    }
+    out.push('\n');
+    for l in levels {
+        let _ = write!(
+            out,
+            "{:>10} {:>6.0}s {:>6.0}s {:>8.2} {:>8} {:>7} {:>6.2}% {:>8} {:>8} {:>8}",
+            format!("{} u", level_users(l)),
+            l.from_secs,
+            l.to_secs,
+            l.per_second,
+            l.requests,
+            l.failures,
+            l.failure_pct(),
+            ms(l.latency_ms.p50),
+            ms(l.latency_ms.p95),
+            ms(l.latency_ms.p99)
+        );
+        if events {
+            let _ = write!(
+                out,
+                " {:>8} {:>6} {:>9}",
+                l.events,
+                l.event_failures,
+                ms(l.event_latency_ms.p95)
+            );
+        }
+        out.push('\n');
+    }
+    let _ = writeln!(
+        out,
+        "(each row: one step or stage of the shape, `a→b` a ramp; HTTP requests and agent events completed then; `lost` = events that never came)"
+    );
+}
+
+/// The levels a report shows: none for a shape of one part (the totals say it all), else
+/// each that measured something.
+pub fn shown_levels(levels: &[crate::results::LoadLevel]) -> Vec<&crate::results::LoadLevel> {
+    if levels.len() < 2 {
+        return Vec::new();
+    }
+    levels
+        .iter()
+        .filter(|l| l.requests + l.events > 0)
+        .collect()
+}
+
+/// A level's users: `40`, or `0→40` for a ramp.
+pub fn level_users(l: &crate::results::LoadLevel) -> String {
+    match l.from_users {
+        Some(from) => format!("{from}→{}", l.target_users),
+        None => l.target_users.to_string(),
+    }
+}
+
+/// A row's label: the HTTP method, or what a non-HTTP row measures.
+pub fn kind_label(s: &crate::results::StepStats) -> String {
+    match s.kind {
+        StatKind::Http => s.method.clone().unwrap_or_default(),
+        StatKind::Poll => "state".into(),
+        StatKind::Take => "take".into(),
+        StatKind::Event => "event".into(),
+        StatKind::Iteration => "iter".into(),
+        StatKind::Queue => "queue".into(),
+    }
+}
+
+pub fn phase_name(p: Phase) -> &'static str {
+    match p {
+        Phase::Setup => "setup",
+        Phase::Tasks => "tasks",
+        Phase::Teardown => "teardown",
+    }
+}
+
+/// Milliseconds with three significant figures at most, as the reports print them.
+pub fn ms(v: f64) -> String {
+    if v >= 100.0 {
+        format!("{v:.0}")
+    } else if v >= 10.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
+    }
+}

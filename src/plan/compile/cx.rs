@@ -1,0 +1,348 @@
+//! The compile context: findings so far, and compiling the plan's target, variables,
+//! tasks, think time, load shape and templated run settings.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use super::{CompiledStep, CompiledTarget, TaskList};
+use crate::plan::diagnostic::Diagnostic;
+use crate::plan::source::{self, SpanIndex};
+use crate::plan::template::{self, Compiler, Expr, JsonTemplate, Text};
+use crate::plan::{self, Phase, Plan, Tasks};
+
+pub(super) type Parts = (
+    CompiledTarget,
+    Vec<(String, JsonTemplate)>,
+    Vec<CompiledStep>,
+    Vec<TaskList>,
+    Vec<CompiledStep>,
+    Option<(Duration, Duration)>,
+    BTreeMap<String, Expr>,
+    BTreeMap<String, Text>,
+);
+
+pub(super) struct Cx<'a> {
+    pub(super) file: &'a str,
+    pub(super) spans: &'a SpanIndex,
+    pub(super) compiler: Compiler,
+    pub(super) diags: Vec<Diagnostic>,
+    pub(super) defined: BTreeSet<String>,
+    pub(super) step_names: BTreeSet<String>,
+}
+
+impl Cx<'_> {
+    pub(super) fn error(&mut self, pointer: &str, msg: impl Into<String>) {
+        self.diags
+            .push(Diagnostic::new(self.file, self.spans.value(pointer), msg));
+    }
+
+    /// A duration literal (checked now) or template (checked when resolved).
+    pub(super) fn duration(&mut self, pointer: &str, text: &str) -> Duration {
+        if template::is_template(text) {
+            self.compiler.text(pointer, text, false);
+            return Duration::ZERO;
+        }
+        crate::plan::duration::parse(text).unwrap_or_else(|e| {
+            self.error(pointer, e.to_string());
+            Duration::ZERO
+        })
+    }
+
+    pub(super) fn opt_duration(
+        &mut self,
+        pointer: &str,
+        text: Option<&String>,
+        default: Duration,
+    ) -> Duration {
+        text.map_or(default, |t| self.duration(pointer, t))
+    }
+
+    pub(super) fn plan(&mut self, plan: &Plan) -> Parts {
+        // Names defined anywhere: a use before definition is caught at run time as undefined.
+        self.defined.extend(plan.vars.keys().cloned());
+        let all_steps = plan
+            .user
+            .setup
+            .iter()
+            .chain(match &plan.user.tasks {
+                Tasks::Sequence(s) => s.iter().collect::<Vec<_>>(),
+                Tasks::Weighted(w) => w.choose.iter().flat_map(|c| c.steps.iter()).collect(),
+            })
+            .chain(plan.user.teardown.iter());
+        for step in all_steps {
+            self.defined.extend(step.capture.keys().cloned());
+            match (&step.name, &step.request) {
+                (Some(n), _) => {
+                    self.step_names.insert(n.clone());
+                }
+                (None, Some(r)) => {
+                    self.step_names
+                        .insert(format!("{} {}", r.method.as_str(), r.path));
+                }
+                _ => {}
+            }
+            if let Some(set) = &step.set {
+                self.defined.extend(set.keys().cloned());
+            }
+            if let Some(take) = &step.take {
+                self.defined.insert(take.into.clone());
+            }
+        }
+        let t = &plan.target;
+        let base_url = self.compiler.text("/target/base_url", &t.base_url, false);
+        let headers = self.texts("/target/headers", &t.headers);
+        let timeout = self.opt_duration(
+            "/target/timeout",
+            t.timeout.as_ref(),
+            Duration::from_secs(30),
+        );
+        let connect_timeout = self.opt_duration(
+            "/target/connect_timeout",
+            t.connect_timeout.as_ref(),
+            Duration::from_secs(5),
+        );
+        let target = CompiledTarget {
+            base_url,
+            headers,
+            timeout,
+            connect_timeout,
+            insecure: t.insecure_skip_tls_verify,
+            max_connections: t.max_connections,
+        };
+        for (name, var) in &plan.env {
+            if let Some(d) = &var.default
+                && let Err(why) = crate::plan::env::default_value(var.kind, d)
+            {
+                self.error(
+                    &format!("/env/{}/default", source::escape(name)),
+                    format!("default does not match type {:?}: {why}", var.kind).to_lowercase(),
+                );
+            }
+        }
+        let vars = self.jsons("/vars", &plan.vars);
+        let (load_params, load_texts) = self.load(&plan.load);
+        for name in plan.pools.keys() {
+            if name.is_empty() {
+                self.error("/pools", "pool names must not be empty");
+            }
+        }
+        let setup = self.steps("/user/setup", &plan.user.setup, Phase::Setup, plan);
+        let tasks = match &plan.user.tasks {
+            Tasks::Sequence(steps) => vec![TaskList {
+                name: "tasks".into(),
+                weight: 1,
+                steps: self.steps("/user/tasks", steps, Phase::Tasks, plan),
+            }],
+            Tasks::Weighted(w) => {
+                if w.choose.iter().all(|c| c.weight == 0) {
+                    self.error(
+                        "/user/tasks/choose",
+                        "at least one task needs a weight above 0",
+                    );
+                }
+                w.choose
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| TaskList {
+                        name: c.name.clone(),
+                        weight: c.weight,
+                        steps: self.steps(
+                            &format!("/user/tasks/choose/{i}/steps"),
+                            &c.steps,
+                            Phase::Tasks,
+                            plan,
+                        ),
+                    })
+                    .collect()
+            }
+        };
+        let teardown = self.steps("/user/teardown", &plan.user.teardown, Phase::Teardown, plan);
+        let think = plan
+            .user
+            .think
+            .as_ref()
+            .map(|t| self.think("/user/think", t));
+        for (i, th) in plan.thresholds.iter().enumerate() {
+            for (key, v) in [
+                ("p50", &th.p50),
+                ("p95", &th.p95),
+                ("p99", &th.p99),
+                ("max", &th.max),
+            ] {
+                if let Some(v) = v {
+                    self.duration(&format!("/thresholds/{i}/{key}"), v);
+                }
+            }
+            if let Some(r) = th.error_rate
+                && !(0.0..=1.0).contains(&r)
+            {
+                self.error(
+                    &format!("/thresholds/{i}/error_rate"),
+                    "error_rate is a share between 0.0 and 1.0",
+                );
+            }
+        }
+        (
+            target,
+            vars,
+            setup,
+            tasks,
+            teardown,
+            think,
+            load_params,
+            load_texts,
+        )
+    }
+
+    /// Compiles the templated run settings: event source and watched agents.
+    pub(super) fn settings(&mut self, plan: &Plan) -> BTreeMap<String, Text> {
+        let mut out = BTreeMap::new();
+        let mut add = |cx: &mut Self, pointer: String, value: Option<&String>| {
+            if let Some(v) = value {
+                let t = cx.compiler.text(&pointer, v, false);
+                out.insert(pointer, t);
+            }
+        };
+        if let Some(ev) = &plan.events {
+            if template::is_template(&ev.source) {
+                add(self, "/events/source".into(), Some(&ev.source));
+            } else if crate::plan::EventSource::parse(&ev.source).is_err() {
+                self.error(
+                    "/events/source",
+                    format!(
+                        "event source `{}` is neither `webhook` nor `websocket`",
+                        ev.source
+                    ),
+                );
+            }
+            add(self, "/events/listen".into(), ev.listen.as_ref());
+            add(self, "/events/public_url".into(), ev.public_url.as_ref());
+            add(
+                self,
+                "/events/websocket_url".into(),
+                ev.websocket_url.as_ref(),
+            );
+            add(self, "/events/api_key".into(), ev.api_key.as_ref());
+        }
+        for (i, w) in plan.watch.iter().enumerate() {
+            add(self, format!("/watch/{i}/url"), Some(&w.url));
+            add(self, format!("/watch/{i}/api_key"), w.api_key.as_ref());
+            if let Some(iv) = &w.interval {
+                self.duration(&format!("/watch/{i}/interval"), iv);
+            }
+        }
+        out
+    }
+
+    pub(super) fn think(&mut self, pointer: &str, text: &str) -> (Duration, Duration) {
+        match text.split_once("..") {
+            Some((lo, hi)) => {
+                let (lo, hi) = (
+                    self.duration(pointer, lo.trim()),
+                    self.duration(pointer, hi.trim()),
+                );
+                if lo > hi {
+                    self.error(pointer, format!("think range `{text}` goes backwards"));
+                }
+                (lo, hi)
+            }
+            None => {
+                let d = self.duration(pointer, text);
+                (d, d)
+            }
+        }
+    }
+
+    pub(super) fn load(
+        &mut self,
+        load: &plan::Load,
+    ) -> (BTreeMap<String, Expr>, BTreeMap<String, Text>) {
+        let mut nums = BTreeMap::new();
+        let mut durs = BTreeMap::new();
+        let mut num = |cx: &mut Self, pointer: String, n: &plan::Num| {
+            if let plan::Num::Template(t) = n {
+                let inner = t
+                    .trim()
+                    .strip_prefix("{{")
+                    .and_then(|s| s.strip_suffix("}}"))
+                    .map(str::trim);
+                match inner {
+                    Some(expr) => {
+                        let e = cx.compiler.expr(&pointer, expr, false);
+                        nums.insert(pointer, e);
+                    }
+                    None => cx.error(
+                        &pointer,
+                        format!("`{t}` is neither a number nor a `{{{{ expression }}}}`"),
+                    ),
+                }
+            }
+        };
+        let mut dur = |cx: &mut Self, pointer: String, d: &str| {
+            if template::is_template(d) {
+                let t = cx.compiler.text(&pointer, d, false);
+                durs.insert(pointer, t);
+            } else {
+                cx.duration(&pointer, d);
+            }
+        };
+        match load {
+            plan::Load::Steps(s) => {
+                dur(self, "/load/steps/step_time".into(), &s.step_time);
+                dur(self, "/load/steps/time_limit".into(), &s.time_limit);
+                num(self, "/load/steps/users_per_step".into(), &s.users_per_step);
+                num(self, "/load/steps/user_limit".into(), &s.user_limit);
+                if let Some(p) = &s.spawn_pct {
+                    num(self, "/load/steps/spawn_pct".into(), p);
+                }
+            }
+            plan::Load::Constant(c) => {
+                dur(self, "/load/constant/duration".into(), &c.duration);
+                num(self, "/load/constant/users".into(), &c.users);
+                if let Some(r) = &c.spawn_rate {
+                    num(self, "/load/constant/spawn_rate".into(), r);
+                }
+            }
+            plan::Load::Stages(stages) => {
+                if stages.is_empty() {
+                    self.error("/load/stages", "`stages` needs at least one stage");
+                }
+                for (i, s) in stages.iter().enumerate() {
+                    dur(self, format!("/load/stages/{i}/duration"), &s.duration);
+                    num(self, format!("/load/stages/{i}/target"), &s.target);
+                }
+            }
+            plan::Load::ArrivalRate(a) => {
+                match (&a.rate, &a.duration, &a.stages) {
+                    (Some(r), Some(d), None) => {
+                        num(self, "/load/arrival_rate/rate".into(), r);
+                        dur(self, "/load/arrival_rate/duration".into(), d);
+                    }
+                    (None, None, Some(stages)) if !stages.is_empty() => {
+                        for (i, s) in stages.iter().enumerate() {
+                            dur(
+                                self,
+                                format!("/load/arrival_rate/stages/{i}/duration"),
+                                &s.duration,
+                            );
+                            num(
+                                self,
+                                format!("/load/arrival_rate/stages/{i}/target"),
+                                &s.target,
+                            );
+                        }
+                    }
+                    _ => self.error(
+                        "/load/arrival_rate",
+                        "give either `rate` and `duration`, or a non-empty `stages` list",
+                    ),
+                }
+                num(self, "/load/arrival_rate/max_users".into(), &a.max_users);
+                if let Some(s) = &a.start_rate {
+                    num(self, "/load/arrival_rate/start_rate".into(), s);
+                }
+            }
+        }
+        (nums, durs)
+    }
+}

@@ -1,0 +1,21 @@
+//! The plan layer: what a user wrote, and everything that can be known about it before a run.
+//! It owns the plan model ([`model`], re-exported here), reading YAML with positions
+//! ([`source`]), schema checks and located diagnostics, durations, env variables, templates,
+//! captures, the compiler, resolution of templated settings once variables are known, and the
+//! load shapes as pure functions of time.
+//!
+//! Bottom layer: it imports nothing from the rest of the crate and does no network I/O.
+
+pub mod capture;
+pub mod compile;
+pub mod diagnostic;
+pub mod duration;
+pub mod env;
+pub mod model;
+pub mod resolve;
+pub mod schema;
+pub mod shape;
+pub mod source;
+pub mod template;
+
+pub use model::*;

@@ -1,0 +1,556 @@
+//! Templates and conditions: one minijinja environment per plan, every template and
+//! expression compiled once at load time and referred to by index on the hot path.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use base64::Engine as _;
+use minijinja::value::{Enumerator, Object, Value};
+use minijinja::{Environment, Error, ErrorKind, Expression, State, Template, UndefinedBehavior};
+
+/// Names every template may use without defining them.
+pub const BUILTINS: &[&str] = &[
+    "env",
+    "user",
+    "run",
+    "shard",
+    "webhook_url",
+    "loop",
+    "range",
+    "true",
+    "false",
+    "none",
+];
+/// Names only response conditions (`check.that`, `poll.until`, `wait_event.until`) may use.
+pub const RESPONSE_VARS: &[&str] = &["status", "body", "text", "headers", "event"];
+/// Functions registered in the environment.
+pub const FUNCTIONS: &[&str] = &["uuid", "random_word", "random_key", "now"];
+
+/// A plan's compiled templates and expressions; steps refer to them by id.
+pub struct Templates {
+    texts: Vec<Template<'static, 'static>>,
+    exprs: Vec<(Expression<'static, 'static>, String)>,
+}
+
+impl std::fmt::Debug for Templates {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Templates({} texts, {} expressions)",
+            self.texts.len(),
+            self.exprs.len()
+        )
+    }
+}
+
+/// A string from the plan: literal, or a compiled template.
+#[derive(Debug, Clone)]
+pub enum Text {
+    Literal(String),
+    Template(usize),
+}
+
+/// A compiled condition or value expression.
+#[derive(Debug, Clone, Copy)]
+pub struct Expr(usize);
+
+/// A JSON value whose string leaves may be templates; a leaf that is exactly one
+/// `{{ expression }}` keeps the expression's JSON type.
+#[derive(Debug, Clone)]
+pub enum JsonTemplate {
+    Literal(serde_json::Value),
+    Text(Text),
+    Expr(Expr),
+    Array(Vec<JsonTemplate>),
+    Object(Vec<(String, JsonTemplate)>),
+}
+
+/// A template problem found at load time, with the template's JSON pointer.
+#[derive(Debug, Clone)]
+pub struct TemplateIssue {
+    pub pointer: String,
+    pub message: String,
+}
+
+/// Collects a plan's templates, checks them, and builds [`Templates`].
+pub struct Compiler {
+    env: Environment<'static>,
+    texts: Vec<String>,
+    exprs: Vec<String>,
+    /// Undeclared variable names per pointer, e.g. `env.FOO`, `wallet_id`.
+    pub references: Vec<(String, Vec<String>, bool)>,
+    pub issues: Vec<TemplateIssue>,
+}
+
+impl Default for Compiler {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Compiler {
+    pub fn new() -> Self {
+        Compiler {
+            env: environment(),
+            texts: Vec::new(),
+            exprs: Vec::new(),
+            references: Vec::new(),
+            issues: Vec::new(),
+        }
+    }
+
+    /// A string that may hold `{{ … }}`; `response` allows `status`/`body`/… in it.
+    pub fn text(&mut self, pointer: &str, source: &str, response: bool) -> Text {
+        if !is_template(source) {
+            return Text::Literal(source.to_string());
+        }
+        match self
+            .env
+            .add_template_owned(pointer.to_string(), source.to_string())
+        {
+            Ok(()) => {
+                let vars = self
+                    .env
+                    .get_template(pointer)
+                    .map(|t| t.undeclared_variables(true))
+                    .unwrap_or_default();
+                self.references
+                    .push((pointer.to_string(), vars.into_iter().collect(), response));
+                self.texts.push(pointer.to_string());
+                Text::Template(self.texts.len() - 1)
+            }
+            Err(e) => {
+                self.issues.push(TemplateIssue {
+                    pointer: pointer.to_string(),
+                    message: describe(&e),
+                });
+                Text::Literal(String::new())
+            }
+        }
+    }
+
+    /// A bare expression such as `body.state == 'active'`.
+    pub fn expr(&mut self, pointer: &str, source: &str, response: bool) -> Expr {
+        match self.env.compile_expression(source) {
+            Ok(e) => {
+                let vars = e.undeclared_variables(true);
+                self.references
+                    .push((pointer.to_string(), vars.into_iter().collect(), response));
+            }
+            Err(e) => self.issues.push(TemplateIssue {
+                pointer: pointer.to_string(),
+                message: describe(&e),
+            }),
+        }
+        self.exprs.push(source.to_string());
+        Expr(self.exprs.len() - 1)
+    }
+
+    /// A JSON value with templated leaves.
+    pub fn json(&mut self, pointer: &str, value: &serde_json::Value) -> JsonTemplate {
+        match value {
+            serde_json::Value::String(s) => match single_expression(s) {
+                Some(inner) => JsonTemplate::Expr(self.expr(pointer, inner, false)),
+                None => match self.text(pointer, s, false) {
+                    Text::Literal(l) => JsonTemplate::Literal(serde_json::Value::String(l)),
+                    t => JsonTemplate::Text(t),
+                },
+            },
+            serde_json::Value::Array(items) => JsonTemplate::Array(
+                items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| self.json(&format!("{pointer}/{i}"), v))
+                    .collect(),
+            ),
+            serde_json::Value::Object(map) => JsonTemplate::Object(
+                map.iter()
+                    .map(|(k, v)| {
+                        (
+                            k.clone(),
+                            self.json(&format!("{pointer}/{}", crate::plan::source::escape(k)), v),
+                        )
+                    })
+                    .collect(),
+            ),
+            other => JsonTemplate::Literal(other.clone()),
+        }
+    }
+
+    /// Freezes the environment (leaked once per loaded plan: templates borrow it for the
+    /// life of the process) and compiles the handles the runner uses.
+    pub fn finish(self) -> Result<Templates, String> {
+        if !self.issues.is_empty() {
+            return Err("the plan's templates have errors".into());
+        }
+        let env: &'static Environment<'static> = Box::leak(Box::new(self.env));
+        // Steps refer to templates by position: every one must compile, or none is used.
+        let texts = self
+            .texts
+            .iter()
+            .map(|name| env.get_template(name).map_err(|e| describe(&e)))
+            .collect::<Result<_, _>>()?;
+        let exprs = self
+            .exprs
+            .into_iter()
+            .map(|src| {
+                env.compile_expression_owned(src.clone())
+                    .map(|e| (e, src))
+                    .map_err(|e| describe(&e))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Templates { texts, exprs })
+    }
+}
+
+impl Templates {
+    pub fn render(&self, text: &Text, ctx: &Value) -> Result<String, Error> {
+        match text {
+            Text::Literal(s) => Ok(s.clone()),
+            Text::Template(i) => self.texts[*i].render(ctx),
+        }
+    }
+
+    pub fn eval(&self, expr: Expr, ctx: &Value) -> Result<Value, Error> {
+        self.exprs[expr.0].0.eval(ctx)
+    }
+
+    /// The expression's source, for failure messages.
+    pub fn source(&self, expr: Expr) -> &str {
+        &self.exprs[expr.0].1
+    }
+
+    /// True when the condition holds (jinja truthiness).
+    pub fn holds(&self, expr: Expr, ctx: &Value) -> Result<bool, Error> {
+        Ok(self.eval(expr, ctx)?.is_true())
+    }
+
+    pub fn render_json(&self, t: &JsonTemplate, ctx: &Value) -> Result<serde_json::Value, Error> {
+        Ok(match t {
+            JsonTemplate::Literal(v) => v.clone(),
+            JsonTemplate::Text(text) => serde_json::Value::String(self.render(text, ctx)?),
+            JsonTemplate::Expr(e) => to_json(&self.eval(*e, ctx)?)?,
+            JsonTemplate::Array(items) => serde_json::Value::Array(
+                items
+                    .iter()
+                    .map(|i| self.render_json(i, ctx))
+                    .collect::<Result<_, _>>()?,
+            ),
+            JsonTemplate::Object(fields) => serde_json::Value::Object(
+                fields
+                    .iter()
+                    .map(|(k, v)| Ok((k.clone(), self.render_json(v, ctx)?)))
+                    .collect::<Result<_, Error>>()?,
+            ),
+        })
+    }
+}
+
+/// Converts a template value to JSON (undefined is an error, not `null`).
+pub fn to_json(v: &Value) -> Result<serde_json::Value, Error> {
+    if v.is_undefined() {
+        return Err(Error::new(
+            ErrorKind::UndefinedError,
+            "the expression is undefined",
+        ));
+    }
+    serde_json::to_value(v).map_err(|e| Error::new(ErrorKind::BadSerialization, e.to_string()))
+}
+
+pub fn is_template(s: &str) -> bool {
+    s.contains("{{") || s.contains("{%")
+}
+
+/// `"{{ expr }}"` → `Some("expr")` when the whole string is one expression.
+fn single_expression(s: &str) -> Option<&str> {
+    let inner = s.trim().strip_prefix("{{")?.strip_suffix("}}")?;
+    (!inner.contains("{{") && !inner.contains("}}") && !inner.contains("{%"))
+        .then_some(inner.trim())
+}
+
+/// One line saying what is wrong with a template, without minijinja's debug dump
+/// (which would print variable values, tokens included).
+pub fn describe(e: &Error) -> String {
+    let mut msg = e
+        .detail()
+        .map_or_else(|| e.kind().to_string(), |d| format!("{}: {d}", e.kind()));
+    if let Some(line) = e.line().filter(|l| *l > 1) {
+        msg.push_str(&format!(" (template line {line})"));
+    }
+    msg
+}
+
+fn environment() -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_debug(false);
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
+    env.add_function("uuid", |state: &State| -> String {
+        with_rng(state, random_uuid)
+    });
+    env.add_function("random_word", |state: &State| -> String {
+        with_rng(state, |r| WORDS[r.usize(..WORDS.len())].to_string())
+    });
+    env.add_function("random_key", |state: &State| -> String {
+        with_rng(state, |r| {
+            let mut bytes = [0u8; 32];
+            r.fill(&mut bytes);
+            bs58::encode(bytes).into_string()
+        })
+    });
+    env.add_function("now", || -> String {
+        humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
+    });
+    env.add_filter("invitation", |url: &str| -> Result<Value, Error> {
+        decode_invitation(url).map(|j| crate::plan::template::to_value(&j))
+    });
+    env
+}
+
+/// Decodes an out-of-band (`oob=`) or legacy (`c_i=`) invitation URL into its JSON object.
+pub fn decode_invitation(url: &str) -> Result<serde_json::Value, Error> {
+    let bad = |why: &str| {
+        Error::new(
+            ErrorKind::InvalidOperation,
+            format!("not an invitation URL: {why}"),
+        )
+    };
+    let query = url.split_once('?').map_or(url, |(_, q)| q);
+    let query = query.split('#').next().unwrap_or(query);
+    let encoded = query
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("oob=").or_else(|| kv.strip_prefix("c_i=")))
+        .ok_or_else(|| bad("it has no `oob=` or `c_i=` parameter"))?;
+    let encoded = encoded.replace("%3D", "=").replace("%3d", "=");
+    let trimmed = encoded.trim_end_matches('=');
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(trimmed)
+        .or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(trimmed))
+        .map_err(|_| bad("the parameter is not base64"))?;
+    let json: serde_json::Value =
+        serde_json::from_slice(&bytes).map_err(|_| bad("the decoded parameter is not JSON"))?;
+    if !json.is_object() {
+        return Err(bad("the decoded parameter is not a JSON object"));
+    }
+    Ok(json)
+}
+
+/// A user's random source, reachable from template functions as the `__rng` variable.
+#[derive(Debug)]
+pub struct RngCell(pub Mutex<fastrand::Rng>);
+
+impl Object for RngCell {
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        Enumerator::NonEnumerable
+    }
+}
+
+fn with_rng<T>(state: &State, f: impl FnOnce(&mut fastrand::Rng) -> T) -> T {
+    if let Some(cell) = state
+        .lookup("__rng")
+        .and_then(|v| v.downcast_object::<RngCell>())
+        && let Ok(mut rng) = cell.0.lock()
+    {
+        return f(&mut rng);
+    }
+    f(&mut fastrand::Rng::new())
+}
+
+fn random_uuid(rng: &mut fastrand::Rng) -> String {
+    let mut bytes = [0u8; 16];
+    rng.fill(&mut bytes);
+    uuid::Builder::from_random_bytes(bytes)
+        .into_uuid()
+        .to_string()
+}
+
+const WORDS: &[&str] = &[
+    "amber", "birch", "cedar", "delta", "ember", "fjord", "grove", "harbor", "iris", "juniper",
+    "kestrel", "lagoon", "maple", "nectar", "orchid", "pepper", "quartz", "raven", "sierra",
+    "tundra", "umber", "violet", "willow", "xenon", "yarrow", "zephyr", "atlas", "breeze", "comet",
+    "dune", "echo", "falcon",
+];
+
+/// Everything a template sees while one user runs one step. Lookups are lazy so a
+/// request costs a few `Arc` clones, not a copy of the user's state.
+#[derive(Debug)]
+pub struct Scope {
+    pub globals: Arc<Globals>,
+    pub user: Value,
+    pub vars: Arc<BTreeMap<String, Value>>,
+    pub response: Option<Arc<ResponseView>>,
+    /// The event a `wait_event` condition looks at.
+    pub event: Option<Arc<serde_json::Value>>,
+    pub rng: Value,
+}
+
+/// Values shared by all users of a run.
+#[derive(Debug, Default)]
+pub struct Globals {
+    pub env: Value,
+    pub run: Value,
+    pub shard: Value,
+    pub webhook_url: Value,
+    pub vars: BTreeMap<String, Value>,
+}
+
+/// The response a condition looks at.
+#[derive(Debug)]
+pub struct ResponseView {
+    pub status: u16,
+    /// The body as received; `text` and `body` are made from it only when asked.
+    pub body: bytes::Bytes,
+    pub json: Option<serde_json::Value>,
+    /// Kept as received; turned into a template value only when a condition asks.
+    pub headers: http::HeaderMap,
+}
+
+impl ResponseView {
+    /// The body as text (invalid UTF-8 replaced).
+    pub fn text(&self) -> std::borrow::Cow<'_, str> {
+        String::from_utf8_lossy(&self.body)
+    }
+}
+
+impl Object for Scope {
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        let key = key.as_str()?;
+        match key {
+            "env" => Some(self.globals.env.clone()),
+            "user" => Some(self.user.clone()),
+            "run" => Some(self.globals.run.clone()),
+            "shard" => Some(self.globals.shard.clone()),
+            "webhook_url" => Some(self.globals.webhook_url.clone()),
+            "__rng" => Some(self.rng.clone()),
+            "event" if self.event.is_some() => self.event.as_ref().map(|e| to_value(&**e)),
+            _ => {
+                if let Some(r) = &self.response {
+                    match key {
+                        "status" => return Some(Value::from(r.status)),
+                        "text" => return Some(Value::from(r.text().as_ref())),
+                        "headers" => {
+                            let map: BTreeMap<String, String> = r
+                                .headers
+                                .iter()
+                                .map(|(k, v)| {
+                                    (
+                                        k.as_str().to_string(),
+                                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                                    )
+                                })
+                                .collect();
+                            return Some(Value::from(map));
+                        }
+                        "body" => return Some(r.json.as_ref().map_or(Value::from(()), to_value)),
+                        _ => {}
+                    }
+                }
+                self.vars
+                    .get(key)
+                    .or_else(|| self.globals.vars.get(key))
+                    .cloned()
+            }
+        }
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        Enumerator::NonEnumerable
+    }
+}
+
+/// Converts serializable data (JSON bodies, captures) into a template value.
+pub fn to_value<T: serde::Serialize>(v: T) -> Value {
+    Value::from(minijinja::value::Serde(v))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx(vars: &[(&str, Value)]) -> Value {
+        Value::from_object(Scope {
+            globals: Arc::new(Globals::default()),
+            user: crate::plan::template::to_value(serde_json::json!({"index": 3})),
+            vars: Arc::new(
+                vars.iter()
+                    .map(|(k, v)| (k.to_string(), v.clone()))
+                    .collect(),
+            ),
+            response: None,
+            event: None,
+            rng: Value::from_object(RngCell(Mutex::new(fastrand::Rng::with_seed(7)))),
+        })
+    }
+
+    #[test]
+    fn single_expression_leaves_keep_their_type() {
+        let mut c = Compiler::new();
+        let t = c.json("/b", &serde_json::json!({"n": "{{ user.index + 1 }}", "s": "u-{{ user.index }}", "k": 5, "o": "{{ inv }}"}));
+        let tpl = c.finish().unwrap();
+        let inv =
+            crate::plan::template::to_value(serde_json::json!({"@type": "x", "services": [1]}));
+        let out = tpl.render_json(&t, &ctx(&[("inv", inv)])).unwrap();
+        assert_eq!(
+            out,
+            serde_json::json!({"n": 4, "s": "u-3", "k": 5, "o": {"@type": "x", "services": [1]}})
+        );
+    }
+
+    #[test]
+    fn strict_undefined_fails_render() {
+        let mut c = Compiler::new();
+        let t = c.text("/p", "/connections/{{ conn_id }}", false);
+        assert_eq!(c.references[0].1, vec!["conn_id".to_string()]);
+        let tpl = c.finish().unwrap();
+        let err = tpl.render(&t, &ctx(&[])).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::UndefinedError);
+    }
+
+    #[test]
+    fn syntax_errors_are_collected() {
+        let mut c = Compiler::new();
+        c.text("/p", "{{ a + }}", false);
+        c.expr("/w", "status ==", true);
+        assert_eq!(c.issues.len(), 2, "{:?}", c.issues);
+    }
+
+    #[test]
+    fn functions_are_seeded_per_user() {
+        let mut c = Compiler::new();
+        let t = c.text(
+            "/k",
+            "{{ random_key() }} {{ uuid() }} {{ random_word() }}",
+            false,
+        );
+        let tpl = c.finish().unwrap();
+        let a = tpl.render(&t, &ctx(&[])).unwrap();
+        let b = tpl.render(&t, &ctx(&[])).unwrap();
+        assert_eq!(a, b, "same seed, same values");
+        let key = a.split(' ').next().unwrap();
+        assert_eq!(bs58::decode(key).into_vec().unwrap().len(), 32);
+    }
+
+    #[test]
+    fn decodes_invitation_urls_with_and_without_padding() {
+        let json = serde_json::json!({"@type": "https://didcomm.org/out-of-band/1.1/invitation", "label": "m"});
+        let raw = serde_json::to_vec(&json).unwrap();
+        for engine in [
+            base64::engine::general_purpose::URL_SAFE,
+            base64::engine::general_purpose::URL_SAFE_NO_PAD,
+        ] {
+            let url = format!("http://127.0.0.1:3000?oob={}", engine.encode(&raw));
+            assert_eq!(decode_invitation(&url).unwrap(), json);
+        }
+        let legacy = format!(
+            "http://x/?c_i={}",
+            base64::engine::general_purpose::STANDARD.encode(&raw)
+        );
+        assert_eq!(decode_invitation(&legacy).unwrap(), json);
+        assert!(
+            decode_invitation("http://x/?foo=1")
+                .unwrap_err()
+                .to_string()
+                .contains("no `oob=`")
+        );
+    }
+}
