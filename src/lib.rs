@@ -34,6 +34,7 @@ pub mod console {
 }
 
 pub mod cli;
+pub mod didcomm;
 pub mod engine;
 pub mod measure;
 pub mod output;

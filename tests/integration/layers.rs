@@ -81,9 +81,7 @@ fn layers_import_only_downward() {
     let mut wrong = Vec::new();
     for (unit, files) in &units {
         let Some(may) = allowed.get(unit.as_str()) else {
-            wrong.push(format!(
-                "src/{unit} is not a known layer: add it to LAYERS"
-            ));
+            wrong.push(format!("src/{unit} is not a known layer: add it to LAYERS"));
             continue;
         };
         for f in files {
@@ -107,7 +105,10 @@ fn the_layer_table_has_no_cycle() {
     let mut seen = BTreeSet::new();
     for (unit, may) in LAYERS {
         for m in *may {
-            assert!(seen.contains(m), "{unit} may import {m}, which is not below it");
+            assert!(
+                seen.contains(m),
+                "{unit} may import {m}, which is not below it"
+            );
         }
         seen.insert(*unit);
     }

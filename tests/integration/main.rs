@@ -2,6 +2,7 @@
 //! and end to end against real ACA-Py agents.
 
 mod deploy;
+mod didcomm;
 mod e2e;
 mod engine;
 mod explain;
