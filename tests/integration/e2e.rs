@@ -2,14 +2,16 @@
 //! started by `scripts/acapy-stack.sh` on their own loopback ports. The assertions ask
 //! the agents themselves, not only acaload's output.
 
-use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
-const MEDIATOR_PORT: &str = "4300";
+use crate::stack::{
+    Ports, Stack, bin, count, granted_on_mediator, repo, results, server_keys_on_mediator, skipped,
+};
+
 /// The issue's shape: 2 users every 5 s up to 6, for 30 s.
 const ISSUE_SHAPE: [&str; 8] = [
     "--set",
@@ -21,129 +23,13 @@ const ISSUE_SHAPE: [&str; 8] = [
     "--set",
     "TIME_LIMIT_MINS=0.5",
 ];
-const MEDIATOR_ADMIN_PORT: &str = "4301";
-const AGENT_PORT: &str = "4310";
-const AGENT_ADMIN_PORT: &str = "4311";
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_acaload"))
-}
-
-/// The stack for this test: started on creation, stopped on drop (also when a test fails).
-struct Stack {
-    dir: PathBuf,
-    env_file: PathBuf,
-    vars: HashMap<String, String>,
-}
-
-impl Stack {
-    fn script(dir: &Path, args: &[&str]) -> std::process::Output {
-        Command::new(repo().join("scripts/acapy-stack.sh"))
-            .args(args)
-            .env("ACAPY_STACK_DIR", dir.join("stack"))
-            .env("MEDIATOR_PORT", MEDIATOR_PORT)
-            .env("MEDIATOR_ADMIN_PORT", MEDIATOR_ADMIN_PORT)
-            .env("AGENT_PORT", AGENT_PORT)
-            .env("AGENT_ADMIN_PORT", AGENT_ADMIN_PORT)
-            .output()
-            .expect("run scripts/acapy-stack.sh")
-    }
-
-    fn up() -> Stack {
-        let dir = repo().join("target/e2e");
-        std::fs::create_dir_all(&dir).unwrap();
-        let _ = Self::script(&dir, &["down"]);
-        let env_file = dir.join("stack.env");
-        let out = Self::script(&dir, &["up", env_file.to_str().unwrap()]);
-        assert!(
-            out.status.success(),
-            "stack did not start:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let vars = std::fs::read_to_string(&env_file)
-            .unwrap()
-            .lines()
-            .filter_map(|l| {
-                l.split_once('=')
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-            })
-            .collect();
-        Stack {
-            dir,
-            env_file,
-            vars,
-        }
-    }
-
-    fn get(&self, admin: &str, key: &str, path: &str) -> Value {
-        let url = format!("{}{}", self.vars[admin], path);
-        let out = Command::new("curl")
-            .args(["-sf", "-H", &format!("X-API-Key: {}", self.vars[key]), &url])
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "GET {url} failed");
-        serde_json::from_slice(&out.stdout).unwrap()
-    }
-
-    fn mediator(&self, path: &str) -> Value {
-        self.get("MEDIATOR_ADMIN_URL", "MEDIATOR_ADMIN_API_KEY", path)
-    }
-
-    fn agent(&self, path: &str) -> Value {
-        self.get("ACAPY_ADMIN_URL", "ACAPY_ADMIN_API_KEY", path)
-    }
-
-    fn acaload(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(bin());
-        cmd.current_dir(repo())
-            .args(args)
-            .arg("--env-file")
-            .arg(&self.env_file);
-        cmd
-    }
-}
-
-impl Drop for Stack {
-    fn drop(&mut self) {
-        let out = Self::script(&self.dir, &["down"]);
-        if !out.status.success() {
-            eprintln!(
-                "stack down failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-    }
-}
-
-fn count(v: &Value) -> usize {
-    v["results"].as_array().map_or(0, Vec::len)
-}
-
-fn granted_on_mediator(stack: &Stack) -> usize {
-    count(&stack.mediator("/mediation/requests?state=granted&limit=10000"))
-}
-
-fn server_keys_on_mediator(stack: &Stack) -> usize {
-    let v = stack.mediator("/mediation/keylists?role=server&limit=10000");
-    count(&v)
-}
-
-fn results(path: &Path) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(path).expect("results file written"))
-        .expect("results are JSON")
-}
 
 #[test]
 fn mediator_plan_end_to_end_against_real_acapy() {
-    if std::env::var("ACALOAD_SKIP_E2E").is_ok_and(|v| v == "1") {
-        eprintln!("SKIPPED: end-to-end test (ACALOAD_SKIP_E2E=1)");
+    if skipped("end-to-end test") {
         return;
     }
-    let stack = Stack::up();
+    let stack = Stack::up("e2e", Ports(4300));
     let out_dir = stack.dir.clone();
 
     // Warm the fresh mediator with one onboarding (its routing DID is created on the

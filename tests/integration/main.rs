@@ -6,6 +6,8 @@ mod didcomm;
 mod e2e;
 mod engine;
 mod explain;
+mod faults;
 mod layers;
 mod report;
+mod stack;
 mod validate;

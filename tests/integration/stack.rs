@@ -1,0 +1,166 @@
+//! A real ACA-Py stack for one test: `scripts/acapy-stack.sh` on the test's own loopback
+//! ports and state dir, started on creation and stopped on drop (also when a test fails).
+//! Tests with real agents run one at a time ([`Stack::up`] holds a lock): two stacks and
+//! acaload on two cores would make each other's timings meaningless.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+static REAL_AGENTS: Mutex<()> = Mutex::new(());
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_acaload"))
+}
+
+/// True when the end-to-end tests are switched off for this run (`ACALOAD_SKIP_E2E=1`).
+pub fn skipped(what: &str) -> bool {
+    let skip = std::env::var("ACALOAD_SKIP_E2E").is_ok_and(|v| v == "1");
+    if skip {
+        eprintln!("SKIPPED: {what} (ACALOAD_SKIP_E2E=1)");
+    }
+    skip
+}
+
+/// The loopback ports of one stack: mediator DIDComm HTTP (its WebSocket is `base + 2`),
+/// mediator admin `base + 1`, multitenant agent `base + 10` and admin `base + 11`.
+#[derive(Clone, Copy)]
+pub struct Ports(pub u16);
+
+pub struct Stack {
+    pub dir: PathBuf,
+    pub env_file: PathBuf,
+    pub vars: HashMap<String, String>,
+    ports: Ports,
+    _serial: MutexGuard<'static, ()>,
+}
+
+impl Stack {
+    fn script(dir: &Path, ports: Ports, args: &[&str]) -> std::process::Output {
+        let p = |n: u16| (ports.0 + n).to_string();
+        Command::new(repo().join("scripts/acapy-stack.sh"))
+            .args(args)
+            .env("ACAPY_STACK_DIR", dir.join("stack"))
+            .env("MEDIATOR_PORT", p(0))
+            .env("MEDIATOR_ADMIN_PORT", p(1))
+            .env("MEDIATOR_WS_PORT", p(2))
+            .env("AGENT_PORT", p(10))
+            .env("AGENT_ADMIN_PORT", p(11))
+            .output()
+            .expect("run scripts/acapy-stack.sh")
+    }
+
+    /// Starts a mediator and a multitenant agent; `name` is the state folder under
+    /// `target/`.
+    pub fn up(name: &str, ports: Ports) -> Stack {
+        let serial = REAL_AGENTS.lock().unwrap_or_else(|e| e.into_inner());
+        let dir = repo().join("target").join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        let _ = Self::script(&dir, ports, &["down"]);
+        let env_file = dir.join("stack.env");
+        let out = Self::script(&dir, ports, &["up", env_file.to_str().unwrap()]);
+        assert!(
+            out.status.success(),
+            "stack did not start:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let vars = std::fs::read_to_string(&env_file)
+            .unwrap()
+            .lines()
+            .filter_map(|l| {
+                l.split_once('=')
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+            })
+            .collect();
+        Stack {
+            dir,
+            env_file,
+            vars,
+            ports,
+            _serial: serial,
+        }
+    }
+
+    /// `scripts/acapy-stack.sh kill|restart mediator|multi`, which must succeed.
+    pub fn control(&self, action: &str, agent: &str) {
+        let out = Self::script(&self.dir, self.ports, &[action, agent]);
+        assert!(
+            out.status.success(),
+            "{action} {agent} failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    pub fn get(&self, admin: &str, key: &str, path: &str) -> Value {
+        let url = format!("{}{}", self.vars[admin], path);
+        let out = Command::new("curl")
+            .args(["-sf", "-H", &format!("X-API-Key: {}", self.vars[key]), &url])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "GET {url} failed");
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    pub fn mediator(&self, path: &str) -> Value {
+        self.get("MEDIATOR_ADMIN_URL", "MEDIATOR_ADMIN_API_KEY", path)
+    }
+
+    pub fn agent(&self, path: &str) -> Value {
+        self.get("ACAPY_ADMIN_URL", "ACAPY_ADMIN_API_KEY", path)
+    }
+
+    pub fn acaload(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(bin());
+        cmd.current_dir(repo())
+            .args(args)
+            .arg("--env-file")
+            .arg(&self.env_file);
+        cmd
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        let out = Self::script(&self.dir, self.ports, &["down"]);
+        if !out.status.success() {
+            eprintln!(
+                "stack down failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+}
+
+pub fn count(v: &Value) -> usize {
+    v["results"].as_array().map_or(0, Vec::len)
+}
+
+pub fn granted_on_mediator(stack: &Stack) -> usize {
+    count(&stack.mediator("/mediation/requests?state=granted&limit=10000"))
+}
+
+pub fn server_keys_on_mediator(stack: &Stack) -> usize {
+    count(&stack.mediator("/mediation/keylists?role=server&limit=10000"))
+}
+
+pub fn results(path: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(path).expect("results file written"))
+        .expect("results are JSON")
+}
+
+/// Polls `ready` every 200 ms until it holds; panics with `what` after `limit`.
+pub fn wait_until(what: &str, limit: Duration, mut ready: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !ready() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
