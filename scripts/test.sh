@@ -8,4 +8,5 @@ cd "$(dirname "$0")/.."
 scripts/install-test-deps.sh
 cargo fmt --all -- --check
 cargo clippy --release --all-targets -q -- -D warnings
+RUSTDOCFLAGS="-D warnings" cargo doc --release --no-deps -q
 CI=true cargo test --release --all-targets

@@ -1,8 +1,8 @@
 //! Loading a plan: YAML → JSON with spans → schema → typed model → compiled steps.
 //! Every template, condition and JSONPath is compiled here, once; the runner only renders.
 //!
-//! [`load`] runs the pipeline; [`cx`] compiles the plan's settings and load shape, [`steps`]
-//! its steps; [`names`] lists what a plan defines.
+//! `load` runs the pipeline; `cx` compiles the plan's settings and load shape, `steps`
+//! its steps; `names` lists what a plan defines.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
