@@ -30,8 +30,8 @@ pub async fn drive(
     let mut last_spawn = start;
     let mut last_target = u64::MAX;
     let mut last_level = None;
-    let tick = Duration::from_millis(20);
-    let end = start + shape.duration();
+    // A spawn this late after its slot restarts the spawn clock instead of catching up.
+    let late = Duration::from_millis(20);
     if let Shape::ArrivalRate { max_users, .. } = shape {
         return drive_open(ctx, shape, *max_users, start, stop_all, users).await;
     }
@@ -50,9 +50,9 @@ pub async fn drive(
             last_level = level.map(|l| l.index);
             ctx.recorder.send(Event::Level(level));
         }
-        // Finished users free nothing: the shape counts started users, as Locust does.
-        while users.try_join_next().is_some() {}
-        let mut wake = (now + tick).min(end);
+        // Nothing changes before the shape's next change or the next spawn: sleep until then
+        // (an idle run wakes a few times per step, not 50 times a second).
+        let mut wake = start + shape.next_change(now - start);
         if slots.global < target.users {
             match target.spawn_rate {
                 None => {
@@ -65,7 +65,7 @@ pub async fn drive(
                     let first = slots.global == 0;
                     if first || now >= last_spawn + gap {
                         slots.grow(ctx, stop_all, users);
-                        last_spawn = if first || now > last_spawn + gap + tick {
+                        last_spawn = if first || now > last_spawn + gap + late {
                             now
                         } else {
                             last_spawn + gap
@@ -81,6 +81,9 @@ pub async fn drive(
         tokio::select! {
             _ = tokio::time::sleep_until(wake.into()) => {}
             _ = stop_all.cancelled() => return true,
+            // Finished users free nothing (the shape counts started users, as Locust does);
+            // their tasks are reaped as they end.
+            Some(_) = users.join_next(), if !users.is_empty() => {}
         }
     }
 }

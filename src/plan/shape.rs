@@ -192,6 +192,27 @@ impl Shape {
         }
     }
 
+    /// The first moment after `t` at which the closed model's target or load level may
+    /// differ from theirs at `t`; the end of the run at the latest. A driver sleeps until
+    /// then instead of polling the shape.
+    pub fn next_change(&self, t: Duration) -> Duration {
+        let end = self.duration();
+        if t >= end {
+            return end;
+        }
+        let next = match self {
+            Shape::Steps { step_time, .. } if !step_time.is_zero() => {
+                let step = step_time.as_nanos();
+                let nanos = (t.as_nanos() / step + 1).saturating_mul(step);
+                Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
+            }
+            Shape::Stages(stages) => next_whole_user(stages, t),
+            _ => end,
+        };
+        // Never now again: float rounding must not make a driver spin.
+        next.max(t + Duration::from_millis(1)).min(end)
+    }
+
     /// Iterations per second at `t` (open model only; 0 otherwise and after the end).
     pub fn rate_at(&self, t: Duration) -> f64 {
         match self {
@@ -289,6 +310,37 @@ impl Shape {
     }
 }
 
+/// When a ramp's interpolated users next cross a whole number (or its stage ends).
+fn next_whole_user(stages: &[Segment], t: Duration) -> Duration {
+    let mut from = 0.0_f64;
+    let mut elapsed = Duration::ZERO;
+    for s in stages {
+        let stage_end = elapsed + s.duration;
+        if t < stage_end {
+            let (a, b) = (from, s.target);
+            if a == b {
+                return stage_end;
+            }
+            let u = interpolate(0.0, stages, t);
+            // Rising: the next whole number above. Falling: the users (u's floor) change as u
+            // drops below its floor — at once when u sits on a whole number.
+            let k = if b > a {
+                u.floor() + 1.0
+            } else if u > u.floor() {
+                u.floor()
+            } else {
+                return t;
+            };
+            let frac = ((k - a) / (b - a)).clamp(0.0, 1.0);
+            let at = elapsed + s.duration.mul_f64(frac);
+            return at.min(stage_end);
+        }
+        elapsed = stage_end;
+        from = s.target;
+    }
+    elapsed
+}
+
 fn interpolate(start: f64, stages: &[Segment], t: Duration) -> f64 {
     let mut from = start;
     let mut elapsed = Duration::ZERO;
@@ -310,6 +362,85 @@ mod tests {
 
     fn secs(s: f64) -> Duration {
         Duration::from_secs_f64(s)
+    }
+
+    #[test]
+    fn next_change_is_where_steps_and_ramps_change() {
+        let steps = Shape::Steps {
+            step_time: secs(10.0),
+            users_per_step: 10,
+            user_limit: 25,
+            time_limit: secs(60.0),
+            spawn_pct: 0.5,
+        };
+        assert_eq!(steps.next_change(secs(0.0)), secs(10.0));
+        assert_eq!(steps.next_change(secs(12.5)), secs(20.0));
+        assert_eq!(steps.next_change(secs(59.0)), secs(60.0));
+        let constant = Shape::Constant {
+            users: 3,
+            duration: secs(30.0),
+            spawn_rate: None,
+        };
+        assert_eq!(constant.next_change(secs(1.0)), secs(30.0));
+        // 0 → 4 users in 4 s: one more user each second; then down to 2 in 2 s.
+        let ramp = Shape::Stages(vec![
+            Segment {
+                duration: secs(4.0),
+                target: 4.0,
+            },
+            Segment {
+                duration: secs(2.0),
+                target: 2.0,
+            },
+        ]);
+        let near = |a: Duration, b: f64| (a.as_secs_f64() - b).abs() < 1e-6;
+        assert!(near(ramp.next_change(secs(0.0)), 1.0));
+        assert!(near(ramp.next_change(secs(2.5)), 3.0));
+        assert!(near(ramp.next_change(secs(3.5)), 4.0));
+        assert!(
+            near(ramp.next_change(secs(4.0)), 4.001),
+            "4 → 3 users at once"
+        );
+        assert!(
+            near(ramp.next_change(secs(4.2)), 5.0),
+            "3 → 2 users after 5 s"
+        );
+        assert!(near(ramp.next_change(secs(5.5)), 6.0));
+    }
+
+    proptest! {
+        /// Between now and the next change, the target and the level stay as they are; the
+        /// next change is always later than now and never past the end.
+        #[test]
+        fn nothing_changes_before_next_change(
+            stage_secs in proptest::collection::vec((1u64..20, 0u64..50), 1..4),
+            step in 1u64..20, per in 1u64..10, limit in 1u64..40,
+            at in prop_oneof![0.0f64..1.0, (0u32..8).prop_map(|i| f64::from(i) / 8.0)],
+        ) {
+            let stages = Shape::Stages(
+                stage_secs.iter().map(|&(d, u)| Segment { duration: secs(d as f64), target: u as f64 }).collect(),
+            );
+            let steps = Shape::Steps {
+                step_time: secs(step as f64),
+                users_per_step: per,
+                user_limit: limit,
+                time_limit: secs(60.0),
+                spawn_pct: 1.0,
+            };
+            for shape in [stages, steps] {
+                let t = shape.duration().mul_f64(at);
+                let next = shape.next_change(t);
+                prop_assert!(next > t && next <= shape.duration());
+                let users = |x: Duration| shape.users_at(x).map(|u| u.users);
+                let level = |x: Duration| shape.level_at(x).map(|l| l.index);
+                // Sample strictly before the change (1 ms of slack for float rounding).
+                for i in 0..20 {
+                    let x = t + (next - t).saturating_sub(Duration::from_millis(1)).mul_f64(i as f64 / 20.0);
+                    prop_assert_eq!(users(x), users(t));
+                    prop_assert_eq!(level(x), level(t));
+                }
+            }
+        }
     }
 
     #[test]
