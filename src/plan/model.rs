@@ -398,9 +398,10 @@ pub enum Didcomm {
     /// Send a basic message to the peer: authcrypted to it, forward-wrapped for the mediator,
     /// POSTed to the mediator's endpoint (the latency of the POST).
     Message(DidcommMessage),
-    /// Wait until the last message reached the peer's socket: its latency runs from the send.
-    /// A message that does not arrive in time is counted lost (a later arrival is reported as
-    /// held in the mediator's queue, with how long).
+    /// Wait until every message sent since the last such wait reached the peer's socket (one
+    /// after the other: a burst), each one's latency from its send. A message that does not
+    /// arrive in time is counted lost (a later arrival is reported as held in the mediator's
+    /// queue, with how long).
     Delivered(DidcommWait),
     /// Trust ping with a response: to the peer through the mediator (both ways), or to the
     /// mediator over the own socket. Its latency is the round trip.

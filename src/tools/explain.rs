@@ -269,7 +269,7 @@ fn didcomm_line(
             "basic message to the peer: authcrypt, forward, POST to the mediator".into()
         }
         D::Delivered { timeout } => format!(
-            "wait until the last message reached the peer's socket (lost after {})",
+            "wait until the messages sent since the last wait reached the peer's socket (lost after {})",
             t(timeout)
         ),
         D::Ping { to, timeout } => format!(

@@ -76,8 +76,8 @@ pub struct EdgeAgent {
     registered: Vec<String>,
     invitation: Option<OpenInvitation>,
     peer: Option<PeerLink>,
-    /// The last message sent to the peer, for a `delivered` wait.
-    pub last_sent: Option<Sent>,
+    /// Messages sent to the peer that no `delivered` step has waited for yet.
+    pub unconfirmed: Vec<Sent>,
 }
 
 /// The answer a wait got, or why it got none.
@@ -189,7 +189,7 @@ impl EdgeAgent {
             registered: Vec::new(),
             invitation: None,
             peer: None,
-            last_sent: None,
+            unconfirmed: Vec::new(),
         };
         let mut request = DidexRequest::new(did.long, agent.label.clone(), &invitation.id);
         request.goal_code = Some("aries.vc.mediate".into());
@@ -518,8 +518,8 @@ impl EdgeAgent {
     }
 
     /// A basic message to the peer, POSTed to the mediator; the wait for its arrival at the
-    /// peer's socket is registered first. Returns when the POST was answered.
-    pub async fn message(&mut self, content: String) -> Result<(), EdgeError> {
+    /// peer's socket is registered first. Returns when the POST was answered, with the send time.
+    pub async fn message(&mut self, content: String) -> Result<Instant, EdgeError> {
         let link = self.peer()?.clone();
         let to = link
             .their
@@ -541,16 +541,21 @@ impl EdgeAgent {
         let envelope =
             pack_for_service(&plaintext, &link.their, &link.my_key).map_err(err("cannot pack"))?;
         let at = Instant::now();
-        self.last_sent = Some(Sent {
+        self.hub
+            .post(&link.their.service_endpoint, envelope)
+            .await
+            .map_err(|e| EdgeError::new("forward POST failed", e))?;
+        // Bounded: a plan that never waits keeps only the latest.
+        if self.unconfirmed.len() >= 1024 {
+            self.unconfirmed.remove(0);
+        }
+        self.unconfirmed.push(Sent {
             id: message.id,
             at,
             to,
             waiter,
         });
-        self.hub
-            .post(&link.their.service_endpoint, envelope)
-            .await
-            .map_err(|e| EdgeError::new("forward POST failed", e))
+        Ok(at)
     }
 
     /// Trust ping with a response: to the peer through the mediator, or to the mediator over

@@ -191,67 +191,26 @@ impl VirtualUser {
                     None => crate::didcomm::messages::new_id(),
                 };
                 let agent = self.edge().map_err(post)?;
-                let r = agent.message(content).await;
-                let sent_at = agent.last_sent.as_ref().map(|s| s.at);
-                if let Some(at) = sent_at {
-                    self.sent.insert(step.name.clone(), at);
-                }
-                r.map_err(post)?;
+                let at = agent.message(content).await.map_err(post)?;
+                self.sent.insert(step.name.clone(), at);
                 self.record(step, StatKind::Http, Some("POST"), started, None);
             }
             CompiledDidcomm::Delivered { timeout } => {
                 let agent = self.edge().map_err(event)?;
-                let Some(sent) = agent.last_sent.take() else {
+                let unconfirmed = std::mem::take(&mut agent.unconfirmed);
+                if unconfirmed.is_empty() {
                     return Err(event(EdgeError::new(
                         "no message sent yet",
                         "a `didcomm: message` step must come first",
                     )));
-                };
-                let deadline = sent.at + *timeout;
-                let found = tokio::time::timeout_at(deadline.into(), sent.waiter).await;
-                match found {
-                    Ok(Ok(a)) => {
-                        self.ctx.recorder.send(Event::Sample {
-                            phase: step.phase,
-                            kind: StatKind::Event,
-                            name: step.name.clone(),
-                            method: None,
-                            micros: a.at.saturating_duration_since(sent.at).as_micros() as u64,
-                            at: sent.at,
-                            failure: None,
-                        });
-                    }
-                    Ok(Err(_)) => {
-                        let why = sent
-                            .to
-                            .inbox
-                            .closed()
-                            .unwrap_or_else(|| "the peer's socket task ended".into());
-                        return Err(self.lost(
-                            step,
-                            sent.at,
-                            "lost: the peer's socket closed",
-                            why,
-                        ));
-                    }
-                    Err(_) => {
-                        sent.to.inbox.gave_up(
-                            &sent.id,
-                            Late {
-                                sent: sent.at,
-                                step: step.name.clone(),
-                            },
-                        );
-                        return Err(self.lost(
-                            step,
-                            sent.at,
-                            &format!(
-                                "lost: not at the peer's socket within {}",
-                                crate::plan::duration::format(*timeout)
-                            ),
-                            format!("message {}", sent.id),
-                        ));
-                    }
+                }
+                // each message sent since the last wait: its own sample, lost or delivered
+                let mut lost = false;
+                for sent in unconfirmed {
+                    lost |= !self.delivered(step, sent, *timeout).await;
+                }
+                if lost {
+                    return Err(None);
                 }
             }
             CompiledDidcomm::Ping { to, timeout } => {
@@ -282,14 +241,60 @@ impl VirtualUser {
         Ok(())
     }
 
-    /// Records a lost message (its `event` row, timed from the send) and fails the step.
-    fn lost(
+    /// Waits for one message at the peer's socket and records its delivery (or loss).
+    async fn delivered(
         &self,
         step: &CompiledStep,
-        sent: Instant,
-        reason: &str,
-        detail: String,
-    ) -> Option<Counted> {
+        sent: crate::engine::edge::Sent,
+        timeout: Duration,
+    ) -> bool {
+        let found = tokio::time::timeout_at((sent.at + timeout).into(), sent.waiter).await;
+        match found {
+            Ok(Ok(a)) => {
+                self.ctx.recorder.send(Event::Sample {
+                    phase: step.phase,
+                    kind: StatKind::Event,
+                    name: step.name.clone(),
+                    method: None,
+                    micros: a.at.saturating_duration_since(sent.at).as_micros() as u64,
+                    at: sent.at,
+                    failure: None,
+                });
+                true
+            }
+            Ok(Err(_)) => {
+                let why = sent
+                    .to
+                    .inbox
+                    .closed()
+                    .unwrap_or_else(|| "the peer's socket task ended".into());
+                self.lost(step, sent.at, "lost: the peer's socket closed", why);
+                false
+            }
+            Err(_) => {
+                sent.to.inbox.gave_up(
+                    &sent.id,
+                    Late {
+                        sent: sent.at,
+                        step: step.name.clone(),
+                    },
+                );
+                self.lost(
+                    step,
+                    sent.at,
+                    &format!(
+                        "lost: not at the peer's socket within {}",
+                        crate::plan::duration::format(timeout)
+                    ),
+                    format!("message {}", sent.id),
+                );
+                false
+            }
+        }
+    }
+
+    /// Records a lost message (its `event` row, timed from the send) and fails the step.
+    fn lost(&self, step: &CompiledStep, sent: Instant, reason: &str, detail: String) {
         // recorded here, timed from the send (the caller's record would start at the wait)
         let f = self.failure(step, reason.to_string(), detail);
         self.ctx.recorder.send(Event::Sample {
@@ -301,7 +306,6 @@ impl VirtualUser {
             at: sent,
             failure: Some(f),
         });
-        None
     }
 }
 
