@@ -188,3 +188,61 @@ impl Inbox {
         self.state.lock().ok().and_then(|s| s.closed.clone())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn arrival(raw: &str) -> Arrival {
+        let (header, message) = Message::parse(raw.as_bytes()).unwrap();
+        Arrival {
+            at: Instant::now(),
+            header,
+            message,
+            sender: None,
+        }
+    }
+
+    const GRANT: &str = r#"{"@type":"https://didcomm.org/coordinate-mediation/1.0/mediate-grant","@id":"g1","endpoint":"http://m","routing_keys":[]}"#;
+
+    #[test]
+    fn routes_by_thread_parent_and_type_or_keeps() {
+        let inbox = Inbox::default();
+        let mut by_type = inbox
+            .expect(vec![Match::Kind(MessageType::MediateGrant)])
+            .unwrap();
+        inbox.deliver(arrival(GRANT));
+        assert_eq!(by_type.try_recv().unwrap().header.id, "g1");
+        // nobody waits yet: kept for the waiter that comes later
+        inbox.deliver(arrival(
+            r#"{"@type":"https://didcomm.org/didexchange/1.1/request","@id":"r1","~thread":{"thid":"r1","pthid":"inv"},"did":"did:peer:4x"}"#,
+        ));
+        let mut by_parent = inbox.expect(vec![Match::Parent("inv".into())]).unwrap();
+        assert_eq!(by_parent.try_recv().unwrap().header.id, "r1");
+        let mut by_thread = inbox.expect(vec![Match::Thread("m1".into())]).unwrap();
+        inbox.deliver(arrival(
+            r#"{"@type":"https://didcomm.org/basicmessage/1.0/message","@id":"m1","content":"x"}"#,
+        ));
+        assert_eq!(by_thread.try_recv().unwrap().header.id, "m1");
+    }
+
+    #[test]
+    fn duplicates_late_arrivals_and_close() {
+        let inbox = Inbox::default();
+        assert!(matches!(inbox.take_in("a"), Taken::New));
+        assert!(matches!(inbox.take_in("a"), Taken::Duplicate));
+        inbox.gave_up(
+            "b",
+            Late {
+                sent: Instant::now(),
+                step: Arc::from("delivered"),
+            },
+        );
+        assert!(matches!(inbox.take_in("b"), Taken::Late(l) if &*l.step == "delivered"));
+        let mut waiting = inbox.expect(vec![Match::Thread("t".into())]).unwrap();
+        inbox.close("gone".into());
+        assert!(waiting.try_recv().is_err());
+        assert_eq!(inbox.expect(vec![]).unwrap_err(), "gone");
+        assert_eq!(inbox.closed().as_deref(), Some("gone"));
+    }
+}

@@ -85,3 +85,51 @@ impl Cx<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::plan::compile::{CompiledDidcomm, StepKind, load_str};
+
+    const HEAD: &str = "name: t\ntarget: { base_url: http://x }\nload: { constant: { users: 1, duration: 1s } }\nuser:\n  setup:\n";
+
+    fn load(steps: &str) -> Result<crate::plan::compile::CompiledPlan, String> {
+        load_str("t.yaml", format!("{HEAD}{steps}")).map_err(|f| f.render())
+    }
+
+    #[test]
+    fn edge_steps_compile_with_defaults() {
+        let p = load(
+            "    - didcomm: { connect: { invitation: \"{{ 'u' }}\", websocket: ws://x } }\n    - didcomm: { invite: { as: inv } }\n    - didcomm: { accept_invitation: { invitation: \"{{ inv }}\" } }\n    - didcomm: { ping: { to: peer } }\n    - didcomm: { disconnect: {} }\n",
+        )
+        .unwrap();
+        let kinds: Vec<_> = p
+            .setup
+            .iter()
+            .map(|s| match &s.kind {
+                StepKind::Didcomm(d) => (s.name.to_string(), d.action()),
+                _ => panic!("not didcomm"),
+            })
+            .collect();
+        assert_eq!(kinds[0], ("didcomm connect".into(), "connect"));
+        assert_eq!(kinds[4].1, "disconnect");
+        let StepKind::Didcomm(d) = &p.setup[3].kind else {
+            unreachable!()
+        };
+        assert!(matches!(**d, CompiledDidcomm::Ping { timeout, .. } if timeout.as_secs() == 10));
+    }
+
+    #[test]
+    fn mistakes_are_located() {
+        let e = load("    - didcomm: { ping: { to: everyone } }\n").unwrap_err();
+        assert!(e.contains("t.yaml:6:"), "{e}");
+        let e = load("    - didcomm: { delivered: { timeout: \"{{ env.X }}\" } }\n").unwrap_err();
+        assert!(
+            e.contains("t.yaml:6:") && e.contains("not a template"),
+            "{e}"
+        );
+        let e = load("    - didcomm: { delivered: {} }\n      sleep: 1s\n").unwrap_err();
+        assert!(e.contains("`didcomm`") && e.contains("`sleep`"), "{e}");
+        let e = load("    - didcomm: { message: {} }\n      check: { status: 200 }\n").unwrap_err();
+        assert!(e.contains("only applies to `request`"), "{e}");
+    }
+}
