@@ -27,8 +27,8 @@ if ((${#stack[@]} == 0)); then
 fi
 # Edge plans: no warm-up here, because plans/onboarding.yaml needs the multitenant agent. The fresh
 # mediator still creates its routing DID on the first grant, and concurrent first grants race (all but
-# one stay in `request`), so an edge plan should onboard one agent before its ramp (or warm it here
-# with a one-user run of that plan once it exists).
+# one stay in `request`); acaload's edge agents send their mediation requests one at a time until the
+# run's first grant, so they need none.
 # Plans without these step-shape variables ignore them.
 target/release/acaload run "$plan" --env-file .acapy/demo.env --out .acapy/demo-results.json \
     --set STEP_TIME_SECS="${STEP_TIME_SECS:-5}" --set USERS_ADDED_PER_STEP="${USERS_ADDED_PER_STEP:-2}" \

@@ -41,6 +41,8 @@ pub struct RunContext {
     pub verbose_failures: bool,
     /// Agent events by wallet, when the plan has an `events:` source.
     pub events: Option<Arc<crate::engine::events::EventHub>>,
+    /// What the run's edge agents share, when the plan has `didcomm:` steps.
+    pub edge: Option<Arc<crate::engine::edge::EdgeHub>>,
     /// Cancelled when the whole run ends (time limit or signal), not for one user.
     pub run_stop: CancellationToken,
     /// Users still busy before their teardown; at the end of a run, teardowns wait for

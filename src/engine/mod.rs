@@ -1,6 +1,7 @@
 //! The engine layer: running a resolved plan. It owns the run's shared context and stop
 //! signals, the orchestration (driver, abort watcher), virtual users, the HTTP client,
-//! agent events (webhooks, admin websocket), pairing pools, agent gauges and shard splitting.
+//! agent events (webhooks, admin websocket), edge agents (the users as DIDComm agents
+//! themselves, on `didcomm/`), pairing pools, agent gauges and shard splitting.
 //!
 //! It may import the plan, results and measure layers, never the reporters or the CLI:
 //! whatever a run shows while it goes (live view, Prometheus, live page) is handed in by
@@ -9,6 +10,7 @@
 pub mod abort;
 pub mod context;
 pub mod driver;
+pub mod edge;
 pub mod events;
 pub mod gauges;
 pub mod http;

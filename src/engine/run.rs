@@ -102,6 +102,18 @@ pub async fn execute(
             background.clone(),
         ));
     }
+    let edge = if uses_didcomm(&plan) {
+        match crate::engine::edge::EdgeHub::new(
+            recorder.clone(),
+            plan.target.timeout,
+            plan.target.connect_timeout,
+        ) {
+            Ok(h) => Some(Arc::new(h)),
+            Err(e) => return aborted(RunError::Client(e), info, &cfg, started_at, start),
+        }
+    } else {
+        None
+    };
     let stop_all = signals.graceful.child_token();
     let ctx = Arc::new(RunContext {
         plan: plan.clone(),
@@ -119,6 +131,7 @@ pub async fn execute(
         secrets: env.secrets.clone(),
         verbose_failures: cfg.verbose_failures,
         events: events.clone(),
+        edge: edge.clone(),
         run_stop: stop_all.clone(),
         busy: Busy::default(),
     });
@@ -204,12 +217,29 @@ pub async fn execute(
             duplicates: hub.duplicates.load(Relaxed),
         });
     }
+    if let Some(hub) = &edge {
+        use std::sync::atomic::Ordering::Relaxed;
+        recorder.send(Event::EventCounts {
+            received: hub.received.load(Relaxed),
+            duplicates: hub.duplicates.load(Relaxed),
+        });
+    }
+    drop(edge);
     drop(ctx);
     drop(recorder);
     let agg = aggregator.await.ok();
     let mut results = build(agg, info, &cfg, started_at, start.elapsed(), outcome);
     results.run.stopped_by = stopped_by;
     Ok(results)
+}
+
+/// Whether any step of the plan is an edge-agent step.
+fn uses_didcomm(plan: &CompiledPlan) -> bool {
+    plan.setup
+        .iter()
+        .chain(plan.tasks.iter().flat_map(|t| t.steps.iter()))
+        .chain(plan.teardown.iter())
+        .any(|s| matches!(s.kind, crate::plan::compile::StepKind::Didcomm(_)))
 }
 
 /// The results of a run that could not start.

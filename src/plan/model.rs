@@ -331,8 +331,8 @@ fn one() -> u32 {
     1
 }
 
-/// One step. Exactly one of `request`, `sleep`, `set`, `offer`, `take`, `wait_event` says what it does;
-/// the other keys refine it.
+/// One step. Exactly one of `request`, `sleep`, `set`, `offer`, `take`, `wait_event`, `didcomm`
+/// says what it does; the other keys refine it.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Step {
@@ -360,6 +360,9 @@ pub struct Step {
     /// Wait for an agent event (needs `events:`).
     #[serde(default)]
     pub wait_event: Option<WaitEvent>,
+    /// Act as an edge agent (a phone): speak DIDComm v1 to the mediator and to a peer.
+    #[serde(default)]
+    pub didcomm: Option<Didcomm>,
     /// Response checks; a failed check fails the step.
     #[serde(default)]
     pub check: Option<Check>,
@@ -372,6 +375,130 @@ pub struct Step {
     /// What the user does when the step fails.
     #[serde(default)]
     pub on_error: Option<OnError>,
+}
+
+/// What an edge agent does: the user itself is the agent (keys in memory), with one WebSocket
+/// to the mediator, as a Credo wallet. Exactly one action per step.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Didcomm {
+    /// Open the WebSocket to the mediator and connect with DID Exchange 1.1 from its
+    /// out-of-band invitation (a did:peer:4 with a `didcomm:transport/queue` endpoint).
+    Connect(DidcommConnect),
+    /// Ask the mediator for mediation and wait for the grant (time to granted; the first
+    /// sample of `onboarding` runs from the connect to the grant).
+    RequestMediation(DidcommWait),
+    /// Make an invitation key, register it with the mediator (`keylist-update`) and put an
+    /// out-of-band invitation routed through the mediator into a variable, to offer in a pool.
+    Invite(DidcommInvite),
+    /// Answer a peer's invitation: register a new key, DID Exchange through the mediator.
+    AcceptInvitation(DidcommAccept),
+    /// Wait for the peer that took this agent's invitation and complete the DID Exchange.
+    AwaitConnection(DidcommWait),
+    /// Send a basic message to the peer: authcrypted to it, forward-wrapped for the mediator,
+    /// POSTed to the mediator's endpoint (the latency of the POST).
+    Message(DidcommMessage),
+    /// Wait until every message sent since the last such wait reached the peer's socket (one
+    /// after the other: a burst), each one's latency from its send. A message that does not
+    /// arrive in time is counted lost (a later arrival is reported as held in the mediator's
+    /// queue, with how long).
+    Delivered(DidcommWait),
+    /// Trust ping with a response: to the peer through the mediator (both ways), or to the
+    /// mediator over the own socket. Its latency is the round trip.
+    Ping(DidcommPing),
+    /// Remove every key this agent registered (`keylist-update remove`) and close the socket.
+    /// Does nothing for a user that never connected.
+    Disconnect(DidcommWait),
+}
+
+/// `didcomm: { connect: … }`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DidcommConnect {
+    /// The mediator's out-of-band invitation URL (`?oob=`), e.g. `{{ env.MEDIATOR_INVITATION_URL }}`.
+    pub invitation: String,
+    /// The mediator's WebSocket endpoint, e.g. `{{ env.MEDIATOR_WS_URL }}` (ACA-Py puts only its
+    /// first endpoint, the HTTP one, in the invitation).
+    pub websocket: String,
+    /// The agent's label (default `acaload edge <user id>`).
+    #[serde(default)]
+    pub label: Option<String>,
+    /// Send a trust ping (no response) on the socket after every received message, so
+    /// messages the mediator held in its undelivered queue come out (ACA-Py issue 2111).
+    /// Default false: as Credo, which leaves them there.
+    #[serde(default)]
+    pub drain: Option<Flag>,
+    /// Give up on the WebSocket and the DID Exchange after this long (default `30s`).
+    #[serde(default)]
+    pub timeout: Option<String>,
+}
+
+/// A boolean, or a template rendering to `true` or `false`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum Flag {
+    Literal(bool),
+    Template(String),
+}
+
+/// An edge-agent action that waits for an answer.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DidcommWait {
+    /// Give up (a failure) after this long (default `30s`).
+    #[serde(default)]
+    pub timeout: Option<String>,
+}
+
+/// `didcomm: { invite: { as: NAME } }`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DidcommInvite {
+    /// The variable that receives the invitation (a JSON object).
+    #[serde(rename = "as")]
+    pub into: String,
+    /// Give up on the `keylist-update` after this long (default `30s`).
+    #[serde(default)]
+    pub timeout: Option<String>,
+}
+
+/// `didcomm: { accept_invitation: { invitation: … } }`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DidcommAccept {
+    /// The invitation: an object (`{{ peer.invitation }}`) or an `?oob=` URL.
+    pub invitation: serde_json::Value,
+    /// Give up after this long (default `30s`).
+    #[serde(default)]
+    pub timeout: Option<String>,
+}
+
+/// `didcomm: { message: … }`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DidcommMessage {
+    /// The text (template; default a fresh UUID).
+    #[serde(default)]
+    pub content: Option<String>,
+}
+
+/// `didcomm: { ping: … }`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DidcommPing {
+    /// `peer` (through the mediator, both ways) or `mediator` (over the own socket).
+    pub to: PingTo,
+    /// Give up (a failure) after this long (default `10s`).
+    #[serde(default)]
+    pub timeout: Option<String>,
+}
+
+/// Whom a trust ping goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PingTo {
+    Peer,
+    Mediator,
 }
 
 /// An HTTP request.

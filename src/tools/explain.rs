@@ -216,6 +216,9 @@ fn step_lines(
                 let _ = writeln!(out, "       latency measured from the send of `{c}`");
             }
         }
+        StepKind::Didcomm(d) => {
+            let _ = writeln!(out, "       {}", didcomm_line(plan, scope, d));
+        }
         StepKind::Take {
             pool,
             into,
@@ -228,6 +231,56 @@ fn step_lines(
                 crate::plan::duration::format(*timeout)
             );
         }
+    }
+}
+
+/// What an edge-agent step does, in one line.
+fn didcomm_line(
+    plan: &CompiledPlan,
+    scope: &Value,
+    d: &crate::plan::compile::CompiledDidcomm,
+) -> String {
+    use crate::plan::compile::CompiledDidcomm as D;
+    let t = |d: &std::time::Duration| crate::plan::duration::format(*d);
+    match d {
+        D::Connect {
+            websocket, timeout, ..
+        } => format!(
+            "open a WebSocket to {} and connect to the mediator (DID Exchange 1.1, did:peer:4; give up after {})",
+            render(plan, scope, websocket),
+            t(timeout)
+        ),
+        D::RequestMediation { timeout } => format!(
+            "mediate-request, wait for the grant (give up after {})",
+            t(timeout)
+        ),
+        D::Invite { into, .. } => format!(
+            "new invitation key, keylist-update add, invitation routed through the mediator into `{into}`"
+        ),
+        D::AcceptInvitation { timeout, .. } => format!(
+            "new key, keylist-update add, DID Exchange with the inviter through the mediator (give up after {})",
+            t(timeout)
+        ),
+        D::AwaitConnection { timeout } => format!(
+            "wait for the invitee's DID Exchange request, respond, wait for complete (give up after {})",
+            t(timeout)
+        ),
+        D::Message { .. } => {
+            "basic message to the peer: authcrypt, forward, POST to the mediator".into()
+        }
+        D::Delivered { timeout } => format!(
+            "wait until the messages sent since the last wait reached the peer's socket (lost after {})",
+            t(timeout)
+        ),
+        D::Ping { to, timeout } => format!(
+            "trust ping with a response to the {} (give up after {})",
+            match to {
+                crate::plan::PingTo::Peer => "peer, through the mediator",
+                crate::plan::PingTo::Mediator => "mediator, over the own socket",
+            },
+            t(timeout)
+        ),
+        D::Disconnect { .. } => "keylist-update remove every key, close the socket".into(),
     }
 }
 

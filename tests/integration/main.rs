@@ -4,6 +4,7 @@
 mod deploy;
 mod didcomm;
 mod e2e;
+mod edge;
 mod engine;
 mod explain;
 mod faults;

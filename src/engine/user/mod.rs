@@ -16,6 +16,7 @@ use crate::plan::compile::{CompiledStep, StepKind};
 use crate::plan::template::{ResponseView, RngCell, Scope};
 use crate::results::StatKind;
 
+mod didcomm;
 mod failure;
 mod request;
 mod step;
@@ -51,6 +52,8 @@ pub struct VirtualUser {
     consumed: Vec<u64>,
     /// Open model: iterations come as scheduled start times instead of a loop.
     feed: Option<(Arc<Feed>, Instant)>,
+    /// The DIDComm agent this user is, once a `didcomm: connect` step made it.
+    edge: Option<crate::engine::edge::EdgeAgent>,
 }
 
 /// The open model's iteration tickets: each carries its scheduled start.
@@ -70,6 +73,17 @@ impl Feed {
             rx: tokio::sync::Mutex::new(rx),
             idle: Default::default(),
         })
+    }
+}
+
+/// A wait for something already sent: it still runs after a stop, so what was sent is counted.
+fn completes_a_measurement(kind: &StepKind) -> bool {
+    match kind {
+        StepKind::WaitEvent(_) => true,
+        StepKind::Didcomm(d) => {
+            matches!(**d, crate::plan::compile::CompiledDidcomm::Delivered { .. })
+        }
+        _ => false,
     }
 }
 
@@ -122,6 +136,7 @@ impl VirtualUser {
             step_started: Instant::now(),
             consumed: Vec::new(),
             feed: None,
+            edge: None,
         }
     }
 
@@ -165,6 +180,10 @@ impl VirtualUser {
         }
         // Teardown runs for every user, also on stop; its steps guard themselves with `when`.
         self.run_steps(&ctx.plan.teardown).await;
+        if let Some(mut agent) = self.edge.take() {
+            // a plan without a `disconnect` step still closes its socket
+            agent.close(Duration::from_secs(1)).await;
+        }
         ctx.recorder.send(Event::UserStopped);
     }
 
@@ -293,8 +312,7 @@ impl VirtualUser {
         let teardown = steps.first().is_some_and(|s| s.phase == Phase::Teardown);
         for step in steps {
             // After a stop, only waits that complete a measurement still run.
-            if self.stop.is_cancelled() && !teardown && !matches!(step.kind, StepKind::WaitEvent(_))
-            {
+            if self.stop.is_cancelled() && !teardown && !completes_a_measurement(&step.kind) {
                 return Flow::Stop;
             }
             if self.ctx.hard_stop.is_cancelled() {

@@ -104,6 +104,7 @@ impl VirtualUser {
                 }
             }
             StepKind::WaitEvent(w) => self.wait_event(step, w).await,
+            StepKind::Didcomm(d) => self.didcomm(step, d).await,
         }
     }
 

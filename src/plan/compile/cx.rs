@@ -87,6 +87,9 @@ impl Cx<'_> {
             if let Some(take) = &step.take {
                 self.defined.insert(take.into.clone());
             }
+            if let Some(plan::Didcomm::Invite(i)) = &step.didcomm {
+                self.defined.insert(i.into.clone());
+            }
         }
         let t = &plan.target;
         let base_url = self.compiler.text("/target/base_url", &t.base_url, false);

@@ -15,6 +15,7 @@ use crate::plan::template::{self, Expr, JsonTemplate, Templates, Text};
 use crate::plan::{ErrorAction, Method, Phase, Plan};
 
 mod cx;
+mod didcomm;
 mod load;
 mod names;
 mod steps;
@@ -113,6 +114,63 @@ pub enum StepKind {
         timeout: Duration,
     },
     WaitEvent(Box<CompiledWait>),
+    Didcomm(Box<CompiledDidcomm>),
+}
+
+/// A compiled edge-agent action (`didcomm:`); timeouts are literal durations.
+#[derive(Debug)]
+pub enum CompiledDidcomm {
+    Connect {
+        invitation: Text,
+        websocket: Text,
+        label: Option<Text>,
+        drain: Option<JsonTemplate>,
+        timeout: Duration,
+    },
+    RequestMediation {
+        timeout: Duration,
+    },
+    Invite {
+        into: String,
+        timeout: Duration,
+    },
+    AcceptInvitation {
+        invitation: JsonTemplate,
+        timeout: Duration,
+    },
+    AwaitConnection {
+        timeout: Duration,
+    },
+    Message {
+        content: Option<Text>,
+    },
+    Delivered {
+        timeout: Duration,
+    },
+    Ping {
+        to: crate::plan::PingTo,
+        timeout: Duration,
+    },
+    Disconnect {
+        timeout: Duration,
+    },
+}
+
+impl CompiledDidcomm {
+    /// The action's name as the plan spells it.
+    pub fn action(&self) -> &'static str {
+        match self {
+            CompiledDidcomm::Connect { .. } => "connect",
+            CompiledDidcomm::RequestMediation { .. } => "request_mediation",
+            CompiledDidcomm::Invite { .. } => "invite",
+            CompiledDidcomm::AcceptInvitation { .. } => "accept_invitation",
+            CompiledDidcomm::AwaitConnection { .. } => "await_connection",
+            CompiledDidcomm::Message { .. } => "message",
+            CompiledDidcomm::Delivered { .. } => "delivered",
+            CompiledDidcomm::Ping { .. } => "ping",
+            CompiledDidcomm::Disconnect { .. } => "disconnect",
+        }
+    }
 }
 
 /// A compiled `wait_event`.

@@ -25,6 +25,9 @@ pub fn defined_names(plan: &Plan) -> Vec<String> {
         if let Some(take) = &step.take {
             names.insert(take.into.clone());
         }
+        if let Some(crate::plan::Didcomm::Invite(i)) = &step.didcomm {
+            names.insert(i.into.clone());
+        }
     }
     names.into_iter().collect()
 }

@@ -40,6 +40,7 @@ impl Cx<'_> {
             ("offer", step.offer.is_some()),
             ("take", step.take.is_some()),
             ("wait_event", step.wait_event.is_some()),
+            ("didcomm", step.didcomm.is_some()),
         ]
         .iter()
         .filter(|(_, present)| *present)
@@ -47,7 +48,7 @@ impl Cx<'_> {
         .collect();
         if kinds.len() != 1 {
             let msg = if kinds.is_empty() {
-                "a step needs one of `request`, `sleep`, `set`, `offer`, `take`, `wait_event`"
+                "a step needs one of `request`, `sleep`, `set`, `offer`, `take`, `wait_event`, `didcomm`"
                     .to_string()
             } else {
                 format!(
@@ -194,6 +195,10 @@ impl Cx<'_> {
                 })),
                 format!("event {}", w.topic),
             )
+        } else if let Some(d) = &step.didcomm {
+            let compiled = self.didcomm(&format!("{p}/didcomm"), d);
+            let default_name = format!("didcomm {}", compiled.action());
+            (StepKind::Didcomm(Box::new(compiled)), default_name)
         } else {
             return None;
         };

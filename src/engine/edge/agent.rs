@@ -1,0 +1,646 @@
+//! One edge agent and its protocol steps, as the walkthrough verified them against ACA-Py 1.7:
+//! connect (DID Exchange over the own socket), mediation, keylist updates, invitations, DID
+//! Exchange with a peer through the mediator, messages, pings, and the teardown.
+//! Every failure is an [`EdgeError`] with a stable reason to group by; nothing panics on what
+//! the network sends.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::inbox::{Arrival, Match, Waiter};
+use super::{EdgeHub, PeerLink, Sent, Shared};
+use crate::didcomm::decorators::Thread;
+use crate::didcomm::did_doc::{PeerInputDoc, QUEUE_ENDPOINT, resolve_didcomm_services};
+use crate::didcomm::envelope::pack_authcrypt;
+use crate::didcomm::forward::pack_for_service;
+use crate::didcomm::incoming::Message;
+use crate::didcomm::jws::{sign_did_rotate, verify_did_rotate};
+use crate::didcomm::keys::{KeyPair, PublicKey};
+use crate::didcomm::message_type::MessageType;
+use crate::didcomm::messages::{
+    BasicMessage, DidexComplete, DidexRequest, DidexResponse, KeylistAction, KeylistUpdate,
+    KeylistUpdateRule, MediateRequest, ProblemReport, TrustPing, to_plaintext,
+};
+use crate::didcomm::oob::Invitation;
+
+/// Why an edge step failed: `reason` groups failures, `detail` is the example.
+#[derive(Debug, Clone)]
+pub struct EdgeError {
+    pub reason: String,
+    pub detail: String,
+}
+
+impl EdgeError {
+    pub fn new(reason: impl Into<String>, detail: impl Into<String>) -> Self {
+        EdgeError {
+            reason: reason.into(),
+            detail: detail.into(),
+        }
+    }
+}
+
+fn err(reason: &str) -> impl FnOnce(crate::didcomm::DidcommError) -> EdgeError + '_ {
+    move |e| EdgeError::new(reason, e.to_string())
+}
+
+/// What the mediator granted.
+#[derive(Debug, Clone)]
+pub struct Grant {
+    pub endpoint: String,
+    /// `did:key:…#…`, as the grant lists them (and invitations and DID docs carry them).
+    pub routing_keys: Vec<String>,
+}
+
+/// An invitation this agent handed out and has not seen answered yet.
+struct OpenInvitation {
+    id: String,
+    key: KeyPair,
+}
+
+/// An edge agent: keys, the socket to the mediator, the peer connection.
+pub struct EdgeAgent {
+    hub: Arc<EdgeHub>,
+    pub shared: Arc<Shared>,
+    out: Option<mpsc::Sender<String>>,
+    task: Option<JoinHandle<()>>,
+    label: String,
+    /// When the connect began (onboarding time runs from here to the grant).
+    pub started: Instant,
+    /// Our key on the mediator connection, and the mediator's key for us.
+    mediator: (KeyPair, PublicKey),
+    pub grant: Option<Grant>,
+    /// Verkeys this agent added to the mediator's keylist.
+    registered: Vec<String>,
+    invitation: Option<OpenInvitation>,
+    peer: Option<PeerLink>,
+    /// Messages sent to the peer that no `delivered` step has waited for yet.
+    pub unconfirmed: Vec<Sent>,
+}
+
+/// The answer a wait got, or why it got none.
+async fn answer(
+    shared: &Shared,
+    waiter: Waiter,
+    deadline: Instant,
+    what: &str,
+) -> Result<Arrival, EdgeError> {
+    match tokio::time::timeout_at(deadline.into(), waiter).await {
+        Ok(Ok(a)) => Ok(a),
+        Ok(Err(_)) => Err(EdgeError::new(
+            "socket closed",
+            shared
+                .inbox
+                .closed()
+                .unwrap_or_else(|| "the socket task ended".into()),
+        )),
+        Err(_) => Err(EdgeError::new(format!("no {what} in time"), String::new())),
+    }
+}
+
+/// A problem report's text, for a failure reason.
+fn problem(p: &ProblemReport) -> EdgeError {
+    let text = p
+        .description
+        .as_ref()
+        .and_then(|d| d.get("en").and_then(|e| e.as_str()).map(str::to_owned))
+        .or_else(|| p.explain.clone())
+        .or_else(|| p.problem_code.clone())
+        .unwrap_or_else(|| "(no description)".into());
+    let code = p
+        .description
+        .as_ref()
+        .and_then(|d| d.get("code").and_then(|e| e.as_str()).map(str::to_owned))
+        .unwrap_or_default();
+    EdgeError::new(
+        format!("problem report {code}").trim().to_string(),
+        text.chars().take(200).collect::<String>(),
+    )
+}
+
+fn unexpected(what: &str, a: &Arrival) -> EdgeError {
+    match &a.message {
+        Message::ProblemReport(p) => problem(p),
+        _ => EdgeError::new(
+            format!("unexpected answer instead of {what}"),
+            a.header.type_.clone(),
+        ),
+    }
+}
+
+impl EdgeAgent {
+    /// Opens the socket and connects to the mediator with DID Exchange 1.1 (request over the
+    /// socket with return_route all; response authcrypted from the invitation key; complete).
+    pub async fn connect(
+        hub: Arc<EdgeHub>,
+        invitation: &Invitation,
+        websocket: &str,
+        label: String,
+        drain: bool,
+        timeout: Duration,
+    ) -> Result<EdgeAgent, EdgeError> {
+        let started = Instant::now();
+        let deadline = started + timeout;
+        let service = invitation.inline_service().ok_or_else(|| {
+            EdgeError::new(
+                "mediator invitation has no inline service",
+                invitation.id.clone(),
+            )
+        })?;
+        let target = service.target().map_err(err("bad mediator invitation"))?;
+        let invitation_key = target
+            .recipient_keys
+            .first()
+            .cloned()
+            .ok_or_else(|| EdgeError::new("mediator invitation has no recipient key", ""))?;
+        let k0 = KeyPair::generate().map_err(err("key generation failed"))?;
+        let did = PeerInputDoc::credo(&k0.public_key(), QUEUE_ENDPOINT, &[])
+            .to_did_peer_4()
+            .map_err(err("cannot encode did:peer:4"))?;
+        let shared = Arc::new(Shared::default());
+        shared.add_key(&k0);
+        shared
+            .drain
+            .store(drain, std::sync::atomic::Ordering::Relaxed);
+        let ws =
+            match tokio::time::timeout_at(deadline.into(), super::socket::open(websocket)).await {
+                Ok(Ok(ws)) => ws,
+                Ok(Err(e)) => return Err(EdgeError::new("cannot open the WebSocket", e)),
+                Err(_) => {
+                    return Err(EdgeError::new(
+                        "cannot open the WebSocket",
+                        format!("{websocket}: timeout"),
+                    ));
+                }
+            };
+        let (tx, rx) = mpsc::channel(32);
+        let task = tokio::spawn(super::socket::run(ws, shared.clone(), hub.clone(), rx));
+        let mut agent = EdgeAgent {
+            hub,
+            shared,
+            out: Some(tx),
+            task: Some(task),
+            label,
+            started,
+            mediator: (k0.clone(), invitation_key.clone()),
+            grant: None,
+            registered: Vec::new(),
+            invitation: None,
+            peer: None,
+            unconfirmed: Vec::new(),
+        };
+        let mut request = DidexRequest::new(did.long, agent.label.clone(), &invitation.id);
+        request.goal_code = Some("aries.vc.mediate".into());
+        request.goal = Some("Request mediation".into());
+        let thid = request.id.clone();
+        let waiter = agent.expect(vec![Match::Thread(thid.clone())])?;
+        let plaintext = to_plaintext(&request).map_err(err("cannot build the request"))?;
+        agent.send_socket(&plaintext, &invitation_key).await?;
+        let a = answer(&agent.shared, waiter, deadline, "DID Exchange response").await?;
+        let Message::DidexResponse(response) = &a.message else {
+            return Err(unexpected("the DID Exchange response", &a));
+        };
+        let attach = response
+            .did_rotate_attach
+            .as_ref()
+            .ok_or_else(|| EdgeError::new("DID Exchange response without did_rotate~attach", ""))?;
+        let signed = verify_did_rotate(attach, Some(invitation_key.verkey()))
+            .map_err(err("DID Exchange response signature invalid"))?;
+        if signed != response.did {
+            return Err(EdgeError::new(
+                "DID Exchange response signs another DID",
+                signed,
+            ));
+        }
+        let mediator_key = first_service(&response.did)?
+            .target()
+            .map_err(err("bad mediator DID"))?
+            .recipient_keys
+            .first()
+            .cloned()
+            .ok_or_else(|| EdgeError::new("mediator DID has no recipient key", ""))?;
+        agent.mediator.1 = mediator_key;
+        if let Ok(mut m) = agent.shared.mediator.lock() {
+            *m = Some(agent.mediator.clone());
+        }
+        let mut complete = DidexComplete::new(Thread {
+            thid: Some(thid),
+            pthid: Some(invitation.id.clone()),
+        });
+        complete.transport = Some(crate::didcomm::decorators::Transport::all());
+        let plaintext = to_plaintext(&complete).map_err(err("cannot build complete"))?;
+        let to = agent.mediator.1.clone();
+        agent.send_socket(&plaintext, &to).await?;
+        Ok(agent)
+    }
+
+    fn expect(&self, matches: Vec<Match>) -> Result<Waiter, EdgeError> {
+        self.shared
+            .inbox
+            .expect(matches)
+            .map_err(|why| EdgeError::new("socket closed", why))
+    }
+
+    /// Authcrypts `plaintext` from our mediator key to `to` and writes it on the socket.
+    async fn send_socket(&self, plaintext: &[u8], to: &PublicKey) -> Result<(), EdgeError> {
+        let envelope = pack_authcrypt(plaintext, std::slice::from_ref(to), &self.mediator.0)
+            .map_err(err("cannot pack"))?;
+        let out = self
+            .out
+            .as_ref()
+            .ok_or_else(|| EdgeError::new("socket closed", "the agent disconnected"))?;
+        out.send(envelope).await.map_err(|_| {
+            EdgeError::new(
+                "socket closed",
+                self.shared
+                    .inbox
+                    .closed()
+                    .unwrap_or_else(|| "the socket task ended".into()),
+            )
+        })
+    }
+
+    /// `mediate-request` → `mediate-grant` (matched by type: ACA-Py's grant has no `~thread`).
+    pub async fn request_mediation(&mut self, timeout: Duration) -> Result<(), EdgeError> {
+        let hub = self.hub.clone();
+        hub.first_grant_gate(self.mediation(timeout)).await
+    }
+
+    async fn mediation(&mut self, timeout: Duration) -> Result<(), EdgeError> {
+        let deadline = Instant::now() + timeout;
+        let request = MediateRequest::new();
+        let waiter = self.expect(vec![
+            Match::Kind(MessageType::MediateGrant),
+            Match::Kind(MessageType::MediateDeny),
+            Match::Thread(request.id.clone()),
+        ])?;
+        let plaintext = to_plaintext(&request).map_err(err("cannot build mediate-request"))?;
+        let to = self.mediator.1.clone();
+        self.send_socket(&plaintext, &to).await?;
+        let a = answer(&self.shared, waiter, deadline, "mediate-grant").await?;
+        match a.message {
+            Message::MediateGrant(g) => {
+                self.grant = Some(Grant {
+                    endpoint: g.endpoint,
+                    routing_keys: g.routing_keys,
+                });
+                Ok(())
+            }
+            Message::MediateDeny(_) => Err(EdgeError::new("mediation denied", "")),
+            _ => Err(unexpected("the grant", &a)),
+        }
+    }
+
+    fn grant(&self) -> Result<&Grant, EdgeError> {
+        self.grant.as_ref().ok_or_else(|| {
+            EdgeError::new(
+                "no mediation yet",
+                "`request_mediation` must come before this step",
+            )
+        })
+    }
+
+    /// `keylist-update` for one key, awaiting the response (a key must be routed before it is
+    /// handed out: ACA-Py drops forwards to unknown keys silently).
+    pub async fn keylist_update(
+        &mut self,
+        verkey: &str,
+        action: KeylistAction,
+        timeout: Duration,
+    ) -> Result<(), EdgeError> {
+        let deadline = Instant::now() + timeout;
+        let update = KeylistUpdate::new(vec![KeylistUpdateRule {
+            recipient_key: verkey.to_owned(),
+            action,
+        }]);
+        let waiter = self.expect(vec![Match::Thread(update.id.clone())])?;
+        let plaintext = to_plaintext(&update).map_err(err("cannot build keylist-update"))?;
+        let to = self.mediator.1.clone();
+        self.send_socket(&plaintext, &to).await?;
+        let a = answer(&self.shared, waiter, deadline, "keylist-update-response").await?;
+        let Message::KeylistUpdateResponse(r) = &a.message else {
+            return Err(unexpected("keylist-update-response", &a));
+        };
+        // ACA-Py echoes the key as did:key whatever form was sent: only the result matters.
+        match r.updated.first().map(|u| u.result.as_str()) {
+            Some("success") => {}
+            Some("no_change") if action == KeylistAction::Remove => {}
+            Some(other) => {
+                return Err(EdgeError::new(
+                    format!("keylist-update {other}"),
+                    verkey.to_owned(),
+                ));
+            }
+            None => return Err(EdgeError::new("keylist-update answered nothing", "")),
+        }
+        match action {
+            KeylistAction::Add => self.registered.push(verkey.to_owned()),
+            KeylistAction::Remove => self.registered.retain(|k| k != verkey),
+        }
+        Ok(())
+    }
+
+    /// A new invitation key, routed through the mediator, in an out-of-band invitation.
+    pub async fn invite(&mut self, timeout: Duration) -> Result<Invitation, EdgeError> {
+        let grant = self.grant()?.clone();
+        let key = KeyPair::generate().map_err(err("key generation failed"))?;
+        self.shared.add_key(&key);
+        self.hub.register(key.verkey(), &self.shared);
+        self.keylist_update(&key.did_key(), KeylistAction::Add, timeout)
+            .await?;
+        let invitation = Invitation::new_inline(
+            self.label.clone(),
+            crate::didcomm::did_key::url_from_public(key.public_bytes()),
+            grant.routing_keys,
+            grant.endpoint,
+        );
+        self.invitation = Some(OpenInvitation {
+            id: invitation.id.clone(),
+            key,
+        });
+        Ok(invitation)
+    }
+
+    /// Answers an invitation: a new key (registered), our did:peer:4 routed through the
+    /// mediator, the request forwarded to the inviter, its response verified, complete sent.
+    pub async fn accept_invitation(
+        &mut self,
+        invitation: &Invitation,
+        timeout: Duration,
+    ) -> Result<(), EdgeError> {
+        let deadline = Instant::now() + timeout;
+        let grant = self.grant()?.clone();
+        let service = invitation
+            .inline_service()
+            .ok_or_else(|| EdgeError::new("peer invitation has no inline service", ""))?;
+        let inviter = service.target().map_err(err("bad peer invitation"))?;
+        let invitation_key = inviter
+            .recipient_keys
+            .first()
+            .cloned()
+            .ok_or_else(|| EdgeError::new("peer invitation has no recipient key", ""))?;
+        let key = KeyPair::generate().map_err(err("key generation failed"))?;
+        self.shared.add_key(&key);
+        self.hub.register(key.verkey(), &self.shared);
+        self.keylist_update(key.verkey(), KeylistAction::Add, timeout)
+            .await?;
+        let did = PeerInputDoc::credo(&key.public_key(), &grant.endpoint, &grant.routing_keys)
+            .to_did_peer_4()
+            .map_err(err("cannot encode did:peer:4"))?;
+        let mut request = DidexRequest::new(did.long, self.label.clone(), &invitation.id);
+        request.transport = None;
+        let thid = request.id.clone();
+        let waiter = self.expect(vec![Match::Thread(thid.clone())])?;
+        let plaintext = to_plaintext(&request).map_err(err("cannot build the request"))?;
+        let envelope = pack_for_service(&plaintext, &inviter, &key).map_err(err("cannot pack"))?;
+        self.hub
+            .post(&inviter.service_endpoint, envelope)
+            .await
+            .map_err(|e| EdgeError::new("forward POST failed", e))?;
+        let a = answer(
+            &self.shared,
+            waiter,
+            deadline,
+            "DID Exchange response from the peer",
+        )
+        .await?;
+        let Message::DidexResponse(response) = &a.message else {
+            return Err(unexpected("the DID Exchange response", &a));
+        };
+        let attach = response
+            .did_rotate_attach
+            .as_ref()
+            .ok_or_else(|| EdgeError::new("DID Exchange response without did_rotate~attach", ""))?;
+        let signed = verify_did_rotate(attach, Some(invitation_key.verkey()))
+            .map_err(err("DID Exchange response signature invalid"))?;
+        if signed != response.did {
+            return Err(EdgeError::new(
+                "DID Exchange response signs another DID",
+                signed,
+            ));
+        }
+        let their = first_service(&response.did)?
+            .target()
+            .map_err(err("bad peer DID"))?;
+        let complete = DidexComplete::new(Thread {
+            thid: Some(thid),
+            pthid: Some(invitation.id.clone()),
+        });
+        let plaintext = to_plaintext(&complete).map_err(err("cannot build complete"))?;
+        let envelope = pack_for_service(&plaintext, &their, &key).map_err(err("cannot pack"))?;
+        self.hub
+            .post(&their.service_endpoint, envelope)
+            .await
+            .map_err(|e| EdgeError::new("forward POST failed", e))?;
+        self.set_peer(PeerLink { my_key: key, their });
+        Ok(())
+    }
+
+    /// Waits for the request answering our invitation; responds with a did:peer:4 on the
+    /// invitation key (a single-use inline invitation, as Credo); waits for complete.
+    pub async fn await_connection(&mut self, timeout: Duration) -> Result<(), EdgeError> {
+        let deadline = Instant::now() + timeout;
+        let grant = self.grant()?.clone();
+        let Some(open) = self.invitation.take() else {
+            return Err(EdgeError::new(
+                "no invitation to wait on",
+                "`invite` must come before this step",
+            ));
+        };
+        let waiter = self.expect(vec![Match::Parent(open.id.clone())])?;
+        let a = answer(
+            &self.shared,
+            waiter,
+            deadline,
+            "DID Exchange request from the peer",
+        )
+        .await?;
+        let Message::DidexRequest(request) = &a.message else {
+            return Err(unexpected("the DID Exchange request", &a));
+        };
+        let their = first_service(&request.did)?
+            .target()
+            .map_err(err("bad peer DID"))?;
+        let did = PeerInputDoc::credo(&open.key.public_key(), &grant.endpoint, &grant.routing_keys)
+            .to_did_peer_4()
+            .map_err(err("cannot encode did:peer:4"))?;
+        let attach = sign_did_rotate(&did.long, &open.key).map_err(err("cannot sign"))?;
+        let thid = a.header.thid().to_owned();
+        let response = DidexResponse::new(
+            did.long,
+            Thread {
+                thid: Some(thid.clone()),
+                pthid: Some(open.id.clone()),
+            },
+            attach,
+        );
+        let waiter = self.expect(vec![Match::Thread(thid)])?;
+        let plaintext = to_plaintext(&response).map_err(err("cannot build the response"))?;
+        let envelope =
+            pack_for_service(&plaintext, &their, &open.key).map_err(err("cannot pack"))?;
+        self.hub
+            .post(&their.service_endpoint, envelope)
+            .await
+            .map_err(|e| EdgeError::new("forward POST failed", e))?;
+        let a = answer(
+            &self.shared,
+            waiter,
+            deadline,
+            "DID Exchange complete from the peer",
+        )
+        .await?;
+        if !matches!(a.message, Message::DidexComplete(_)) {
+            return Err(unexpected("DID Exchange complete", &a));
+        }
+        self.set_peer(PeerLink {
+            my_key: open.key,
+            their,
+        });
+        Ok(())
+    }
+
+    fn set_peer(&mut self, link: PeerLink) {
+        if let Ok(mut p) = self.shared.peer.lock() {
+            *p = Some(link.clone());
+        }
+        self.peer = Some(link);
+    }
+
+    fn peer(&self) -> Result<&PeerLink, EdgeError> {
+        self.peer.as_ref().ok_or_else(|| {
+            EdgeError::new(
+                "no peer connection",
+                "`accept_invitation` or `await_connection` must come first",
+            )
+        })
+    }
+
+    /// A basic message to the peer, POSTed to the mediator; the wait for its arrival at the
+    /// peer's socket is registered first. Returns when the POST was answered, with the send time.
+    pub async fn message(&mut self, content: String) -> Result<Instant, EdgeError> {
+        let link = self.peer()?.clone();
+        let to = link
+            .their
+            .recipient_keys
+            .first()
+            .and_then(|k| self.hub.agent_of(k.verkey()))
+            .ok_or_else(|| {
+                EdgeError::new(
+                    "the peer is not an agent of this run",
+                    "its arrival cannot be seen",
+                )
+            })?;
+        let message = BasicMessage::new(content, None);
+        let waiter = to
+            .inbox
+            .expect(vec![Match::Thread(message.id.clone())])
+            .map_err(|why| EdgeError::new("the peer's socket is closed", why))?;
+        let plaintext = to_plaintext(&message).map_err(err("cannot build the message"))?;
+        let envelope =
+            pack_for_service(&plaintext, &link.their, &link.my_key).map_err(err("cannot pack"))?;
+        let at = Instant::now();
+        self.hub
+            .post(&link.their.service_endpoint, envelope)
+            .await
+            .map_err(|e| EdgeError::new("forward POST failed", e))?;
+        // Bounded: a plan that never waits keeps only the latest.
+        if self.unconfirmed.len() >= 1024 {
+            self.unconfirmed.remove(0);
+        }
+        self.unconfirmed.push(Sent {
+            id: message.id,
+            at,
+            to,
+            waiter,
+        });
+        Ok(at)
+    }
+
+    /// Trust ping with a response: to the peer through the mediator, or to the mediator over
+    /// the socket. Returns when the ping was sent and the waiter for its response.
+    pub async fn ping(&mut self, to_peer: bool) -> Result<(Instant, Waiter), EdgeError> {
+        if to_peer {
+            let link = self.peer()?.clone();
+            let mut ping = TrustPing::new(true);
+            ping.transport = None;
+            let waiter = self.expect(vec![Match::Thread(ping.id.clone())])?;
+            let plaintext = to_plaintext(&ping).map_err(err("cannot build the ping"))?;
+            let envelope = pack_for_service(&plaintext, &link.their, &link.my_key)
+                .map_err(err("cannot pack"))?;
+            let at = Instant::now();
+            self.hub
+                .post(&link.their.service_endpoint, envelope)
+                .await
+                .map_err(|e| EdgeError::new("forward POST failed", e))?;
+            Ok((at, waiter))
+        } else {
+            let ping = TrustPing::new(true);
+            let waiter = self.expect(vec![Match::Thread(ping.id.clone())])?;
+            let plaintext = to_plaintext(&ping).map_err(err("cannot build the ping"))?;
+            let at = Instant::now();
+            let to = self.mediator.1.clone();
+            self.send_socket(&plaintext, &to).await?;
+            Ok((at, waiter))
+        }
+    }
+
+    /// Waits for a ping response.
+    pub async fn pong(&self, waiter: Waiter, deadline: Instant) -> Result<Instant, EdgeError> {
+        let a = answer(&self.shared, waiter, deadline, "ping response").await?;
+        match a.message {
+            Message::TrustPingResponse(_) => Ok(a.at),
+            _ => Err(unexpected("the ping response", &a)),
+        }
+    }
+
+    /// Removes every registered key, then closes the socket. The first failure is returned
+    /// after the socket is closed anyway.
+    pub async fn disconnect(&mut self, timeout: Duration) -> Result<(), EdgeError> {
+        let mut result = Ok(());
+        for key in self.registered.clone() {
+            let r = self
+                .keylist_update(&key, KeylistAction::Remove, timeout)
+                .await;
+            if result.is_ok() {
+                result = r;
+            }
+        }
+        self.close(timeout).await;
+        result
+    }
+
+    /// Closes the socket and forgets the agent's keys.
+    pub async fn close(&mut self, timeout: Duration) {
+        self.out = None;
+        if let Some(task) = self.task.take() {
+            let _ = tokio::time::timeout(timeout, task).await;
+        }
+        if let Ok(keys) = self.shared.keys.lock() {
+            for k in keys.keys() {
+                self.hub.unregister(k);
+            }
+        }
+    }
+}
+
+impl Drop for EdgeAgent {
+    fn drop(&mut self) {
+        // the socket task ends when its sender is gone; keys must not outlive the agent
+        if let Ok(keys) = self.shared.keys.lock() {
+            for k in keys.keys() {
+                self.hub.unregister(k);
+            }
+        }
+    }
+}
+
+/// The best `did-communication` service of a peer DID.
+fn first_service(did: &str) -> Result<crate::didcomm::did_doc::DidcommService, EdgeError> {
+    resolve_didcomm_services(did)
+        .map_err(err("cannot resolve the peer DID"))?
+        .into_iter()
+        .next()
+        .ok_or_else(|| EdgeError::new("peer DID has no DIDComm service", ""))
+}

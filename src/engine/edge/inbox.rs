@@ -1,0 +1,248 @@
+//! One edge agent's inbox: what its socket read, routed to whoever waits for it — by thread id,
+//! parent thread (a DID Exchange request answering an invitation), or type (ACA-Py's unthreaded
+//! `mediate-grant`). Nothing waits yet: kept (bounded) for a waiter that comes later.
+//!
+//! A std mutex guards it, held only to look up or insert, never across an await.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use tokio::sync::oneshot;
+
+use crate::didcomm::incoming::{Header, Message};
+use crate::didcomm::message_type::MessageType;
+
+/// Messages kept for a later waiter; older ones are dropped.
+const PENDING: usize = 64;
+/// Basic-message ids remembered to spot a duplicate delivery.
+const SEEN: usize = 512;
+/// Timed-out messages remembered to report a late ("held") arrival.
+const LATE: usize = 256;
+
+/// A message as it came off the socket.
+#[derive(Debug)]
+pub struct Arrival {
+    /// When the socket read the frame.
+    pub at: Instant,
+    pub header: Header,
+    pub message: Message,
+    /// The authenticated sender's verkey (`None`: anoncrypt).
+    pub sender: Option<String>,
+}
+
+/// What a waiter waits for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Match {
+    /// `~thread.thid` (or the message's own `@id` when unthreaded).
+    Thread(String),
+    /// `~thread.pthid`.
+    Parent(String),
+    /// The message type (with no thread to match on).
+    Kind(MessageType),
+}
+
+impl Match {
+    fn matches(&self, a: &Arrival) -> bool {
+        match self {
+            Match::Thread(t) => a.header.thid() == t,
+            Match::Parent(p) => a.header.pthid() == Some(p.as_str()),
+            Match::Kind(k) => a.header.kind() == Some(*k),
+        }
+    }
+}
+
+/// What happened to a delivery that arrived after its wait gave up.
+#[derive(Debug, Clone)]
+pub struct Late {
+    /// When the sender sent it.
+    pub sent: Instant,
+    /// The step that counted it lost.
+    pub step: Arc<str>,
+}
+
+/// How a basic message was taken in.
+#[derive(Debug)]
+pub enum Taken {
+    /// First delivery: routed or kept.
+    New,
+    /// Already received once.
+    Duplicate,
+    /// Its wait had given up; it was held this long.
+    Late(Late),
+}
+
+#[derive(Default)]
+struct State {
+    waiters: Vec<(Vec<Match>, oneshot::Sender<Arrival>)>,
+    pending: VecDeque<Arrival>,
+    seen: VecDeque<String>,
+    late: HashMap<String, Late>,
+    late_order: VecDeque<String>,
+    closed: Option<String>,
+}
+
+/// The inbox of one agent.
+#[derive(Default)]
+pub struct Inbox {
+    state: Mutex<State>,
+}
+
+/// A wait registered before the message that answers it is sent.
+pub type Waiter = oneshot::Receiver<Arrival>;
+
+impl Inbox {
+    /// Registers a wait for the first message matching any of `matches` (a kept one answers
+    /// at once). Fails with the reason when the socket has closed.
+    pub fn expect(&self, matches: Vec<Match>) -> Result<Waiter, String> {
+        let (tx, rx) = oneshot::channel();
+        let Ok(mut s) = self.state.lock() else {
+            return Err("inbox poisoned".into());
+        };
+        if let Some(pos) = s
+            .pending
+            .iter()
+            .position(|a| matches.iter().any(|m| m.matches(a)))
+        {
+            if let Some(a) = s.pending.remove(pos) {
+                let _ = tx.send(a);
+                return Ok(rx);
+            }
+        }
+        if let Some(why) = &s.closed {
+            return Err(why.clone());
+        }
+        s.waiters.retain(|(_, w)| !w.is_closed());
+        s.waiters.push((matches, tx));
+        Ok(rx)
+    }
+
+    /// Routes a message to its waiter, or keeps it.
+    pub fn deliver(&self, a: Arrival) {
+        let Ok(mut s) = self.state.lock() else {
+            return;
+        };
+        let mut a = a;
+        while let Some(i) = s
+            .waiters
+            .iter()
+            .position(|(ms, _)| ms.iter().any(|m| m.matches(&a)))
+        {
+            let (_, tx) = s.waiters.swap_remove(i);
+            match tx.send(a) {
+                Ok(()) => return,
+                // the waiter gave up meanwhile: try the next one
+                Err(back) => a = back,
+            }
+        }
+        if s.pending.len() >= PENDING {
+            s.pending.pop_front();
+        }
+        s.pending.push_back(a);
+    }
+
+    /// Notes a basic message's id before it is routed: a second delivery, or one whose wait
+    /// had already given up, is reported instead.
+    pub fn take_in(&self, id: &str) -> Taken {
+        let Ok(mut s) = self.state.lock() else {
+            return Taken::New;
+        };
+        if s.seen.iter().any(|x| x == id) {
+            return Taken::Duplicate;
+        }
+        if s.seen.len() >= SEEN {
+            s.seen.pop_front();
+        }
+        s.seen.push_back(id.to_owned());
+        match s.late.remove(id) {
+            Some(l) => Taken::Late(l),
+            None => Taken::New,
+        }
+    }
+
+    /// Remembers a message whose wait gave up, so a late arrival is reported as held.
+    pub fn gave_up(&self, id: &str, late: Late) {
+        let Ok(mut s) = self.state.lock() else {
+            return;
+        };
+        if s.late_order.len() >= LATE
+            && let Some(old) = s.late_order.pop_front()
+        {
+            s.late.remove(&old);
+        }
+        s.late_order.push_back(id.to_owned());
+        s.late.insert(id.to_owned(), late);
+    }
+
+    /// The socket closed: every waiter (now and later) fails with `why`.
+    pub fn close(&self, why: String) {
+        let Ok(mut s) = self.state.lock() else {
+            return;
+        };
+        s.closed = Some(why);
+        s.waiters.clear();
+    }
+
+    /// Why the socket closed, if it has.
+    pub fn closed(&self) -> Option<String> {
+        self.state.lock().ok().and_then(|s| s.closed.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn arrival(raw: &str) -> Arrival {
+        let (header, message) = Message::parse(raw.as_bytes()).unwrap();
+        Arrival {
+            at: Instant::now(),
+            header,
+            message,
+            sender: None,
+        }
+    }
+
+    const GRANT: &str = r#"{"@type":"https://didcomm.org/coordinate-mediation/1.0/mediate-grant","@id":"g1","endpoint":"http://m","routing_keys":[]}"#;
+
+    #[test]
+    fn routes_by_thread_parent_and_type_or_keeps() {
+        let inbox = Inbox::default();
+        let mut by_type = inbox
+            .expect(vec![Match::Kind(MessageType::MediateGrant)])
+            .unwrap();
+        inbox.deliver(arrival(GRANT));
+        assert_eq!(by_type.try_recv().unwrap().header.id, "g1");
+        // nobody waits yet: kept for the waiter that comes later
+        inbox.deliver(arrival(
+            r#"{"@type":"https://didcomm.org/didexchange/1.1/request","@id":"r1","~thread":{"thid":"r1","pthid":"inv"},"did":"did:peer:4x"}"#,
+        ));
+        let mut by_parent = inbox.expect(vec![Match::Parent("inv".into())]).unwrap();
+        assert_eq!(by_parent.try_recv().unwrap().header.id, "r1");
+        let mut by_thread = inbox.expect(vec![Match::Thread("m1".into())]).unwrap();
+        inbox.deliver(arrival(
+            r#"{"@type":"https://didcomm.org/basicmessage/1.0/message","@id":"m1","content":"x"}"#,
+        ));
+        assert_eq!(by_thread.try_recv().unwrap().header.id, "m1");
+    }
+
+    #[test]
+    fn duplicates_late_arrivals_and_close() {
+        let inbox = Inbox::default();
+        assert!(matches!(inbox.take_in("a"), Taken::New));
+        assert!(matches!(inbox.take_in("a"), Taken::Duplicate));
+        inbox.gave_up(
+            "b",
+            Late {
+                sent: Instant::now(),
+                step: Arc::from("delivered"),
+            },
+        );
+        assert!(matches!(inbox.take_in("b"), Taken::Late(l) if &*l.step == "delivered"));
+        let mut waiting = inbox.expect(vec![Match::Thread("t".into())]).unwrap();
+        inbox.close("gone".into());
+        assert!(waiting.try_recv().is_err());
+        assert_eq!(inbox.expect(vec![]).unwrap_err(), "gone");
+        assert_eq!(inbox.closed().as_deref(), Some("gone"));
+    }
+}

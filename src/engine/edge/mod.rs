@@ -1,0 +1,186 @@
+//! Edge agents: virtual users that are DIDComm v1 agents themselves (phones, as Credo), with
+//! their keys in memory and one WebSocket each to the mediator. The wire formats and crypto
+//! are `didcomm/`; this folder owns the transport and the agent state: the run-wide [`EdgeHub`]
+//! (HTTP client for forwards, which agent holds which key, counters), each agent's [`inbox`],
+//! its [`socket`] task, and the protocol steps of an [`agent`].
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::didcomm::forward::ServiceTarget;
+use crate::didcomm::keys::{KeyPair, PublicKey};
+use crate::measure::metrics::Recorder;
+
+pub mod agent;
+pub mod inbox;
+pub mod socket;
+
+pub use agent::EdgeAgent;
+
+/// `Content-Type` of a DIDComm v1 envelope POSTed to an agent.
+pub const ENVELOPE_CONTENT_TYPE: &str = "application/didcomm-envelope-enc";
+
+/// What the edge agents of a run share.
+pub struct EdgeHub {
+    http: reqwest::Client,
+    pub recorder: Recorder,
+    /// Which agent holds a verkey: where a message to that key will be read.
+    agents: Mutex<HashMap<String, Arc<Shared>>>,
+    /// Messages read off the agents' sockets.
+    pub received: AtomicU64,
+    /// Basic messages read a second time.
+    pub duplicates: AtomicU64,
+    /// A fresh ACA-Py 1.7.0 mediator makes its routing DID on the first grant and concurrent
+    /// first grants race (all but one stay `request` for good): until one agent of this run
+    /// has been granted, mediation requests go one at a time.
+    granted_once: AtomicBool,
+    first_grant: tokio::sync::Semaphore,
+}
+
+impl EdgeHub {
+    pub fn new(
+        recorder: Recorder,
+        timeout: Duration,
+        connect_timeout: Duration,
+    ) -> Result<Self, String> {
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(timeout)
+            .connect_timeout(connect_timeout)
+            .pool_idle_timeout(Duration::from_secs(90))
+            .tcp_nodelay(true)
+            .build()
+            .map_err(|e| format!("cannot build the HTTP client for forwards: {e}"))?;
+        Ok(EdgeHub {
+            http,
+            recorder,
+            agents: Mutex::default(),
+            received: AtomicU64::new(0),
+            duplicates: AtomicU64::new(0),
+            granted_once: AtomicBool::new(false),
+            first_grant: tokio::sync::Semaphore::new(1),
+        })
+    }
+
+    /// Notes that `verkey` is read by `agent`.
+    pub fn register(&self, verkey: &str, agent: &Arc<Shared>) {
+        if let Ok(mut a) = self.agents.lock() {
+            a.insert(verkey.to_owned(), agent.clone());
+        }
+    }
+
+    /// Forgets `verkey`.
+    pub fn unregister(&self, verkey: &str) {
+        if let Ok(mut a) = self.agents.lock() {
+            a.remove(verkey);
+        }
+    }
+
+    /// The agent of this run that reads messages for `verkey`.
+    pub fn agent_of(&self, verkey: &str) -> Option<Arc<Shared>> {
+        self.agents.lock().ok()?.get(verkey).cloned()
+    }
+
+    /// POSTs an envelope; any 2xx is success (ACA-Py answers 200 with an empty body, which says
+    /// nothing about delivery).
+    pub async fn post(&self, endpoint: &str, envelope: String) -> Result<(), String> {
+        if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
+            return Err(format!("cannot POST to endpoint `{endpoint}` (not http)"));
+        }
+        let r = self
+            .http
+            .post(endpoint)
+            .header(reqwest::header::CONTENT_TYPE, ENVELOPE_CONTENT_TYPE)
+            .body(envelope)
+            .send()
+            .await
+            .map_err(|e| {
+                if e.is_timeout() {
+                    format!("POST {endpoint}: timeout")
+                } else {
+                    format!("POST {endpoint}: {}", crate::engine::http::root_cause(&e))
+                }
+            })?;
+        let status = r.status();
+        if status.is_success() {
+            Ok(())
+        } else {
+            let body = r.text().await.unwrap_or_default();
+            Err(format!(
+                "POST {endpoint}: status {}: {}",
+                status.as_u16(),
+                body.lines()
+                    .next()
+                    .unwrap_or("")
+                    .chars()
+                    .take(120)
+                    .collect::<String>()
+            ))
+        }
+    }
+
+    /// Runs `request` (a mediation request and its grant) alone while no agent of this run has
+    /// been granted yet; concurrently once one has.
+    pub async fn first_grant_gate<T, E>(
+        &self,
+        request: impl std::future::Future<Output = Result<T, E>>,
+    ) -> Result<T, E> {
+        if self.granted_once.load(Ordering::Acquire) {
+            return request.await;
+        }
+        let permit = self.first_grant.acquire().await.ok();
+        if self.granted_once.load(Ordering::Acquire) {
+            drop(permit);
+            return request.await;
+        }
+        let r = request.await;
+        if r.is_ok() {
+            self.granted_once.store(true, Ordering::Release);
+        }
+        drop(permit);
+        r
+    }
+}
+
+/// The part of an agent its socket task also uses.
+#[derive(Default)]
+pub struct Shared {
+    pub inbox: inbox::Inbox,
+    /// Our key pairs by verkey: what the socket unpacks with.
+    pub keys: Mutex<HashMap<String, KeyPair>>,
+    /// The connection to the mediator (our key, its key for us), once known: drain pings.
+    pub mediator: Mutex<Option<(KeyPair, PublicKey)>>,
+    /// The peer connection, once made: answering the peer's pings.
+    pub peer: Mutex<Option<PeerLink>>,
+    /// Send a trust ping on the socket after each received message.
+    pub drain: AtomicBool,
+}
+
+impl Shared {
+    pub fn add_key(&self, k: &KeyPair) {
+        if let Ok(mut keys) = self.keys.lock() {
+            keys.insert(k.verkey().to_owned(), k.clone());
+        }
+    }
+}
+
+/// A DID Exchange connection to another edge agent.
+#[derive(Debug, Clone)]
+pub struct PeerLink {
+    /// Our key on this connection.
+    pub my_key: KeyPair,
+    /// The peer's keys, routing keys and endpoint.
+    pub their: ServiceTarget,
+}
+
+/// A message sent to a peer whose arrival someone may wait for.
+pub struct Sent {
+    pub id: String,
+    pub at: Instant,
+    /// The peer's inbox.
+    pub to: Arc<Shared>,
+    pub waiter: inbox::Waiter,
+}
