@@ -61,12 +61,26 @@ impl Stack {
     /// Starts a mediator and a multitenant agent; `name` is the state folder under
     /// `target/`.
     pub fn up(name: &str, ports: Ports) -> Stack {
+        Self::start(name, ports, &[])
+    }
+
+    /// Starts the mediator alone (edge agents need no multitenant agent).
+    pub fn mediator_only(name: &str, ports: Ports) -> Stack {
+        Self::start(name, ports, &["--mediator-only"])
+    }
+
+    fn start(name: &str, ports: Ports, flags: &[&str]) -> Stack {
         let serial = REAL_AGENTS.lock().unwrap_or_else(|e| e.into_inner());
         let dir = repo().join("target").join(name);
         std::fs::create_dir_all(&dir).unwrap();
         let _ = Self::script(&dir, ports, &["down"]);
         let env_file = dir.join("stack.env");
-        let out = Self::script(&dir, ports, &["up", env_file.to_str().unwrap()]);
+        let args: Vec<&str> = ["up"]
+            .into_iter()
+            .chain(flags.iter().copied())
+            .chain([env_file.to_str().unwrap()])
+            .collect();
+        let out = Self::script(&dir, ports, &args);
         assert!(
             out.status.success(),
             "stack did not start:\n{}",
@@ -97,6 +111,12 @@ impl Stack {
             "{action} {agent} failed:\n{}",
             String::from_utf8_lossy(&out.stderr)
         );
+    }
+
+    /// utime + stime of one of the stack's agents so far, in seconds.
+    pub fn cpu_secs(&self, agent: &str) -> f64 {
+        let pid = std::fs::read_to_string(self.dir.join(format!("stack/{agent}.pid"))).unwrap();
+        proc_cpu_secs(pid.trim()).expect("the agent is running")
     }
 
     pub fn get(&self, admin: &str, key: &str, path: &str) -> Value {
@@ -163,4 +183,22 @@ pub fn wait_until(what: &str, limit: Duration, mut ready: impl FnMut() -> bool) 
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+/// utime + stime of a process from `/proc/PID/stat` (fields 14 and 15, after the `(comm)`).
+pub fn proc_cpu_secs(pid: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / clock_ticks())
+}
+
+fn clock_ticks() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+        .unwrap_or(100.0)
 }
