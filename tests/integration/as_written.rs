@@ -182,7 +182,9 @@ fn a_bad_templated_value_is_refused_at_its_place_before_anything_is_sent() {
     let file = plan.to_str().unwrap();
     let at = |needle: &str, value: &str| format!("{file}:{}: ", place(TEMPLATED, needle, value));
     let t = "\"{{ env.T }}\"";
-    let cases: Vec<([(&str, &str); 5], Vec<String>)> = vec![
+    // Each: the variables, and every finding expected.
+    type Case<'a> = ([(&'a str, &'a str); 5], Vec<String>);
+    let cases: Vec<Case> = vec![
         (
             [
                 ("T", "abc"),
@@ -605,6 +607,35 @@ fn run_for_a_moment(plan: &Path, out: &Path, sets: &[(String, String)], moment: 
     }
 }
 
+/// `acaload explain` of a plan that runs ends at once, without a panic.
+fn explain_ends(plan: &Path, sets: &[(String, String)]) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_acaload"));
+    cmd.args(["explain", plan.to_str().unwrap()]);
+    for (k, v) in sets {
+        cmd.arg("--set").arg(format!("{k}={v}"));
+    }
+    let mut child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > Duration::from_secs(5) {
+            let _ = child.kill();
+            panic!("explain {} did not end within 5 s", plan.display());
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 fn config() -> ProptestConfig {
     ProptestConfig {
         // Each case runs the binary for a moment; PROPTEST_CASES=N for a longer hunt.
@@ -686,6 +717,7 @@ fn generated_plans_are_refused_at_their_place_or_run_and_write_results() {
                 "no results file:\n{text}\n{}",
                 r.stderr
             );
+            explain_ends(&plan, &sets);
             ran.fetch_add(1, Relaxed);
         }
         Ok(())
