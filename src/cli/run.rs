@@ -62,6 +62,7 @@ pub(super) fn run(args: RunArgs) -> u8 {
         );
     }
     let secrets = env.secrets.clone();
+    let thresholds = resolved.thresholds.clone();
     let outcome = runtime.block_on(async {
         let signals = crate::engine::context::StopSignals::default();
         tokio::spawn(watch_signals(signals.clone(), "stopping: finishing in-flight requests and running teardowns (signal again to stop at once)"));
@@ -77,7 +78,7 @@ pub(super) fn run(args: RunArgs) -> u8 {
     };
     results.run.error = error.clone();
     if error.is_none() {
-        results.thresholds = crate::output::report::thresholds(&results, &plan.plan.thresholds);
+        results.thresholds = crate::output::report::thresholds(&results, &thresholds);
     }
     let verdicts = results.thresholds.clone();
     let mut code = EXIT_OK;
@@ -126,7 +127,7 @@ pub(super) fn run(args: RunArgs) -> u8 {
             if code != EXIT_OK { code } else { EXIT_FAILED }
         }
         crate::results::Outcome::Completed => {
-            let failed = if plan.plan.thresholds.is_empty() {
+            let failed = if thresholds.is_empty() {
                 results.total.failures > 0 || results.failures.iter().any(|f| f.count > 0)
             } else {
                 verdicts.iter().any(|v| !v.passed)

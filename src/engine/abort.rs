@@ -5,24 +5,18 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::plan::compile::CompiledPlan;
+use crate::plan::Threshold;
 
 /// Checks the plan's `abort: true` thresholds on every snapshot (each second) against the
 /// current load level (or the whole run when the shape has no levels) and stops the run at
 /// the first that fails with enough samples to judge.
 pub async fn watch_thresholds(
-    plan: Arc<CompiledPlan>,
+    thresholds: Vec<Threshold>,
     mut snapshots: tokio::sync::watch::Receiver<Option<Arc<crate::measure::metrics::Finished>>>,
     stop: CancellationToken,
     shard: bool,
 ) -> Option<crate::results::ThresholdStop> {
-    let watched: Vec<_> = plan
-        .plan
-        .thresholds
-        .iter()
-        .filter(|t| t.abort)
-        .cloned()
-        .collect();
+    let watched: Vec<_> = thresholds.into_iter().filter(|t| t.abort).collect();
     // The last closed level judged in its final state (levels close in order).
     let mut closed_judged = None;
     loop {

@@ -10,6 +10,7 @@ use crate::engine::pairing::Pools;
 use crate::engine::shard::Shard;
 use crate::measure::metrics::Recorder;
 use crate::plan::compile::CompiledPlan;
+use crate::plan::resolve::Durations;
 use crate::plan::template::Globals;
 
 /// Settings of one run that do not come from the plan.
@@ -28,6 +29,12 @@ pub struct RunConfig {
 pub struct RunContext {
     pub plan: Arc<CompiledPlan>,
     pub globals: Arc<Globals>,
+    /// The plan's durations in this run (templated ones rendered by `resolve`).
+    pub durations: Durations,
+    /// Pause between iterations, from..to.
+    pub think: Option<(Duration, Duration)>,
+    /// `target.timeout`, for requests without their own.
+    pub timeout: Duration,
     /// The plan's requests go through this client.
     pub http: crate::engine::http::Client,
     pub recorder: Recorder,

@@ -6,20 +6,12 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 use crate::measure::metrics::{Event, Recorder};
+use crate::plan::resolve::WatchSettings;
 use crate::results::GaugeSample;
-
-/// A watched agent with its settings rendered.
-#[derive(Debug, Clone)]
-pub struct Watched {
-    pub name: String,
-    pub url: String,
-    pub api_key: Option<String>,
-    pub interval: Duration,
-}
 
 /// Samples one agent until stopped. A failed sample is recorded as such, not skipped.
 pub async fn sample(
-    w: Watched,
+    w: WatchSettings,
     client: reqwest::Client,
     recorder: Recorder,
     stop: CancellationToken,

@@ -15,7 +15,8 @@ use minijinja::Value;
 
 mod connect;
 
-use crate::plan::compile::{CompiledRequest, CompiledTarget};
+use crate::plan::compile::CompiledRequest;
+use crate::plan::resolve::TargetSettings;
 use crate::plan::template::{ResponseView, Templates};
 
 /// Why a request could not be made or read.
@@ -45,7 +46,7 @@ impl HttpError {
 /// Builds the reqwest client for the preflight check and the `watch:` samplers (a few
 /// requests a second; the plan's own requests go through [`Client`]).
 pub fn admin_client(
-    target: &CompiledTarget,
+    target: &TargetSettings,
     headers: &[(String, String)],
 ) -> Result<reqwest::Client, String> {
     reqwest::Client::builder()
@@ -101,7 +102,7 @@ struct Base {
 
 impl Client {
     pub fn new(
-        target: &CompiledTarget,
+        target: &TargetSettings,
         base_url: &str,
         headers: &[(String, String)],
     ) -> Result<Client, String> {
@@ -405,15 +406,14 @@ pub fn prepare(
 /// Sends a prepared request and reads the whole response.
 /// `budget` covers connecting, sending and reading the whole body: the step's timeout less
 /// what the request already waited for a connection.
-/// `default_timeout` is the target's, for steps without their own.
+/// `timeout` is the step's (or the target's), as the failure reports it.
 pub async fn send(
     client: &Client,
-    default_timeout: Duration,
+    timeout: Duration,
     p: &Prepared,
     rq: &CompiledRequest,
     budget: Duration,
 ) -> Result<ResponseView, HttpError> {
-    let timeout = rq.timeout.unwrap_or(default_timeout);
     let method = match rq.method {
         crate::plan::Method::Get => http::Method::GET,
         crate::plan::Method::Post => http::Method::POST,

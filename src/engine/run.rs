@@ -77,26 +77,28 @@ pub async fn execute(
         Ok(c) => c,
         Err(e) => return aborted(e, info, &cfg, started_at, start),
     };
-    let http =
-        match crate::engine::http::Client::new(&plan.target, &resolved.base_url, &resolved.headers)
-        {
-            Ok(c) => c,
-            Err(e) => return aborted(RunError::Client(e), info, &cfg, started_at, start),
-        };
+    let http = match crate::engine::http::Client::new(
+        &resolved.target,
+        &resolved.base_url,
+        &resolved.headers,
+    ) {
+        Ok(c) => c,
+        Err(e) => return aborted(RunError::Client(e), info, &cfg, started_at, start),
+    };
     let background = CancellationToken::new();
     let (events, globals) = match start_events(&plan, &resolved, &background).await {
         Ok(x) => x,
         Err(e) => return aborted(e, info, &cfg, started_at, start),
     };
-    let aborting = plan.plan.thresholds.iter().any(|t| t.abort);
+    let aborting = resolved.thresholds.iter().any(|t| t.abort);
     let (recorder, live, snapshots, aggregator) = crate::measure::metrics::start_with_snapshots(
         start,
         Some(Duration::from_secs(1)),
         aborting,
     );
-    for w in watchers(&plan, &resolved) {
+    for w in &resolved.watch {
         tokio::spawn(crate::engine::gauges::sample(
-            w,
+            w.clone(),
             client.clone(),
             recorder.clone(),
             background.clone(),
@@ -118,6 +120,9 @@ pub async fn execute(
     let ctx = Arc::new(RunContext {
         plan: plan.clone(),
         globals,
+        durations: resolved.durations.clone(),
+        think: resolved.think,
+        timeout: resolved.target.timeout,
         http,
         recorder: recorder.clone(),
         pools: Pools::new(plan.plan.pools.keys()),
@@ -161,7 +166,7 @@ pub async fn execute(
         .collect();
     let watcher = aborting.then(|| {
         tokio::spawn(crate::engine::abort::watch_thresholds(
-            plan.clone(),
+            resolved.thresholds.clone(),
             snapshots.clone(),
             stop_all.clone(),
             cfg.shard_count > 1,
@@ -334,42 +339,13 @@ async fn start_events(
     Ok((Some(hub), Arc::new(globals)))
 }
 
-/// The agents to watch, with their URLs and keys rendered.
-fn watchers(plan: &CompiledPlan, resolved: &Resolved) -> Vec<crate::engine::gauges::Watched> {
-    let scope = crate::plan::resolve::plan_scope(&resolved.globals, 0);
-    plan.plan
-        .watch
-        .iter()
-        .enumerate()
-        .filter_map(|(i, w)| {
-            let url = plan.setting(&format!("/watch/{i}/url"), &scope).ok()?;
-            let api_key = w
-                .api_key
-                .as_ref()
-                .and_then(|_| plan.setting(&format!("/watch/{i}/api_key"), &scope).ok())
-                .filter(|k| !k.is_empty());
-            let interval = w
-                .interval
-                .as_deref()
-                .and_then(|i| crate::plan::duration::parse(i).ok())
-                .unwrap_or(Duration::from_secs(1));
-            Some(crate::engine::gauges::Watched {
-                name: w.name.clone(),
-                url: url.trim_end_matches('/').to_string(),
-                api_key,
-                interval,
-            })
-        })
-        .collect()
-}
-
 /// Builds the client and, when the plan asks, checks the target answers 2xx.
 async fn preflight(
     plan: &CompiledPlan,
     resolved: &Resolved,
     signals: &StopSignals,
 ) -> Result<reqwest::Client, RunError> {
-    let client = crate::engine::http::admin_client(&plan.target, &resolved.headers)
+    let client = crate::engine::http::admin_client(&resolved.target, &resolved.headers)
         .map_err(RunError::Client)?;
     let Some(path) = &plan.plan.target.preflight else {
         return Ok(client);

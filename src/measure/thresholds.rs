@@ -59,7 +59,19 @@ pub fn thresholds_of(
             ("max", 1.0, &th.max),
         ] {
             let Some(limit) = limit else { continue };
-            let Ok(limit_d) = crate::plan::duration::parse(limit) else {
+            // `resolve` renders and checks every limit before a run; a limit that is still
+            // not a duration here (a template judged without its variables) fails, and
+            // says so, rather than leave the verdict.
+            let Ok(limit_d) = crate::plan::duration::parse(limit.trim()) else {
+                out.push((
+                    Verdict {
+                        label: format!("{scope} {label}"),
+                        limit: format!("<= {limit}"),
+                        measured: "the limit is not a duration".into(),
+                        passed: false,
+                    },
+                    count,
+                ));
                 continue;
             };
             let measured = hist.as_ref().filter(|h| !h.is_empty()).map(|h| {

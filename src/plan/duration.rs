@@ -13,6 +13,13 @@ pub struct DurationError {
     reason: &'static str,
 }
 
+impl DurationError {
+    /// Why the text is not a duration, without the text itself.
+    pub fn reason(&self) -> &'static str {
+        self.reason
+    }
+}
+
 /// Parses `<number><unit>` groups, units `ms`, `s`, `m`, `h`, largest first.
 pub fn parse(input: &str) -> Result<Duration, DurationError> {
     let err = |reason| DurationError {

@@ -6,6 +6,7 @@
 //!
 //! Bottom layer: it imports nothing from the rest of the crate and does no network I/O.
 
+pub mod bounds;
 pub mod capture;
 pub mod compile;
 pub mod diagnostic;

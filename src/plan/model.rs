@@ -144,7 +144,7 @@ pub struct Target {
     /// (HTTP/1). Unset: no limit. A request waiting for a free connection is timed from when
     /// the user wanted to send it, so a limit that is too low shows in the latencies.
     #[serde(default)]
-    #[schemars(range(min = 1))]
+    #[schemars(range(min = 1, max = crate::plan::bounds::MAX_CONNECTIONS))]
     pub max_connections: Option<usize>,
     /// Skip TLS certificate verification. Off by default; turn on only for self-signed test agents.
     #[serde(default)]
@@ -220,13 +220,16 @@ pub struct StepsLoad {
     /// Time between steps (duration, template allowed).
     pub step_time: String,
     /// Users added at each step.
+    #[schemars(extend("minimum" = 0, "maximum" = crate::plan::bounds::MAX_USERS))]
     pub users_per_step: Num,
     /// Most users at once.
+    #[schemars(extend("minimum" = 0, "maximum" = crate::plan::bounds::MAX_USERS))]
     pub user_limit: Num,
     /// When the run ends (duration, template allowed).
     pub time_limit: String,
     /// Spawn rate as a fraction of the current target, per second (Locust's `SPAWN_PCT`, default 0.5).
     #[serde(default)]
+    #[schemars(extend("minimum" = crate::plan::bounds::MIN_SPAWN, "maximum" = crate::plan::bounds::MAX_RATE))]
     pub spawn_pct: Option<Num>,
 }
 
@@ -234,10 +237,12 @@ pub struct StepsLoad {
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConstantLoad {
+    #[schemars(extend("minimum" = 0, "maximum" = crate::plan::bounds::MAX_USERS))]
     pub users: Num,
     pub duration: String,
     /// Users started per second (default: all at once).
     #[serde(default)]
+    #[schemars(extend("minimum" = crate::plan::bounds::MIN_SPAWN, "maximum" = crate::plan::bounds::MAX_RATE))]
     pub spawn_rate: Option<Num>,
 }
 
@@ -246,6 +251,7 @@ pub struct ConstantLoad {
 #[serde(deny_unknown_fields)]
 pub struct Stage {
     pub duration: String,
+    #[schemars(extend("minimum" = 0, "maximum" = crate::plan::bounds::MAX_USERS))]
     pub target: Num,
 }
 
@@ -255,6 +261,7 @@ pub struct Stage {
 pub struct ArrivalRateLoad {
     /// Constant iterations per second.
     #[serde(default)]
+    #[schemars(extend("minimum" = 0, "maximum" = crate::plan::bounds::MAX_RATE))]
     pub rate: Option<Num>,
     /// How long a constant rate lasts.
     #[serde(default)]
@@ -264,8 +271,10 @@ pub struct ArrivalRateLoad {
     pub stages: Option<Vec<Stage>>,
     /// Rate at time zero for ramping stages (default 0).
     #[serde(default)]
+    #[schemars(extend("minimum" = 0, "maximum" = crate::plan::bounds::MAX_RATE))]
     pub start_rate: Option<Num>,
     /// Most users busy at once; a start that would exceed it is counted as dropped.
+    #[schemars(extend("minimum" = 0, "maximum" = crate::plan::bounds::MAX_USERS))]
     pub max_users: Num,
 }
 
@@ -323,6 +332,7 @@ pub struct WeightedTasks {
 pub struct WeightedTask {
     pub name: String,
     #[serde(default = "one")]
+    #[schemars(range(max = crate::plan::bounds::MAX_WEIGHT))]
     pub weight: u32,
     pub steps: Vec<Step>,
 }

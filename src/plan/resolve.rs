@@ -1,5 +1,8 @@
-//! Resolving a compiled plan against its variables: the load shape, the target and
-//! the values shared by all users. Pure: no I/O; errors point at the plan's lines.
+//! Resolving a compiled plan against its variables: the load shape, the target, every
+//! templated setting (durations, think time, threshold limits, watched agents) and the
+//! values shared by all users. Each templated value is rendered once, here, and held to
+//! the rule its literal form is; the engine gets concrete values. Pure: no I/O; errors
+//! point at the plan's lines.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -7,12 +10,13 @@ use std::time::Duration;
 
 use minijinja::Value;
 
-use crate::plan::compile::CompiledPlan;
+use crate::plan::bounds::Rule;
+use crate::plan::compile::{CompiledPlan, Dur, TemplatedDuration, Think};
 use crate::plan::diagnostic::Diagnostic;
 use crate::plan::env::ResolvedEnv;
 use crate::plan::shape::{Segment, Shape};
-use crate::plan::template::{Globals, RngCell, Scope};
-use crate::plan::{Load, Num};
+use crate::plan::template::{Globals, RngCell, Scope, Text};
+use crate::plan::{Load, Num, Threshold};
 
 /// A plan with its variables filled in.
 #[derive(Debug)]
@@ -21,6 +25,49 @@ pub struct Resolved {
     pub globals: Arc<Globals>,
     pub base_url: String,
     pub headers: Vec<(String, String)>,
+    pub target: TargetSettings,
+    /// Every duration of the plan's steps, templated ones rendered.
+    pub durations: Durations,
+    /// Pause between iterations, from..to.
+    pub think: Option<(Duration, Duration)>,
+    /// The plan's thresholds, templated limits rendered (as checked duration literals).
+    pub thresholds: Vec<Threshold>,
+    /// The agents to watch, settings rendered.
+    pub watch: Vec<WatchSettings>,
+}
+
+/// How requests reach the target.
+#[derive(Debug, Clone)]
+pub struct TargetSettings {
+    pub timeout: Duration,
+    pub connect_timeout: Duration,
+    pub insecure: bool,
+    pub max_connections: Option<usize>,
+}
+
+/// A watched agent with its settings rendered.
+#[derive(Debug, Clone)]
+pub struct WatchSettings {
+    pub name: String,
+    pub url: String,
+    /// Left out when it renders empty.
+    pub api_key: Option<String>,
+    pub interval: Duration,
+}
+
+/// The values of a plan's templated durations for one run; literals pass through.
+#[derive(Debug, Clone, Default)]
+pub struct Durations(Vec<Duration>);
+
+impl Durations {
+    /// The value of `d` in this run. A templated `d` indexes the plan this was resolved
+    /// from, which rendered every one of its templates.
+    pub fn get(&self, d: Dur) -> Duration {
+        match d {
+            Dur::Literal(d) => d,
+            Dur::Templated(i) => self.0[i],
+        }
+    }
 }
 
 /// Values that identify a run, visible to templates as `run.*` and `shard.*`.
@@ -121,12 +168,69 @@ pub fn resolve(
         }
     }
     let shape = shape(plan, &scope, &mut errors);
+    let mut settings = SettingsCx {
+        plan,
+        scope: &scope,
+        errors: &mut errors,
+    };
+    let durations = Durations(
+        plan.templated
+            .iter()
+            .map(|t| settings.duration(t))
+            .collect(),
+    );
+    let think = plan.think.as_ref().map(|t| settings.think(t));
+    let target = TargetSettings {
+        timeout: durations.get(plan.target.timeout),
+        connect_timeout: durations.get(plan.target.connect_timeout),
+        insecure: plan.target.insecure,
+        max_connections: plan.target.max_connections,
+    };
+    let mut thresholds = plan.plan.thresholds.clone();
+    for l in &plan.threshold_limits {
+        if let Dur::Templated(_) = l.limit
+            && let Some(th) = thresholds.get_mut(l.index)
+        {
+            let text = crate::plan::duration::format(durations.get(l.limit));
+            match l.key {
+                "p50" => th.p50 = Some(text),
+                "p95" => th.p95 = Some(text),
+                "p99" => th.p99 = Some(text),
+                _ => th.max = Some(text),
+            }
+        }
+    }
+    let watch = plan
+        .plan
+        .watch
+        .iter()
+        .zip(&plan.watch_intervals)
+        .enumerate()
+        .map(|(i, (w, interval))| WatchSettings {
+            name: w.name.clone(),
+            url: settings
+                .text(&format!("/watch/{i}/url"))
+                .trim_end_matches('/')
+                .to_string(),
+            api_key: w
+                .api_key
+                .as_ref()
+                .map(|_| settings.text(&format!("/watch/{i}/api_key")))
+                .filter(|k| !k.is_empty()),
+            interval: durations.get(*interval),
+        })
+        .collect();
     if errors.is_empty() {
         Ok(Resolved {
             shape,
             globals,
             base_url: base_url.trim_end_matches('/').to_string(),
             headers,
+            target,
+            durations,
+            think,
+            thresholds,
+            watch,
         })
     } else {
         Err(errors)
@@ -159,7 +263,7 @@ fn shape(plan: &CompiledPlan, scope: &Value, errors: &mut Vec<Diagnostic>) -> Sh
             spawn_pct: s
                 .spawn_pct
                 .as_ref()
-                .map_or(0.5, |p| cx.positive("/load/steps/spawn_pct", p)),
+                .map_or(0.5, |p| cx.ruled("/load/steps/spawn_pct", p, Rule::Spawn)),
         },
         Load::Constant(c) => Shape::Constant {
             users: cx.count("/load/constant/users", &c.users),
@@ -167,7 +271,7 @@ fn shape(plan: &CompiledPlan, scope: &Value, errors: &mut Vec<Diagnostic>) -> Sh
             spawn_rate: c
                 .spawn_rate
                 .as_ref()
-                .map(|r| cx.positive("/load/constant/spawn_rate", r)),
+                .map(|r| cx.ruled("/load/constant/spawn_rate", r, Rule::Spawn)),
         },
         Load::Stages(stages) => Shape::Stages(
             stages
@@ -182,7 +286,7 @@ fn shape(plan: &CompiledPlan, scope: &Value, errors: &mut Vec<Diagnostic>) -> Sh
         Load::ArrivalRate(a) => {
             let stages = match (&a.rate, &a.duration, &a.stages) {
                 (Some(r), Some(d), _) => {
-                    let rate = cx.positive("/load/arrival_rate/rate", r);
+                    let rate = cx.ruled("/load/arrival_rate/rate", r, Rule::PositiveRate);
                     vec![Segment {
                         duration: cx.dur("/load/arrival_rate/duration", d),
                         target: rate,
@@ -196,16 +300,18 @@ fn shape(plan: &CompiledPlan, scope: &Value, errors: &mut Vec<Diagnostic>) -> Sh
                             &format!("/load/arrival_rate/stages/{i}/duration"),
                             &s.duration,
                         ),
-                        target: cx
-                            .number(&format!("/load/arrival_rate/stages/{i}/target"), &s.target)
-                            .max(0.0),
+                        target: cx.ruled(
+                            &format!("/load/arrival_rate/stages/{i}/target"),
+                            &s.target,
+                            Rule::Rate,
+                        ),
                     })
                     .collect(),
                 _ => Vec::new(),
             };
             let start_rate = match (&a.rate, &a.start_rate) {
                 (Some(_), _) => stages.first().map_or(0.0, |s| s.target),
-                (None, Some(s)) => cx.number("/load/arrival_rate/start_rate", s).max(0.0),
+                (None, Some(s)) => cx.ruled("/load/arrival_rate/start_rate", s, Rule::Rate),
                 (None, None) => 0.0,
             };
             Shape::ArrivalRate {
@@ -256,21 +362,18 @@ impl ShapeCx<'_> {
         }
     }
 
-    fn positive(&mut self, pointer: &str, n: &Num) -> f64 {
+    /// A number held to its rule; a value outside it is an error, never clamped.
+    fn ruled(&mut self, pointer: &str, n: &Num, rule: Rule) -> f64 {
         let v = self.number(pointer, n);
-        if v <= 0.0 {
-            self.fail(pointer, format!("must be above 0, got {v}"));
-        }
-        v
+        rule.check(v).unwrap_or_else(|e| {
+            let key = pointer.rsplit('/').next().unwrap_or_default();
+            self.fail(pointer, format!("{key} {e}"));
+            0.0
+        })
     }
 
     fn count(&mut self, pointer: &str, n: &Num) -> u64 {
-        let v = self.number(pointer, n);
-        if v < 0.0 || v.fract() != 0.0 {
-            self.fail(pointer, format!("must be a whole number of users, got {v}"));
-            return 0;
-        }
-        v as u64
+        self.ruled(pointer, n, Rule::Users) as u64
     }
 
     fn dur(&mut self, pointer: &str, text: &str) -> Duration {
@@ -295,6 +398,93 @@ impl ShapeCx<'_> {
                 Duration::ZERO
             }
         }
+    }
+}
+
+/// Renders the plan's templated settings outside the load shape.
+struct SettingsCx<'a> {
+    plan: &'a CompiledPlan,
+    scope: &'a Value,
+    errors: &'a mut Vec<Diagnostic>,
+}
+
+impl SettingsCx<'_> {
+    fn fail(&mut self, pointer: &str, msg: String) {
+        self.errors.push(Diagnostic::new(
+            &self.plan.file,
+            self.plan.spans.value(pointer),
+            msg,
+        ));
+    }
+
+    /// The run setting at `pointer` (compiled at load), rendered.
+    fn text(&mut self, pointer: &str) -> String {
+        let Some(text) = self.plan.settings.get(pointer) else {
+            return String::new();
+        };
+        self.render(pointer, text).unwrap_or_default()
+    }
+
+    fn render(&mut self, pointer: &str, text: &Text) -> Option<String> {
+        self.plan
+            .templates
+            .render(text, self.scope)
+            .map_err(|e| self.fail(pointer, crate::plan::template::describe(&e)))
+            .ok()
+    }
+
+    /// The templated setting at `pointer` for messages: its key and what the plan wrote.
+    fn what(pointer: &str, source: &str) -> String {
+        let key = pointer.rsplit('/').next().unwrap_or(pointer);
+        format!("{key} `{source}`")
+    }
+
+    /// A templated duration, held to the rule of its literal form.
+    fn duration(&mut self, t: &TemplatedDuration) -> Duration {
+        let (pointer, text, above_zero) = (t.pointer.as_str(), &t.text, t.above_zero);
+        let Some(rendered) = self.render(pointer, text) else {
+            return Duration::ZERO;
+        };
+        let rendered = rendered.trim();
+        match crate::plan::duration::parse(rendered) {
+            Ok(d) if above_zero && d.is_zero() => {
+                let what = Self::what(pointer, &t.source);
+                self.fail(
+                    pointer,
+                    format!("{what} is `{rendered}`, which must be longer than zero"),
+                );
+                Duration::ZERO
+            }
+            Ok(d) => d,
+            Err(e) => {
+                let what = Self::what(pointer, &t.source);
+                self.fail(
+                    pointer,
+                    format!(
+                        "{what} is `{rendered}`, not a duration: {} (write e.g. `500ms`, `30s`, `1m30s`)",
+                        e.reason()
+                    ),
+                );
+                Duration::ZERO
+            }
+        }
+    }
+
+    /// `user.think`, rendered whole when templated (a variable may hold a range).
+    fn think(&mut self, think: &Think) -> (Duration, Duration) {
+        let text = match think {
+            Think::Literal(lo, hi) => return (*lo, *hi),
+            Think::Templated(text) => text,
+        };
+        let Some(rendered) = self.render("/user/think", text) else {
+            return (Duration::ZERO, Duration::ZERO);
+        };
+        crate::plan::compile::parse_think(rendered.trim()).unwrap_or_else(|e| {
+            let source = self.plan.plan.user.think.as_deref().unwrap_or_default();
+            let what = Self::what("/user/think", source);
+            self.fail("/user/think", format!("{what} is `{rendered}`: {e}"));
+            (Duration::ZERO, Duration::ZERO)
+        })
     }
 }
 
@@ -337,5 +527,178 @@ pub fn describe_shape(shape: &Shape) -> String {
                 .collect::<Vec<_>>()
                 .join(", ")
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::compile::{StepKind, load_str};
+    use crate::plan::env::EnvSources;
+
+    /// Every duration setting of the plan, each from its own variable.
+    const PLAN: &str = r#"name: every-duration
+env:
+  A: { type: string }
+  B: { type: duration }
+  C: { type: string }
+  D: { type: string }
+  E: { type: string }
+  F: { type: string }
+  G: { type: string }
+  H: { type: string }
+  I: { type: string }
+  J: { type: string }
+  K: { type: string }
+  L: { type: string }
+target: { base_url: "http://127.0.0.1:9", timeout: "{{ env.A }}", connect_timeout: "{{ env.B }}" }
+load: { constant: { users: 1, duration: 1s } }
+pools: { p: {} }
+events: { source: webhook }
+watch: [{ name: w, url: "http://127.0.0.1:9", interval: "{{ env.C }}" }]
+user:
+  tasks:
+    - request: { method: GET, path: /x, timeout: "{{ env.D }}" }
+      poll: { until: "true", interval: "{{ env.E }}", timeout: "{{ env.F }}" }
+      on_error: { retry: 1, delay: "{{ env.G }}" }
+    - sleep: "{{ env.H }}"
+    - take: { pool: p, as: v, timeout: "{{ env.I }}" }
+    - wait_event: { topic: ping, wallet: w, timeout: "{{ env.J }}" }
+  think: "{{ env.K }}"
+thresholds:
+  - { p99: "{{ env.L }}" }
+"#;
+
+    fn resolved(values: &[(&str, &str)]) -> Result<(CompiledPlan, Resolved), Vec<Diagnostic>> {
+        let plan = load_str("p.yaml", PLAN.to_string()).map_err(|f| f.diagnostics)?;
+        let mut sources = EnvSources::default();
+        for (k, v) in values {
+            sources.set.insert(k.to_string(), v.to_string());
+        }
+        let env = crate::plan::env::resolve(&plan.plan.env, &sources).unwrap();
+        let id = RunIdentity {
+            id: "r".into(),
+            seed: 0,
+            shard_index: 0,
+            shard_count: 1,
+            webhook_url: String::new(),
+        };
+        let r = resolve(&plan, &env, &id)?;
+        Ok((plan, r))
+    }
+
+    const GOOD: [(&str, &str); 12] = [
+        ("A", "1s"),
+        ("B", "2s"),
+        ("C", "3s"),
+        ("D", "4s"),
+        ("E", "5s"),
+        ("F", "6s"),
+        ("G", "7s"),
+        ("H", "8s"),
+        ("I", "9s"),
+        ("J", "10s"),
+        ("K", "11s..12s"),
+        ("L", "13s"),
+    ];
+
+    #[test]
+    fn every_templated_duration_is_rendered_once_variables_are_known() {
+        let (plan, r) = resolved(&GOOD).unwrap();
+        let s = |n: u64| Duration::from_secs(n);
+        let d = |x| r.durations.get(x);
+        assert_eq!((r.target.timeout, r.target.connect_timeout), (s(1), s(2)));
+        assert_eq!(r.watch[0].interval, s(3));
+        let steps = &plan.tasks[0].steps;
+        let StepKind::Request(rq) = &steps[0].kind else {
+            panic!("a request")
+        };
+        let poll = rq.poll.as_ref().unwrap();
+        assert_eq!(
+            (rq.timeout.map(d), d(poll.interval), d(poll.timeout)),
+            (Some(s(4)), s(5), s(6))
+        );
+        assert_eq!(d(steps[0].retry_delay), s(7));
+        let StepKind::Sleep(sleep) = steps[1].kind else {
+            panic!("a sleep")
+        };
+        let StepKind::Take { timeout: take, .. } = steps[2].kind else {
+            panic!("a take")
+        };
+        let StepKind::WaitEvent(wait) = &steps[3].kind else {
+            panic!("a wait")
+        };
+        assert_eq!((d(sleep), d(take), d(wait.timeout)), (s(8), s(9), s(10)));
+        assert_eq!(r.think, Some((s(11), s(12))));
+        assert_eq!(r.thresholds[0].p99.as_deref(), Some("13s"));
+    }
+
+    #[test]
+    fn a_bad_templated_duration_is_an_error_at_its_place() {
+        // B is typed `duration`, so the env check refuses it before; the others are strings.
+        for (var, bad, line, message) in [
+            (
+                "A",
+                "0s",
+                15,
+                "timeout `{{ env.A }}` is `0s`, which must be longer than zero",
+            ),
+            (
+                "C",
+                "0s",
+                19,
+                "interval `{{ env.C }}` is `0s`, which must be longer than zero",
+            ),
+            (
+                "D",
+                "later",
+                22,
+                "timeout `{{ env.D }}` is `later`, not a duration",
+            ),
+            (
+                "E",
+                "0ms",
+                23,
+                "interval `{{ env.E }}` is `0ms`, which must be longer than zero",
+            ),
+            (
+                "G",
+                "1 s",
+                24,
+                "delay `{{ env.G }}` is `1 s`, not a duration",
+            ),
+            (
+                "H",
+                "-1s",
+                25,
+                "sleep `{{ env.H }}` is `-1s`, not a duration",
+            ),
+            (
+                "I",
+                "0s",
+                26,
+                "timeout `{{ env.I }}` is `0s`, which must be longer than zero",
+            ),
+            ("J", "x", 27, "timeout `{{ env.J }}` is `x`, not a duration"),
+            ("K", "2s..1s", 28, "think range `2s..1s` goes backwards"),
+            (
+                "L",
+                "fast",
+                30,
+                "p99 `{{ env.L }}` is `fast`, not a duration",
+            ),
+        ] {
+            let mut values = GOOD.to_vec();
+            values.retain(|(k, _)| *k != var);
+            values.push((var, bad));
+            let errors = resolved(&values).map(|_| ()).unwrap_err();
+            assert_eq!(errors.len(), 1, "{var}={bad}: {errors:?}");
+            assert_eq!(errors[0].line, line, "{var}={bad}: {errors:?}");
+            assert!(
+                errors[0].message.contains(message),
+                "{var}={bad}: {}",
+                errors[0].message
+            );
+        }
     }
 }

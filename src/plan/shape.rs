@@ -276,7 +276,12 @@ impl Shape {
     pub fn timeline(&self) -> Vec<(Duration, f64)> {
         let end = self.duration();
         match self {
-            Shape::Steps { step_time, .. } => {
+            Shape::Steps {
+                step_time,
+                users_per_step,
+                user_limit,
+                ..
+            } => {
                 let mut out = Vec::new();
                 let mut t = Duration::ZERO;
                 let mut last = None;
@@ -285,6 +290,11 @@ impl Shape {
                     if last != Some(users) {
                         out.push((t, users as f64));
                         last = Some(users);
+                    }
+                    // Past the limit (or adding none) nothing changes: a 1 ms step over a
+                    // long time limit must not take a step at a time to say so.
+                    if users >= *user_limit || *users_per_step == 0 {
+                        break;
                     }
                     t += *step_time;
                 }
@@ -528,6 +538,22 @@ mod tests {
                 10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 70.0, 80.0, 90.0, 100.0, 0.0
             ]
         );
+    }
+
+    #[test]
+    fn a_fine_step_over_a_long_time_limit_has_a_short_timeline() {
+        for (per, limit) in [(0, 2), (1, 3)] {
+            let shape = Shape::Steps {
+                step_time: secs(0.001),
+                users_per_step: per,
+                user_limit: limit,
+                time_limit: secs(1e9),
+                spawn_pct: 0.5,
+            };
+            let points = shape.timeline();
+            assert_eq!(points.len() as u64, limit.min(per * limit).max(1) + 1);
+            assert_eq!(points.last(), Some(&(secs(1e9), 0.0)));
+        }
     }
 
     #[test]

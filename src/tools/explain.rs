@@ -52,7 +52,7 @@ pub fn explain(plan: &CompiledPlan, resolved: &Resolved, defined: &[String]) -> 
                 plan.teardown.as_slice(),
             )))
             .collect();
-    if let Some((lo, hi)) = plan.think {
+    if let Some((lo, hi)) = resolved.think {
         let _ = writeln!(
             out,
             "\nthink time between iterations: {}..{}",
@@ -180,14 +180,18 @@ fn step_lines(
                 let _ = writeln!(
                     out,
                     "       poll every {} until {} (give up after {})",
-                    crate::plan::duration::format(p.interval),
+                    crate::plan::duration::format(resolved.durations.get(p.interval)),
                     plan.templates.source(p.until),
-                    crate::plan::duration::format(p.timeout)
+                    crate::plan::duration::format(resolved.durations.get(p.timeout))
                 );
             }
         }
         StepKind::Sleep(d) => {
-            let _ = writeln!(out, "       sleep {}", crate::plan::duration::format(*d));
+            let _ = writeln!(
+                out,
+                "       sleep {}",
+                crate::plan::duration::format(resolved.durations.get(*d))
+            );
         }
         StepKind::Set(vals) => {
             for (k, v) in vals {
@@ -210,7 +214,7 @@ fn step_lines(
                 out,
                 "       wait for a `{}` event of wallet {wallet} with {cond} (give up after {})",
                 w.topic,
-                crate::plan::duration::format(w.timeout)
+                crate::plan::duration::format(resolved.durations.get(w.timeout))
             );
             if let Some(c) = &w.clock {
                 let _ = writeln!(out, "       latency measured from the send of `{c}`");
@@ -228,7 +232,7 @@ fn step_lines(
             let _ = writeln!(
                 out,
                 "       take a value from pool `{pool}` into `{into}` (wait up to {})",
-                crate::plan::duration::format(*timeout)
+                crate::plan::duration::format(resolved.durations.get(*timeout))
             );
         }
     }

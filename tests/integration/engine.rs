@@ -12,10 +12,10 @@ use serde_json::Value;
 
 const TOKEN: &str = "eyJhbGciOiJIUzI1NiJ9.eyJ3YWxsZXRfaWQiOiJ3MSJ9.c2lnbmF0dXJl";
 
-type Counts = Arc<Mutex<HashMap<String, usize>>>;
+pub(super) type Counts = Arc<Mutex<HashMap<String, usize>>>;
 
 /// Starts the stub on a free loopback port; returns its URL and per-route counts.
-fn stub() -> (String, Counts) {
+pub(super) fn stub() -> (String, Counts) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let counts: Counts = Arc::default();
@@ -83,6 +83,11 @@ fn serve(conn: TcpStream, counts: Counts) {
                 } else {
                     (200, "application/json", "{}".to_string())
                 }
+            }
+            "GET /delay" => {
+                // Answers after 200 ms (tests/integration/as_written.rs).
+                std::thread::sleep(Duration::from_millis(200));
+                (200, "application/json", "{}".to_string())
             }
             "GET /hold" => {
                 std::thread::sleep(Duration::from_millis(20));

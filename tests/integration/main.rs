@@ -1,6 +1,7 @@
 //! One integration-test binary: plan diagnostics, the engine against a local stub,
 //! and end to end against real ACA-Py agents.
 
+mod as_written;
 mod deploy;
 mod didcomm;
 mod e2e;

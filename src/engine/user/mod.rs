@@ -285,7 +285,7 @@ impl VirtualUser {
                 }
                 return;
             }
-            if let Some((lo, hi)) = ctx.plan.think {
+            if let Some((lo, hi)) = ctx.think {
                 let span = hi.saturating_sub(lo).as_micros() as u64;
                 let pause = lo
                     + Duration::from_micros(if span > 0 {
@@ -352,7 +352,7 @@ impl VirtualUser {
             match self.step(step).await {
                 Err(StepError::Failed) if attempt < step.retries && !self.stop.is_cancelled() => {
                     attempt += 1;
-                    if !self.pause(step.retry_delay).await {
+                    if !self.pause(self.ctx.durations.get(step.retry_delay)).await {
                         return Err(StepError::Stopped);
                     }
                 }

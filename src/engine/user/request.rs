@@ -30,7 +30,7 @@ impl VirtualUser {
         self.sent.insert(step.name.clone(), poll_started);
         loop {
             let started = Instant::now();
-            let timeout = rq.timeout.unwrap_or(ctx.plan.target.timeout);
+            let timeout = rq.timeout.map_or(ctx.timeout, |t| ctx.durations.get(t));
             // A request still waiting for a connection (target.max_connections) has not been
             // sent: a stop drops it (teardowns excepted), and its wait counts to its timeout.
             let slot = tokio::select! {
@@ -56,7 +56,7 @@ impl VirtualUser {
             let outcome = if slot.granted {
                 let budget = timeout.saturating_sub(slot.waited.unwrap_or_default());
                 tokio::select! {
-                    r = crate::engine::http::send(&ctx.http, ctx.plan.target.timeout, &prepared, rq, budget) => r,
+                    r = crate::engine::http::send(&ctx.http, timeout, &prepared, rq, budget) => r,
                     _ = ctx.hard_stop.cancelled() => return Err(StepError::Stopped),
                 }
             } else {
@@ -101,8 +101,11 @@ impl VirtualUser {
                     self.record(step, StatKind::Poll, None, poll_started, None);
                     return captured;
                 }
-                Ok(false) if poll_started.elapsed() + poll.interval <= poll.timeout => {
-                    if !self.pause(poll.interval).await {
+                Ok(false)
+                    if poll_started.elapsed() + ctx.durations.get(poll.interval)
+                        <= ctx.durations.get(poll.timeout) =>
+                {
+                    if !self.pause(ctx.durations.get(poll.interval)).await {
                         return Err(StepError::Stopped);
                     }
                 }
@@ -111,7 +114,7 @@ impl VirtualUser {
                         step,
                         format!(
                             "poll timed out after {}: `{}` never held",
-                            crate::plan::duration::format(poll.timeout),
+                            crate::plan::duration::format(ctx.durations.get(poll.timeout)),
                             ctx.plan.templates.source(poll.until)
                         ),
                         format!("last response: {} {}", view.status, excerpt(&view.text())),

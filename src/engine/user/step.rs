@@ -14,7 +14,7 @@ impl VirtualUser {
         match &step.kind {
             StepKind::Request(rq) => self.request(step, rq).await,
             StepKind::Sleep(d) => {
-                if self.pause(*d).await {
+                if self.pause(self.ctx.durations.get(*d)).await {
                     Ok(())
                 } else {
                     Err(StepError::Stopped)
@@ -81,9 +81,10 @@ impl VirtualUser {
                         ));
                     }
                 };
+                let timeout = self.ctx.durations.get(*timeout);
                 let started = Instant::now();
                 let taken = tokio::select! {
-                    r = self.ctx.pools.take(pool, &k, *timeout) => r,
+                    r = self.ctx.pools.take(pool, &k, timeout) => r,
                     _ = self.stop.cancelled() => return Err(StepError::Stopped),
                 };
                 match taken {
@@ -95,7 +96,7 @@ impl VirtualUser {
                     Err(_) => {
                         let f = self.failure(
                             step,
-                            format!("no offer in pool `{pool}` within {}", crate::plan::duration::format(*timeout)),
+                            format!("no offer in pool `{pool}` within {}", crate::plan::duration::format(timeout)),
                             "no other user offered a value in time (odd number of users, or the offering user failed)".into(),
                         );
                         self.record(step, StatKind::Take, None, started, Some(f.clone()));
@@ -149,10 +150,11 @@ impl VirtualUser {
             None => self.prev_step_started,
         };
         let templates = ctx.plan.templates.clone();
+        let timeout = ctx.durations.get(w.timeout);
         let mut eval_error = None;
         let base = self.scope_parts();
         let found = tokio::select! {
-            e = hub.wait(&wallet, &w.topic, since, &self.consumed, w.timeout.saturating_sub(since.elapsed()), |e| {
+            e = hub.wait(&wallet, &w.topic, since, &self.consumed, timeout.saturating_sub(since.elapsed()), |e| {
                 let Some(until) = w.until else { return true };
                 let scope = base.with_event(e.payload.clone());
                 match templates.holds(until, &scope) {
@@ -204,7 +206,7 @@ impl VirtualUser {
                     None => format!(
                         "no `{}` event with {cond} within {}",
                         w.topic,
-                        crate::plan::duration::format(w.timeout)
+                        crate::plan::duration::format(timeout)
                     ),
                 };
                 let f = self.failure(step, reason, format!("wallet {wallet}"));

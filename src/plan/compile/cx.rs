@@ -4,7 +4,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use super::{CompiledStep, CompiledTarget, TaskList};
+use super::{
+    CompiledStep, CompiledTarget, Dur, TaskList, TemplatedDuration, Think, ThresholdLimit,
+};
+use crate::plan::bounds::{MAX_WEIGHT, Rule};
 use crate::plan::diagnostic::Diagnostic;
 use crate::plan::source::{self, SpanIndex};
 use crate::plan::template::{self, Compiler, Expr, JsonTemplate, Text};
@@ -16,7 +19,7 @@ pub(super) type Parts = (
     Vec<CompiledStep>,
     Vec<TaskList>,
     Vec<CompiledStep>,
-    Option<(Duration, Duration)>,
+    Option<Think>,
     BTreeMap<String, Expr>,
     BTreeMap<String, Text>,
 );
@@ -28,6 +31,10 @@ pub(super) struct Cx<'a> {
     pub(super) diags: Vec<Diagnostic>,
     pub(super) defined: BTreeSet<String>,
     pub(super) step_names: BTreeSet<String>,
+    /// Durations written as templates ([`Dur::Templated`] indexes).
+    pub(super) templated: Vec<TemplatedDuration>,
+    pub(super) threshold_limits: Vec<ThresholdLimit>,
+    pub(super) watch_intervals: Vec<Dur>,
 }
 
 impl Cx<'_> {
@@ -36,16 +43,31 @@ impl Cx<'_> {
             .push(Diagnostic::new(self.file, self.spans.value(pointer), msg));
     }
 
-    /// A duration literal (checked now) or template (checked when resolved).
-    pub(super) fn duration(&mut self, pointer: &str, text: &str) -> Duration {
+    /// A duration literal, checked now, or a template, compiled now and rendered and
+    /// checked by the same rule (`above_zero`: timeouts and intervals) when resolved.
+    pub(super) fn duration(&mut self, pointer: &str, text: &str, above_zero: bool) -> Dur {
         if template::is_template(text) {
-            self.compiler.text(pointer, text, false);
-            return Duration::ZERO;
+            let compiled = self.compiler.text(pointer, text, false);
+            self.templated.push(TemplatedDuration {
+                pointer: pointer.to_string(),
+                source: text.to_string(),
+                text: compiled,
+                above_zero,
+            });
+            return Dur::Templated(self.templated.len() - 1);
         }
-        crate::plan::duration::parse(text).unwrap_or_else(|e| {
-            self.error(pointer, e.to_string());
-            Duration::ZERO
-        })
+        match crate::plan::duration::parse(text) {
+            Ok(d) if above_zero && d.is_zero() => {
+                let key = pointer.rsplit('/').next().unwrap_or_default();
+                self.error(pointer, format!("{key} `{text}` must be longer than zero"));
+                Dur::Literal(d)
+            }
+            Ok(d) => Dur::Literal(d),
+            Err(e) => {
+                self.error(pointer, e.to_string());
+                Dur::Literal(Duration::ZERO)
+            }
+        }
     }
 
     pub(super) fn opt_duration(
@@ -53,8 +75,11 @@ impl Cx<'_> {
         pointer: &str,
         text: Option<&String>,
         default: Duration,
-    ) -> Duration {
-        text.map_or(default, |t| self.duration(pointer, t))
+        above_zero: bool,
+    ) -> Dur {
+        text.map_or(Dur::Literal(default), |t| {
+            self.duration(pointer, t, above_zero)
+        })
     }
 
     pub(super) fn plan(&mut self, plan: &Plan) -> Parts {
@@ -98,11 +123,13 @@ impl Cx<'_> {
             "/target/timeout",
             t.timeout.as_ref(),
             Duration::from_secs(30),
+            true,
         );
         let connect_timeout = self.opt_duration(
             "/target/connect_timeout",
             t.connect_timeout.as_ref(),
             Duration::from_secs(5),
+            true,
         );
         let target = CompiledTarget {
             base_url,
@@ -143,6 +170,17 @@ impl Cx<'_> {
                         "at least one task needs a weight above 0",
                     );
                 }
+                // Users pick a task by a draw below the sum, taken in `u32`.
+                let total: u64 = w.choose.iter().map(|c| u64::from(c.weight)).sum();
+                if total > u64::from(u32::MAX) {
+                    self.error(
+                        "/user/tasks/choose",
+                        format!(
+                            "the weights add up to {total}, more than {}; each weight is at most {MAX_WEIGHT}",
+                            u32::MAX
+                        ),
+                    );
+                }
                 w.choose
                     .iter()
                     .enumerate()
@@ -173,7 +211,12 @@ impl Cx<'_> {
                 ("max", &th.max),
             ] {
                 if let Some(v) = v {
-                    self.duration(&format!("/thresholds/{i}/{key}"), v);
+                    let limit = self.duration(&format!("/thresholds/{i}/{key}"), v, false);
+                    self.threshold_limits.push(ThresholdLimit {
+                        index: i,
+                        key,
+                        limit,
+                    });
                 }
             }
             if let Some(r) = th.error_rate
@@ -230,28 +273,28 @@ impl Cx<'_> {
         for (i, w) in plan.watch.iter().enumerate() {
             add(self, format!("/watch/{i}/url"), Some(&w.url));
             add(self, format!("/watch/{i}/api_key"), w.api_key.as_ref());
-            if let Some(iv) = &w.interval {
-                self.duration(&format!("/watch/{i}/interval"), iv);
-            }
+            let interval = self.opt_duration(
+                &format!("/watch/{i}/interval"),
+                w.interval.as_ref(),
+                Duration::from_secs(1),
+                true,
+            );
+            self.watch_intervals.push(interval);
         }
         out
     }
 
-    pub(super) fn think(&mut self, pointer: &str, text: &str) -> (Duration, Duration) {
-        match text.split_once("..") {
-            Some((lo, hi)) => {
-                let (lo, hi) = (
-                    self.duration(pointer, lo.trim()),
-                    self.duration(pointer, hi.trim()),
-                );
-                if lo > hi {
-                    self.error(pointer, format!("think range `{text}` goes backwards"));
-                }
-                (lo, hi)
-            }
-            None => {
-                let d = self.duration(pointer, text);
-                (d, d)
+    /// A think time literal, checked now, or a template, rendered whole and checked when
+    /// resolved (so a variable may hold a range).
+    pub(super) fn think(&mut self, pointer: &str, text: &str) -> Think {
+        if template::is_template(text) {
+            return Think::Templated(self.compiler.text(pointer, text, false));
+        }
+        match super::parse_think(text) {
+            Ok((lo, hi)) => Think::Literal(lo, hi),
+            Err(e) => {
+                self.error(pointer, e);
+                Think::Literal(Duration::ZERO, Duration::ZERO)
             }
         }
     }
@@ -262,7 +305,13 @@ impl Cx<'_> {
     ) -> (BTreeMap<String, Expr>, BTreeMap<String, Text>) {
         let mut nums = BTreeMap::new();
         let mut durs = BTreeMap::new();
-        let mut num = |cx: &mut Self, pointer: String, n: &plan::Num| {
+        let mut num = |cx: &mut Self, pointer: String, n: &plan::Num, rule: Rule| {
+            if let plan::Num::Literal(v) = n
+                && let Err(e) = rule.check(*v)
+            {
+                let key = pointer.rsplit('/').next().unwrap_or_default();
+                cx.error(&pointer, format!("{key} {e}"));
+            }
             if let plan::Num::Template(t) = n {
                 let inner = t
                     .trim()
@@ -286,24 +335,34 @@ impl Cx<'_> {
                 let t = cx.compiler.text(&pointer, d, false);
                 durs.insert(pointer, t);
             } else {
-                cx.duration(&pointer, d);
+                cx.duration(&pointer, d, true);
             }
         };
         match load {
             plan::Load::Steps(s) => {
                 dur(self, "/load/steps/step_time".into(), &s.step_time);
                 dur(self, "/load/steps/time_limit".into(), &s.time_limit);
-                num(self, "/load/steps/users_per_step".into(), &s.users_per_step);
-                num(self, "/load/steps/user_limit".into(), &s.user_limit);
+                num(
+                    self,
+                    "/load/steps/users_per_step".into(),
+                    &s.users_per_step,
+                    Rule::Users,
+                );
+                num(
+                    self,
+                    "/load/steps/user_limit".into(),
+                    &s.user_limit,
+                    Rule::Users,
+                );
                 if let Some(p) = &s.spawn_pct {
-                    num(self, "/load/steps/spawn_pct".into(), p);
+                    num(self, "/load/steps/spawn_pct".into(), p, Rule::Spawn);
                 }
             }
             plan::Load::Constant(c) => {
                 dur(self, "/load/constant/duration".into(), &c.duration);
-                num(self, "/load/constant/users".into(), &c.users);
+                num(self, "/load/constant/users".into(), &c.users, Rule::Users);
                 if let Some(r) = &c.spawn_rate {
-                    num(self, "/load/constant/spawn_rate".into(), r);
+                    num(self, "/load/constant/spawn_rate".into(), r, Rule::Spawn);
                 }
             }
             plan::Load::Stages(stages) => {
@@ -312,13 +371,23 @@ impl Cx<'_> {
                 }
                 for (i, s) in stages.iter().enumerate() {
                     dur(self, format!("/load/stages/{i}/duration"), &s.duration);
-                    num(self, format!("/load/stages/{i}/target"), &s.target);
+                    num(
+                        self,
+                        format!("/load/stages/{i}/target"),
+                        &s.target,
+                        Rule::Users,
+                    );
                 }
             }
             plan::Load::ArrivalRate(a) => {
                 match (&a.rate, &a.duration, &a.stages) {
                     (Some(r), Some(d), None) => {
-                        num(self, "/load/arrival_rate/rate".into(), r);
+                        num(
+                            self,
+                            "/load/arrival_rate/rate".into(),
+                            r,
+                            Rule::PositiveRate,
+                        );
                         dur(self, "/load/arrival_rate/duration".into(), d);
                     }
                     (None, None, Some(stages)) if !stages.is_empty() => {
@@ -332,6 +401,7 @@ impl Cx<'_> {
                                 self,
                                 format!("/load/arrival_rate/stages/{i}/target"),
                                 &s.target,
+                                Rule::Rate,
                             );
                         }
                     }
@@ -340,9 +410,14 @@ impl Cx<'_> {
                         "give either `rate` and `duration`, or a non-empty `stages` list",
                     ),
                 }
-                num(self, "/load/arrival_rate/max_users".into(), &a.max_users);
+                num(
+                    self,
+                    "/load/arrival_rate/max_users".into(),
+                    &a.max_users,
+                    Rule::Users,
+                );
                 if let Some(s) = &a.start_rate {
-                    num(self, "/load/arrival_rate/start_rate".into(), s);
+                    num(self, "/load/arrival_rate/start_rate".into(), s, Rule::Rate);
                 }
             }
         }

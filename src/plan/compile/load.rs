@@ -105,6 +105,9 @@ pub fn load_str(file: &str, text: String) -> Result<CompiledPlan, LoadFailure> {
         diags: Vec::new(),
         defined: BTreeSet::new(),
         step_names: BTreeSet::new(),
+        templated: Vec::new(),
+        threshold_limits: Vec::new(),
+        watch_intervals: Vec::new(),
     };
     let compiled = cx.plan(&plan);
     let settings = cx.settings(&plan);
@@ -112,6 +115,9 @@ pub fn load_str(file: &str, text: String) -> Result<CompiledPlan, LoadFailure> {
         compiler,
         mut diags,
         defined,
+        templated,
+        threshold_limits,
+        watch_intervals,
         ..
     } = cx;
     // Template syntax, then variables nothing defines, then undeclared env names.
@@ -155,6 +161,9 @@ pub fn load_str(file: &str, text: String) -> Result<CompiledPlan, LoadFailure> {
         tasks,
         teardown,
         think,
+        templated,
+        threshold_limits,
+        watch_intervals,
         load_params,
         load_texts,
         settings,

@@ -36,7 +36,14 @@ pub struct CompiledPlan {
     pub setup: Vec<CompiledStep>,
     pub tasks: Vec<TaskList>,
     pub teardown: Vec<CompiledStep>,
-    pub think: Option<(Duration, Duration)>,
+    pub think: Option<Think>,
+    /// Durations written as templates, in the order [`Dur::Templated`] counts them;
+    /// `resolve` renders and checks each once the variables are known.
+    pub templated: Vec<TemplatedDuration>,
+    /// The duration limits of `thresholds` (`p50`, `p95`, `p99`, `max`).
+    pub threshold_limits: Vec<ThresholdLimit>,
+    /// Each `watch` entry's sampling interval, in order.
+    pub watch_intervals: Vec<Dur>,
     /// Load-shape parameters that are templates, compiled for resolution once env is known.
     pub load_params: BTreeMap<String, Expr>,
     pub load_texts: BTreeMap<String, Text>,
@@ -64,13 +71,66 @@ impl CompiledPlan {
     }
 }
 
+/// A duration the plan sets: a literal, known at load, or a template, known once the
+/// variables are. The engine reads both through
+/// [`Durations`](crate::plan::resolve::Durations), never as a placeholder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dur {
+    Literal(Duration),
+    /// The index of the template in [`CompiledPlan::templated`].
+    Templated(usize),
+}
+
+/// A templated duration, compiled; rendered and checked like a literal by `resolve`.
+#[derive(Debug)]
+pub struct TemplatedDuration {
+    /// Where the plan writes it, for located errors.
+    pub pointer: String,
+    /// What the plan wrote, for messages.
+    pub source: String,
+    pub text: Text,
+    /// Zero is refused (timeouts, intervals).
+    pub above_zero: bool,
+}
+
+/// `user.think`: `1s`, a range `500ms..2s`, or a template rendering to either.
+#[derive(Debug, Clone)]
+pub enum Think {
+    Literal(Duration, Duration),
+    Templated(Text),
+}
+
+/// Parses a think time: one duration, or a range `lo..hi` that does not go backwards.
+pub fn parse_think(text: &str) -> Result<(Duration, Duration), String> {
+    let parse = |t: &str| crate::plan::duration::parse(t.trim()).map_err(|e| e.to_string());
+    match text.split_once("..") {
+        Some((lo, hi)) => {
+            let (lo, hi) = (parse(lo)?, parse(hi)?);
+            if lo > hi {
+                return Err(format!("think range `{text}` goes backwards"));
+            }
+            Ok((lo, hi))
+        }
+        None => parse(text).map(|d| (d, d)),
+    }
+}
+
+/// One duration limit of a threshold: `thresholds[index].{key}`.
+#[derive(Debug, Clone, Copy)]
+pub struct ThresholdLimit {
+    pub index: usize,
+    /// `p50`, `p95`, `p99` or `max`.
+    pub key: &'static str,
+    pub limit: Dur,
+}
+
 /// Target settings with templated parts compiled.
 #[derive(Debug)]
 pub struct CompiledTarget {
     pub base_url: Text,
     pub headers: Vec<(String, Text)>,
-    pub timeout: Duration,
-    pub connect_timeout: Duration,
+    pub timeout: Dur,
+    pub connect_timeout: Dur,
     pub insecure: bool,
     pub max_connections: Option<usize>,
 }
@@ -93,14 +153,14 @@ pub struct CompiledStep {
     pub when: Option<Expr>,
     pub kind: StepKind,
     pub retries: u32,
-    pub retry_delay: Duration,
+    pub retry_delay: Dur,
     pub on_error: ErrorAction,
 }
 
 #[derive(Debug)]
 pub enum StepKind {
     Request(Box<CompiledRequest>),
-    Sleep(Duration),
+    Sleep(Dur),
     Set(Vec<(String, JsonTemplate)>),
     Offer {
         pool: String,
@@ -111,7 +171,7 @@ pub enum StepKind {
         pool: String,
         key: Option<Text>,
         into: String,
-        timeout: Duration,
+        timeout: Dur,
     },
     WaitEvent(Box<CompiledWait>),
     Didcomm(Box<CompiledDidcomm>),
@@ -179,7 +239,7 @@ pub struct CompiledWait {
     pub topic: String,
     pub wallet: Text,
     pub until: Option<Expr>,
-    pub timeout: Duration,
+    pub timeout: Dur,
     pub clock: Option<Arc<str>>,
     pub captures: Vec<Capture>,
 }
@@ -192,7 +252,7 @@ pub struct CompiledRequest {
     pub headers: Vec<(String, Text)>,
     pub bearer: Option<Text>,
     pub json: Option<JsonTemplate>,
-    pub timeout: Option<Duration>,
+    pub timeout: Option<Dur>,
     pub status: Option<Vec<u16>>,
     pub that: Vec<Expr>,
     pub captures: Vec<Capture>,
@@ -209,8 +269,8 @@ impl CompiledRequest {
 #[derive(Debug)]
 pub struct CompiledPoll {
     pub until: Expr,
-    pub interval: Duration,
-    pub timeout: Duration,
+    pub interval: Dur,
+    pub timeout: Dur,
 }
 
 /// Why a file could not be loaded: its findings, and its text when it was readable.

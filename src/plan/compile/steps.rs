@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::cx::Cx;
-use super::{CompiledPoll, CompiledRequest, CompiledStep, CompiledWait, StepKind};
+use super::{CompiledPoll, CompiledRequest, CompiledStep, CompiledWait, Dur, StepKind};
 use crate::plan::capture::Capture;
 use crate::plan::source::{self};
 use crate::plan::template::{JsonTemplate, Text};
@@ -85,14 +85,15 @@ impl Cx<'_> {
             .as_ref()
             .map(|w| self.compiler.expr(&format!("{p}/when"), w, false));
         let (retries, retry_delay, then) = match &step.on_error {
-            None => (0, Duration::ZERO, None),
-            Some(OnError::Action(a)) => (0, Duration::ZERO, Some(*a)),
+            None => (0, Dur::Literal(Duration::ZERO), None),
+            Some(OnError::Action(a)) => (0, Dur::Literal(Duration::ZERO), Some(*a)),
             Some(OnError::Retry(r)) => (
                 r.retry,
                 self.opt_duration(
                     &format!("{p}/on_error/delay"),
                     r.delay.as_ref(),
                     Duration::from_secs(1),
+                    false,
                 ),
                 r.then,
             ),
@@ -110,7 +111,7 @@ impl Cx<'_> {
             )
         } else if let Some(s) = &step.sleep {
             (
-                StepKind::Sleep(self.duration(&format!("{p}/sleep"), s)),
+                StepKind::Sleep(self.duration(&format!("{p}/sleep"), s, false)),
                 format!("sleep {s}"),
             )
         } else if let Some(set) = &step.set {
@@ -137,6 +138,7 @@ impl Cx<'_> {
                 &format!("{p}/take/timeout"),
                 t.timeout.as_ref(),
                 Duration::from_secs(30),
+                true,
             );
             let key = t
                 .key
@@ -170,6 +172,7 @@ impl Cx<'_> {
                 &format!("{wp}/timeout"),
                 w.timeout.as_ref(),
                 Duration::from_secs(30),
+                true,
             );
             if let Some(c) = &w.clock
                 && !self.step_names.contains(c)
@@ -296,7 +299,7 @@ impl Cx<'_> {
         let timeout = r
             .timeout
             .as_ref()
-            .map(|t| self.duration(&format!("{rp}/timeout"), t));
+            .map(|t| self.duration(&format!("{rp}/timeout"), t, true));
         let status = step
             .check
             .as_ref()
@@ -327,11 +330,13 @@ impl Cx<'_> {
                 &format!("{p}/poll/interval"),
                 poll.interval.as_ref(),
                 Duration::from_millis(250),
+                true,
             ),
             timeout: self.opt_duration(
                 &format!("{p}/poll/timeout"),
                 poll.timeout.as_ref(),
                 Duration::from_secs(30),
+                true,
             ),
         });
         CompiledRequest {
