@@ -107,8 +107,8 @@ pub async fn execute(
     let edge = if uses_didcomm(&plan) {
         match crate::engine::edge::EdgeHub::new(
             recorder.clone(),
-            plan.target.timeout,
-            plan.target.connect_timeout,
+            resolved.target.timeout,
+            resolved.target.connect_timeout,
         ) {
             Ok(h) => Some(Arc::new(h)),
             Err(e) => return aborted(RunError::Client(e), info, &cfg, started_at, start),

@@ -221,7 +221,7 @@ fn step_lines(
             }
         }
         StepKind::Didcomm(d) => {
-            let _ = writeln!(out, "       {}", didcomm_line(plan, scope, d));
+            let _ = writeln!(out, "       {}", didcomm_line(plan, resolved, scope, d));
         }
         StepKind::Take {
             pool,
@@ -241,11 +241,13 @@ fn step_lines(
 /// What an edge-agent step does, in one line.
 fn didcomm_line(
     plan: &CompiledPlan,
+    resolved: &Resolved,
     scope: &Value,
     d: &crate::plan::compile::CompiledDidcomm,
 ) -> String {
     use crate::plan::compile::CompiledDidcomm as D;
-    let t = |d: &std::time::Duration| crate::plan::duration::format(*d);
+    let t =
+        |d: &crate::plan::compile::Dur| crate::plan::duration::format(resolved.durations.get(*d));
     match d {
         D::Connect {
             websocket, timeout, ..

@@ -78,6 +78,7 @@ impl VirtualUser {
         let post = |e| Some((StatKind::Http, Some("POST"), e));
         let state = |e| Some((StatKind::Poll, None, e));
         let event = |e| Some((StatKind::Event, None, e));
+        let ctx = self.ctx.clone();
         match d {
             CompiledDidcomm::Connect {
                 invitation,
@@ -119,15 +120,25 @@ impl VirtualUser {
                 if let Some(mut old) = self.edge.take() {
                     old.close(Duration::from_secs(1)).await;
                 }
-                let agent = EdgeAgent::connect(hub, &inv, &websocket, label, drain, *timeout)
-                    .await
-                    .map_err(ws)?;
+                let agent = EdgeAgent::connect(
+                    hub,
+                    &inv,
+                    &websocket,
+                    label,
+                    drain,
+                    ctx.durations.get(*timeout),
+                )
+                .await
+                .map_err(ws)?;
                 self.edge = Some(agent);
                 self.record(step, StatKind::Http, Some(WS), started, None);
             }
             CompiledDidcomm::RequestMediation { timeout } => {
                 let agent = self.edge().map_err(state)?;
-                agent.request_mediation(*timeout).await.map_err(state)?;
+                agent
+                    .request_mediation(ctx.durations.get(*timeout))
+                    .await
+                    .map_err(state)?;
                 let onboarding = agent.started;
                 self.record(step, StatKind::Poll, None, started, None);
                 self.ctx.recorder.send(Event::Sample {
@@ -142,7 +153,10 @@ impl VirtualUser {
             }
             CompiledDidcomm::Invite { into, timeout } => {
                 let agent = self.edge().map_err(ws)?;
-                let inv = agent.invite(*timeout).await.map_err(ws)?;
+                let inv = agent
+                    .invite(ctx.durations.get(*timeout))
+                    .await
+                    .map_err(ws)?;
                 let value = serde_json::to_value(&inv).map_err(|e| {
                     ws(EdgeError::new("cannot write the invitation", e.to_string()))
                 })?;
@@ -175,14 +189,17 @@ impl VirtualUser {
                 .map_err(|e| state(EdgeError::new("bad peer invitation", e.to_string())))?;
                 let agent = self.edge().map_err(state)?;
                 agent
-                    .accept_invitation(&inv, *timeout)
+                    .accept_invitation(&inv, ctx.durations.get(*timeout))
                     .await
                     .map_err(state)?;
                 self.record(step, StatKind::Poll, None, started, None);
             }
             CompiledDidcomm::AwaitConnection { timeout } => {
                 let agent = self.edge().map_err(state)?;
-                agent.await_connection(*timeout).await.map_err(state)?;
+                agent
+                    .await_connection(ctx.durations.get(*timeout))
+                    .await
+                    .map_err(state)?;
                 self.record(step, StatKind::Poll, None, started, None);
             }
             CompiledDidcomm::Message { content } => {
@@ -207,7 +224,9 @@ impl VirtualUser {
                 // each message sent since the last wait: its own sample, lost or delivered
                 let mut lost = false;
                 for sent in unconfirmed {
-                    lost |= !self.delivered(step, sent, *timeout).await;
+                    lost |= !self
+                        .delivered(step, sent, ctx.durations.get(*timeout))
+                        .await;
                 }
                 if lost {
                     return Err(None);
@@ -219,7 +238,10 @@ impl VirtualUser {
                     .ping(*to == crate::plan::PingTo::Peer)
                     .await
                     .map_err(event)?;
-                let pong = agent.pong(waiter, at + *timeout).await.map_err(event)?;
+                let pong = agent
+                    .pong(waiter, at + ctx.durations.get(*timeout))
+                    .await
+                    .map_err(event)?;
                 self.ctx.recorder.send(Event::Sample {
                     phase: step.phase,
                     kind: StatKind::Event,
@@ -234,7 +256,10 @@ impl VirtualUser {
                 let Some(mut agent) = self.edge.take() else {
                     return Ok(());
                 };
-                agent.disconnect(*timeout).await.map_err(ws)?;
+                agent
+                    .disconnect(ctx.durations.get(*timeout))
+                    .await
+                    .map_err(ws)?;
                 self.record(step, StatKind::Http, Some(WS), started, None);
             }
         }

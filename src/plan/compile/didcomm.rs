@@ -1,4 +1,5 @@
-//! Compiling edge-agent steps (`didcomm:`): templates once, timeouts as literal durations.
+//! Compiling edge-agent steps (`didcomm:`): templates once; timeouts literal or templated
+//! (rendered and checked by `resolve`, like every other duration).
 
 use std::time::Duration;
 
@@ -12,17 +13,7 @@ const PING_TIMEOUT: Duration = Duration::from_secs(10);
 impl Cx<'_> {
     pub(super) fn didcomm(&mut self, p: &str, d: &Didcomm) -> CompiledDidcomm {
         let timeout = |cx: &mut Self, at: &str, t: &Option<String>, default: Duration| {
-            let pointer = format!("{p}/{at}/timeout");
-            if let Some(text) = t
-                && crate::plan::template::is_template(text)
-            {
-                cx.error(
-                    &pointer,
-                    "a `didcomm` timeout is a duration such as `30s`, not a template",
-                );
-                return default;
-            }
-            cx.opt_duration(&pointer, t.as_ref(), default)
+            cx.opt_duration(&format!("{p}/{at}/timeout"), t.as_ref(), default, true)
         };
         match d {
             Didcomm::Connect(c) => {
@@ -115,16 +106,18 @@ mod tests {
         let StepKind::Didcomm(d) = &p.setup[3].kind else {
             unreachable!()
         };
-        assert!(matches!(**d, CompiledDidcomm::Ping { timeout, .. } if timeout.as_secs() == 10));
+        assert!(
+            matches!(**d, CompiledDidcomm::Ping { timeout, .. } if timeout == crate::plan::compile::Dur::Literal(std::time::Duration::from_secs(10)))
+        );
     }
 
     #[test]
     fn mistakes_are_located() {
         let e = load("    - didcomm: { ping: { to: everyone } }\n").unwrap_err();
         assert!(e.contains("t.yaml:6:"), "{e}");
-        let e = load("    - didcomm: { delivered: { timeout: \"{{ env.X }}\" } }\n").unwrap_err();
+        let e = load("    - didcomm: { delivered: { timeout: 0s } }\n").unwrap_err();
         assert!(
-            e.contains("t.yaml:6:") && e.contains("not a template"),
+            e.contains("t.yaml:6:") && e.contains("must be longer than zero"),
             "{e}"
         );
         let e = load("    - didcomm: { delivered: {} }\n      sleep: 1s\n").unwrap_err();

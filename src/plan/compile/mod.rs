@@ -177,7 +177,7 @@ pub enum StepKind {
     Didcomm(Box<CompiledDidcomm>),
 }
 
-/// A compiled edge-agent action (`didcomm:`); timeouts are literal durations.
+/// A compiled edge-agent action (`didcomm:`); timeouts rendered by `resolve` when templated.
 #[derive(Debug)]
 pub enum CompiledDidcomm {
     Connect {
@@ -185,34 +185,34 @@ pub enum CompiledDidcomm {
         websocket: Text,
         label: Option<Text>,
         drain: Option<JsonTemplate>,
-        timeout: Duration,
+        timeout: Dur,
     },
     RequestMediation {
-        timeout: Duration,
+        timeout: Dur,
     },
     Invite {
         into: String,
-        timeout: Duration,
+        timeout: Dur,
     },
     AcceptInvitation {
         invitation: JsonTemplate,
-        timeout: Duration,
+        timeout: Dur,
     },
     AwaitConnection {
-        timeout: Duration,
+        timeout: Dur,
     },
     Message {
         content: Option<Text>,
     },
     Delivered {
-        timeout: Duration,
+        timeout: Dur,
     },
     Ping {
         to: crate::plan::PingTo,
-        timeout: Duration,
+        timeout: Dur,
     },
     Disconnect {
-        timeout: Duration,
+        timeout: Dur,
     },
 }
 
