@@ -402,7 +402,9 @@ pub fn prepare(
     Ok(Prepared { uri, headers, body })
 }
 
-/// Sends a prepared request and reads the whole response.
+/// Sends a prepared request and reads the whole response; also returns when the last
+/// byte of the body was read (the end of the request's latency: parsing the body as JSON
+/// comes after it).
 /// `budget` covers connecting, sending and reading the whole body: the step's timeout less
 /// what the request already waited for a connection.
 /// `default_timeout` is the target's, for steps without their own.
@@ -412,7 +414,7 @@ pub async fn send(
     p: &Prepared,
     rq: &CompiledRequest,
     budget: Duration,
-) -> Result<ResponseView, HttpError> {
+) -> Result<(ResponseView, std::time::Instant), HttpError> {
     let timeout = rq.timeout.unwrap_or(default_timeout);
     let method = match rq.method {
         crate::plan::Method::Get => http::Method::GET,
@@ -458,6 +460,7 @@ pub async fn send(
                 url: p.uri.to_string(),
                 timeout,
             })??;
+    let read_at = std::time::Instant::now();
     // The body is parsed only when the step reads it (captures, checks, polls).
     let json = if rq.reads_body() {
         let is_json = parts
@@ -473,12 +476,15 @@ pub async fn send(
     } else {
         None
     };
-    Ok(ResponseView {
-        status: parts.status.as_u16(),
-        body,
-        json,
-        headers: parts.headers,
-    })
+    Ok((
+        ResponseView {
+            status: parts.status.as_u16(),
+            body,
+            json,
+            headers: parts.headers,
+        },
+        read_at,
+    ))
 }
 
 /// The innermost error message ("Connection refused (os error 111)").

@@ -99,10 +99,11 @@ pub fn merge(inputs: &[(String, Results)]) -> Result<Results, MergeError> {
         .max(1e-9);
 
     // Per-step histograms, keyed like the aggregator.
-    let mut steps: BTreeMap<StepKey, (Option<String>, hdrhistogram::Histogram<u64>, u64)> =
+    let mut steps: BTreeMap<StepKey, (Option<String>, hdrhistogram::Histogram<u64>, u64, u64)> =
         BTreeMap::new();
     let mut total = new_histogram();
     let mut total_failures = 0;
+    let mut total_unsent = 0;
     let mut failures: BTreeMap<(Phase, String, String), (u64, String)> = BTreeMap::new();
     let mut timeline: BTreeMap<u64, Second> = BTreeMap::new();
     let mut series: BTreeMap<(u64, Phase, StatKind, String), Vec<StepSecond>> = BTreeMap::new();
@@ -131,15 +132,17 @@ pub fn merge(inputs: &[(String, Results)]) -> Result<Results, MergeError> {
                 }
             }
             e.http_failures += l.failures;
+            e.http_unsent += l.unsent;
             e.event_failures += l.event_failures;
         }
         for s in &r.stats {
             let h = decode(&s.histogram).ok_or_else(|| bad(file))?;
             let e = steps
                 .entry((s.phase, s.kind, s.name.clone()))
-                .or_insert_with(|| (s.method.clone(), new_histogram(), 0));
+                .or_insert_with(|| (s.method.clone(), new_histogram(), 0, 0));
             e.1.add(&h).map_err(|_| bad(file))?;
             e.2 += s.failures;
+            e.3 += s.unsent;
         }
         if r.total.requests > 0 {
             total
@@ -147,6 +150,7 @@ pub fn merge(inputs: &[(String, Results)]) -> Result<Results, MergeError> {
                 .map_err(|_| bad(file))?;
         }
         total_failures += r.total.failures;
+        total_unsent += r.total.unsent;
         for f in &r.failures {
             let e = failures
                 .entry((f.phase, f.name.clone(), f.reason.clone()))
@@ -181,17 +185,20 @@ pub fn merge(inputs: &[(String, Results)]) -> Result<Results, MergeError> {
     }
     let stats = steps
         .into_iter()
-        .map(|((phase, kind, name), (method, h, failures))| StepStats {
-            phase,
-            kind,
-            name,
-            method,
-            count: h.len(),
-            failures,
-            latency_ms: latency(&h),
-            per_second: h.len() as f64 / duration,
-            histogram: encode(&h),
-        })
+        .map(
+            |((phase, kind, name), (method, h, failures, unsent))| StepStats {
+                phase,
+                kind,
+                name,
+                method,
+                count: h.len(),
+                failures,
+                unsent,
+                latency_ms: latency(&h),
+                per_second: h.len() as f64 / duration,
+                histogram: encode(&h),
+            },
+        )
         .collect();
     let mut failures: Vec<FailureGroup> = failures
         .into_iter()
@@ -258,7 +265,7 @@ pub fn merge(inputs: &[(String, Results)]) -> Result<Results, MergeError> {
         plan: first.plan.clone(),
         run,
         stats,
-        total: totals(&total, total_failures, duration, true),
+        total: totals(&total, total_failures, total_unsent, duration, true),
         failures,
         timeline: timeline.into_values().collect(),
         users,

@@ -35,6 +35,17 @@ pub enum Event {
         at: Instant,
         failure: Option<Failure>,
     },
+    /// A step that failed without a sample: nothing was sent or waited for (a template or a
+    /// `when` that could not be evaluated, a request that never got a connection, an
+    /// arrival no user was free for). Counted as a failure of the step's `kind` row, never
+    /// as a request and never in a latency histogram.
+    Failure {
+        phase: Phase,
+        kind: StatKind,
+        name: Arc<str>,
+        at: Instant,
+        failure: Failure,
+    },
     UserStarted,
     UserStopped,
     SetupOk,
@@ -90,6 +101,8 @@ pub struct Aggregate {
     live: Live,
     total: Histogram<u64>,
     total_failures: u64,
+    /// Of `total_failures`: failures of request steps that sent nothing.
+    total_unsent: u64,
     agents: Vec<AgentGauges>,
     events: Option<EventCounts>,
     /// The second being filled and its per-step histograms (by completion time).
@@ -112,6 +125,8 @@ pub struct LevelAgg {
     pub to: Option<f64>,
     pub http: Histogram<u64>,
     pub http_failures: u64,
+    /// Of `http_failures`: request steps that failed without sending.
+    pub http_unsent: u64,
     pub events: Histogram<u64>,
     pub event_failures: u64,
 }
@@ -124,6 +139,7 @@ impl LevelAgg {
             to: None,
             http: new_histogram(),
             http_failures: 0,
+            http_unsent: 0,
             events: new_histogram(),
             event_failures: 0,
         }
@@ -133,8 +149,14 @@ impl LevelAgg {
     pub fn result(&self, now: f64, with_histograms: bool) -> LoadLevel {
         let to = self.to.unwrap_or(now);
         let secs = to - self.from;
-        let http = totals(&self.http, self.http_failures, secs, with_histograms);
-        let events = totals(&self.events, self.event_failures, secs, with_histograms);
+        let http = totals(
+            &self.http,
+            self.http_failures,
+            self.http_unsent,
+            secs,
+            with_histograms,
+        );
+        let events = totals(&self.events, self.event_failures, 0, secs, with_histograms);
         LoadLevel {
             index: self.level.index,
             target_users: self.level.users,
@@ -143,6 +165,7 @@ impl LevelAgg {
             to_secs: to,
             requests: http.requests,
             failures: http.failures,
+            unsent: http.unsent,
             per_second: http.per_second,
             latency_ms: http.latency_ms,
             histogram: http.histogram,
@@ -154,11 +177,19 @@ impl LevelAgg {
     }
 }
 
-/// A histogram's count, failures, rate over `secs` and latency (serialized when asked).
-pub fn totals(h: &Histogram<u64>, failures: u64, secs: f64, with_histogram: bool) -> Totals {
+/// A histogram's count, failures (`unsent` of them without a request), rate over `secs`
+/// and latency (serialized when asked).
+pub fn totals(
+    h: &Histogram<u64>,
+    failures: u64,
+    unsent: u64,
+    secs: f64,
+    with_histogram: bool,
+) -> Totals {
     Totals {
         requests: h.len(),
         failures,
+        unsent,
         per_second: h.len() as f64 / secs.max(1e-9),
         latency_ms: latency(h),
         histogram: if with_histogram {
@@ -173,6 +204,8 @@ struct Stat {
     method: Option<&'static str>,
     hist: Histogram<u64>,
     failures: u64,
+    /// Of `failures`: those without a sample.
+    unsent: u64,
 }
 
 impl Stat {
@@ -184,13 +217,33 @@ impl Stat {
         micros: u64,
         failed: bool,
     ) {
+        let s = Stat::of(map, key, method);
+        s.hist.saturating_record(micros.max(1));
+        s.failures += u64::from(failed);
+    }
+
+    /// Counts a failure without a sample in the statistic of `key`.
+    fn record_unsent(map: &mut HashMap<StatKey, Stat>, key: StatKey) {
+        let s = Stat::of(map, key, None);
+        s.failures += 1;
+        s.unsent += 1;
+    }
+
+    fn of<'a>(
+        map: &'a mut HashMap<StatKey, Stat>,
+        key: StatKey,
+        method: Option<&'static str>,
+    ) -> &'a mut Stat {
         let s = map.entry(key).or_insert_with(|| Stat {
             method,
             hist: new_histogram(),
             failures: 0,
+            unsent: 0,
         });
-        s.hist.saturating_record(micros.max(1));
-        s.failures += u64::from(failed);
+        if s.method.is_none() {
+            s.method = method;
+        }
+        s
     }
 }
 
@@ -233,6 +286,7 @@ pub fn start_with_snapshots(start: Instant, every: Option<Duration>, histograms:
             live: Live::default(),
             total: new_histogram(),
             total_failures: 0,
+            total_unsent: 0,
             agents: Vec::new(),
             events: None,
             current: 0,
@@ -377,6 +431,45 @@ impl Aggregate {
                     self.second(at).failures += 1;
                 }
             }
+            Event::Failure {
+                phase,
+                kind,
+                name,
+                at,
+                failure,
+            } => {
+                // Not in the per-second latency series: there is no latency to chart.
+                let key = (phase, kind, name.clone());
+                if let Some(steps) = self
+                    .level_steps
+                    .as_mut()
+                    .filter(|_| self.levels.last().is_some_and(|l| l.to.is_none()))
+                {
+                    Stat::record_unsent(steps, key.clone());
+                }
+                Stat::record_unsent(&mut self.stats, key);
+                if let Some(level) = self.levels.last_mut().filter(|l| l.to.is_none()) {
+                    match kind {
+                        StatKind::Http => {
+                            level.http_failures += 1;
+                            level.http_unsent += 1;
+                        }
+                        StatKind::Event => level.event_failures += 1,
+                        _ => {}
+                    }
+                }
+                let entry = self
+                    .failures
+                    .entry((phase, name, failure.reason))
+                    .or_insert((0, failure.detail));
+                entry.0 += 1;
+                if kind == StatKind::Http {
+                    self.total_failures += 1;
+                    self.total_unsent += 1;
+                }
+                self.live.failures += 1;
+                self.second(at).failures += 1;
+            }
             Event::UserStarted => {
                 self.users.started += 1;
                 self.live.users += 1;
@@ -457,7 +550,13 @@ impl Aggregate {
                 elapsed.as_secs_f64(),
             )));
         }
-        let total = totals(&self.total, self.total_failures, secs, with_histograms);
+        let total = totals(
+            &self.total,
+            self.total_failures,
+            self.total_unsent,
+            secs,
+            with_histograms,
+        );
         let mut failures: Vec<FailureGroup> = self
             .failures
             .iter()
@@ -537,6 +636,7 @@ fn step_stats(map: &HashMap<StatKey, Stat>, secs: f64, with_histograms: bool) ->
             method: s.method.map(str::to_string),
             count: s.hist.len(),
             failures: s.failures,
+            unsent: s.unsent,
             latency_ms: latency(&s.hist),
             per_second: s.hist.len() as f64 / secs,
             histogram: if with_histograms {
@@ -557,7 +657,7 @@ fn level_view(index: usize, l: &LevelAgg, steps: &HashMap<StatKey, Stat>, now: f
         index,
         closed: l.to.is_some(),
         target_users: l.level.users,
-        total: totals(&l.http, l.http_failures, secs, true),
+        total: totals(&l.http, l.http_failures, l.http_unsent, secs, true),
         stats: step_stats(steps, secs, true),
     }
 }

@@ -261,12 +261,25 @@ fn max_connections_bounds_the_sockets_opened() {
             counts.get("GET /hold").map(|n| *n as u64),
             "every request reached the stub"
         );
-        let queued = r["stats"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|s| s["kind"] == "queue")
-            .map_or(0, |s| s["count"].as_u64().unwrap());
+        let row = |kind: &str| {
+            r["stats"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|s| s["kind"] == kind)
+                .cloned()
+        };
+        let queued = row("queue").map_or(0, |s| s["count"].as_u64().unwrap());
+        if queued > 0 {
+            // The wait for a connection is the queue row's, not counted again in the
+            // request's latency: about 17 users wait for 3 connections of 20 ms each.
+            let p50 = |s: Value| s["latency_ms"]["p50"].as_f64().unwrap();
+            let (http, queue) = (p50(row("http").unwrap()), p50(row("queue").unwrap()));
+            assert!(
+                http < queue,
+                "request p50 {http} ms includes the wait for a connection (queue p50 {queue} ms)"
+            );
+        }
         (counts["connections"], counts["GET /hold"], queued)
     };
     let (open, _, queued) = run("");
@@ -780,4 +793,97 @@ fn tls_is_verified_unless_the_plan_opts_out() {
         r["failures"][0]["reason"],
         "connection error: invalid peer certificate: UnknownIssuer"
     );
+}
+
+#[test]
+fn failures_without_a_request_are_step_failures_not_requests() {
+    let (url, counts) = stub();
+    // One user, setup only: a request whose capture fails after a 200, a template that
+    // cannot render and a `when` that cannot be evaluated (both read what the capture did
+    // not set), then a plain request.
+    let plan = r#"name: t
+env: { U: { type: string } }
+target: { base_url: "{{ env.U }}" }
+load: { constant: { users: 1, duration: 1s } }
+user:
+  setup:
+    - name: capture after a good response
+      request: { method: GET, path: /state }
+      capture: { missing: $.nope }
+      on_error: continue
+    - name: bad template
+      request: { method: GET, path: "/state/{{ missing }}" }
+      on_error: continue
+    - name: bad when
+      when: "missing.x == 1"
+      request: { method: GET, path: /state }
+      on_error: continue
+    - name: fine
+      request: { method: GET, path: /state }
+"#;
+    let (code, r) = run_inline("untimed", plan, &url);
+    assert_eq!(code, Some(1), "{r}");
+    let received: usize = counts
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(k, _)| k.as_str() != "connections")
+        .map(|(_, n)| *n)
+        .sum();
+    assert_eq!(received, 2, "the stub got the two requests that were sent");
+    assert_eq!(
+        r["total"]["requests"].as_u64(),
+        Some(received as u64),
+        "results count the requests the stub received: {}",
+        r["total"]
+    );
+    let stats = r["stats"].as_array().unwrap();
+    let http: u64 = stats
+        .iter()
+        .filter(|s| s["kind"] == "http")
+        .map(|s| s["count"].as_u64().unwrap())
+        .sum();
+    assert_eq!(http, 2, "{stats:#?}");
+    for s in stats.iter().filter(|s| s["count"].as_u64() > Some(0)) {
+        // A loopback round trip takes tens of µs at least; 1 µs is a made-up sample.
+        assert!(
+            s["latency_ms"]["min"].as_f64().unwrap() >= 0.01,
+            "a sample below any real request: {s}"
+        );
+    }
+    let step = |name: &str| {
+        stats
+            .iter()
+            .find(|s| s["name"] == name && s["kind"] == "http")
+            .cloned()
+            .unwrap_or_else(|| panic!("no row for {name}: {stats:#?}"))
+    };
+    let counted = |name: &str| {
+        let s = step(name);
+        (
+            s["count"].as_u64().unwrap(),
+            s["failures"].as_u64().unwrap(),
+        )
+    };
+    assert_eq!(counted("capture after a good response"), (1, 1));
+    assert_eq!(counted("bad template"), (0, 1));
+    assert_eq!(counted("bad when"), (0, 1));
+    assert_eq!(counted("fine"), (1, 0));
+    let reasons: Vec<(&str, &str, u64)> = r["failures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["name"].as_str().unwrap(),
+                f["reason"].as_str().unwrap(),
+                f["count"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(reasons.len(), 3, "{reasons:?}");
+    assert!(reasons.contains(&("bad template", "template error", 1)));
+    assert!(reasons.contains(&("bad when", "`when` could not be evaluated", 1)));
+    // The failures still count against the run: 3 failed steps, 2 requests.
+    assert_eq!(r["total"]["failures"], 3, "{}", r["total"]);
 }

@@ -167,6 +167,15 @@ impl VirtualUser {
         match found {
             Some(event) => {
                 let micros = event.received.saturating_duration_since(since).as_micros() as u64;
+                if self.consumed.len() >= 64 {
+                    self.consumed.remove(0);
+                }
+                self.consumed.push(event.seq);
+                // One event, one sample: a capture that fails marks it failed.
+                let failure = self
+                    .apply_captures(&w.captures, &event.payload)
+                    .err()
+                    .map(|why| self.failure(step, why, excerpt(&event.payload.to_string())));
                 ctx.recorder.send(Event::Sample {
                     phase: step.phase,
                     kind: StatKind::Event,
@@ -174,25 +183,12 @@ impl VirtualUser {
                     method: None,
                     micros,
                     at: since,
-                    failure: None,
+                    failure: failure.clone(),
                 });
-                if self.consumed.len() >= 64 {
-                    self.consumed.remove(0);
+                match failure {
+                    None => Ok(()),
+                    Some(_) => Err(StepError::Failed),
                 }
-                self.consumed.push(event.seq);
-                for c in &w.captures {
-                    match c.apply(&event.payload) {
-                        Ok(v) => self.set_var(&c.name, crate::plan::template::to_value(v)),
-                        Err(why) => {
-                            return Err(self.fail_untimed(
-                                step,
-                                &why,
-                                excerpt(&event.payload.to_string()),
-                            ));
-                        }
-                    }
-                }
-                Ok(())
             }
             None => {
                 let cond = w.until.map_or("any event".to_string(), |u| {

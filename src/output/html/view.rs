@@ -376,10 +376,12 @@ pub(super) fn figures(results: &Results) -> Vec<Figure> {
     let u = &results.users;
     let peak = results.timeline.iter().map(|s| s.users).max().unwrap_or(0);
     let failed = failed_steps(results);
-    let pct = if t.requests == 0 {
+    // Steps that failed without sending count as attempts: 100 % when nothing was sent.
+    let attempts = t.requests + t.unsent;
+    let pct = if attempts == 0 {
         0.0
     } else {
-        t.failures as f64 / t.requests as f64 * 100.0
+        t.failures as f64 / attempts as f64 * 100.0
     };
     let latency = |v: f64| {
         if t.requests == 0 {
