@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use super::args::OutputArgs;
-use super::{EXIT_ERROR, EXIT_FAILED, EXIT_OK};
+use super::{EXIT_ERROR, EXIT_OK};
 
 /// `acaload report`: the terminal report of a results file, and its HTML/CSV.
 pub(super) fn report(path: &std::path::Path, outputs: &OutputArgs) -> u8 {
@@ -19,12 +19,9 @@ pub(super) fn report(path: &std::path::Path, outputs: &OutputArgs) -> u8 {
     let written = write_outputs(&results, &verdicts, outputs);
     if written != EXIT_OK {
         written
-    } else if verdicts.iter().any(|v| !v.passed)
-        || results.run.outcome == crate::results::Outcome::Stopped
-    {
-        EXIT_FAILED
     } else {
-        EXIT_OK
+        // As `run` exited on the same results.
+        super::exit_code(&results)
     }
 }
 
@@ -134,7 +131,16 @@ pub(super) fn merge(files: &[PathBuf], out: &std::path::Path) -> u8 {
                 merged.total.requests,
                 merged.total.failures
             );
-            EXIT_OK
+            // The plan's thresholds, judged on the merged histograms: one verdict for all.
+            for v in merged.thresholds.iter().filter(|v| !v.passed) {
+                crate::errln!(
+                    "threshold failed: {} {}, measured {}",
+                    v.label,
+                    v.limit,
+                    v.measured
+                );
+            }
+            super::exit_code(&merged)
         }
         Err(e) => {
             crate::errln!("error: {e}");

@@ -3,7 +3,7 @@
 
 use super::args::{RunArgs, shard_of};
 use super::report::{as_written, write_outputs};
-use super::{EXIT_ERROR, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, load, sources};
+use super::{EXIT_ERROR, EXIT_OK, load, sources};
 use crate::plan::compile::CompiledPlan;
 
 use crate::engine::run::{Observer, RunView};
@@ -77,7 +77,8 @@ pub(super) fn run(args: RunArgs) -> u8 {
     };
     results.run.error = error.clone();
     if error.is_none() {
-        results.thresholds = crate::output::report::thresholds(&results, &plan.plan.thresholds);
+        results.thresholds =
+            crate::output::report::thresholds(&results, &results.plan.thresholds.clone());
     }
     let verdicts = results.thresholds.clone();
     let mut code = EXIT_OK;
@@ -114,32 +115,20 @@ pub(super) fn run(args: RunArgs) -> u8 {
             crate::errln!("results written to {}", path.display());
         }
     }
+    let verdict = super::exit_code(&results);
     match results.run.outcome {
         crate::results::Outcome::Interrupted | crate::results::Outcome::Aborted => {
             crate::errln!("interrupted: results cover the run up to the signal");
-            EXIT_INTERRUPTED
+            return verdict;
         }
         crate::results::Outcome::Stopped => {
             if let Some(s) = &results.run.stopped_by {
                 crate::errln!("{}", s.describe());
             }
-            if code != EXIT_OK { code } else { EXIT_FAILED }
         }
-        crate::results::Outcome::Completed => {
-            let failed = if plan.plan.thresholds.is_empty() {
-                results.total.failures > 0 || results.failures.iter().any(|f| f.count > 0)
-            } else {
-                verdicts.iter().any(|v| !v.passed)
-            };
-            if code != EXIT_OK {
-                code
-            } else if failed {
-                EXIT_FAILED
-            } else {
-                EXIT_OK
-            }
-        }
+        crate::results::Outcome::Completed => {}
     }
+    if code != EXIT_OK { code } else { verdict }
 }
 
 /// Resolves the plan against its variables; prints every located problem when it cannot.

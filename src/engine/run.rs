@@ -72,6 +72,7 @@ pub async fn execute(
             .iter()
             .map(|(k, v)| (k.clone(), serde_json::to_value(v).unwrap_or_default()))
             .collect(),
+        thresholds: plan.plan.thresholds.clone(),
     };
     let client = match preflight(&plan, &resolved, &signals).await {
         Ok(c) => c,

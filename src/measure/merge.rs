@@ -48,6 +48,8 @@ pub enum MergeError {
     },
     #[error("{file}: a histogram could not be read")]
     BadHistogram { file: String },
+    #[error("{file}: thresholds differ from those in {first}; only shards of one plan merge")]
+    DifferentThresholds { file: String, first: String },
 }
 
 /// Merges shard results (file name, results) into one.
@@ -60,6 +62,13 @@ pub fn merge(inputs: &[(String, Results)]) -> Result<Results, MergeError> {
                 file: file.clone(),
                 found: r.plan.name.clone(),
                 expected: first.plan.name.clone(),
+                first: first_file.clone(),
+            });
+        }
+        let judged = |r: &Results| serde_json::to_value(&r.plan.thresholds).ok();
+        if judged(r) != judged(first) {
+            return Err(MergeError::DifferentThresholds {
+                file: file.clone(),
                 first: first_file.clone(),
             });
         }
@@ -259,7 +268,7 @@ pub fn merge(inputs: &[(String, Results)]) -> Result<Results, MergeError> {
         .filter_map(|(_, r)| r.run.stopped_by.clone())
         .min_by(|a, b| a.at_secs.total_cmp(&b.at_secs));
     run.shard = if complete { None } else { first.run.shard };
-    Ok(Results {
+    let mut merged = Results {
         schema_version: first.schema_version,
         acaload_version: first.acaload_version.clone(),
         plan: first.plan.clone(),
@@ -277,14 +286,20 @@ pub fn merge(inputs: &[(String, Results)]) -> Result<Results, MergeError> {
             .unwrap_or_default(),
         events,
         series,
-        // Verdicts depend on all samples: `acaload report` shows the merged numbers.
+        // Judged below on the merged histograms: verdicts depend on all samples.
         thresholds: Vec::new(),
         levels: {
             let mut v: Vec<_> = levels.values().map(|l| l.result(0.0, true)).collect();
             v.sort_by(|a, b| a.from_secs.total_cmp(&b.from_secs));
             v
         },
-    })
+    };
+    // A shard that could not start has no verdicts; neither has their merge.
+    if inputs.iter().all(|(_, r)| r.run.error.is_none()) {
+        merged.thresholds =
+            crate::measure::thresholds::thresholds(&merged, &merged.plan.thresholds);
+    }
+    Ok(merged)
 }
 
 #[cfg(test)]
@@ -326,6 +341,7 @@ mod tests {
                 description: None,
                 shape: "constant".into(),
                 env: Default::default(),
+                thresholds: Vec::new(),
             },
             run: RunInfo {
                 stopped_by: None,

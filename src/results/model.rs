@@ -143,6 +143,10 @@ pub struct PlanInfo {
     pub shape: String,
     /// Resolved plan variables; secrets are `***`.
     pub env: BTreeMap<String, serde_json::Value>,
+    /// The plan's thresholds as the run judged them: `report` and `merge` judge them again
+    /// (merged shards on their merged histograms), so every path gives one verdict.
+    #[serde(default)]
+    pub thresholds: Vec<crate::plan::Threshold>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]

@@ -243,6 +243,68 @@ fn non_json_body_where_a_capture_needs_json_is_a_failure() {
         r["users"]["stopped_by_error"], 1,
         "setup failures stop the user by default"
     );
+    // `report` on the same results exits as `run` did: failures and no thresholds, 1.
+    let out = std::env::temp_dir()
+        .join(format!("acaload-nonjson-{}", std::process::id()))
+        .join("r.json");
+    let report = acaload(&["report", out.to_str().unwrap()], &url);
+    assert_eq!(report.status.code(), Some(1), "report exits as run did");
+}
+
+#[test]
+fn merged_shards_are_judged_on_the_plans_thresholds() {
+    let (url, _) = stub();
+    let dir = std::env::temp_dir().join(format!("acaload-merge-verdict-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = |n: &str| dir.join(n).to_str().unwrap().to_string();
+    for i in 0..2 {
+        let run = acaload(
+            &[
+                "run",
+                "tests/fixtures/engine/impossible.yaml",
+                "-q",
+                "--shard",
+                &format!("{i}/2"),
+                "--out",
+                &path(&format!("s{i}.json")),
+            ],
+            &url,
+        );
+        assert_eq!(run.status.code(), Some(1), "each shard fails its threshold");
+    }
+    let merge = acaload(
+        &[
+            "merge",
+            &path("s0.json"),
+            &path("s1.json"),
+            "--out",
+            &path("merged.json"),
+        ],
+        &url,
+    );
+    let stderr = String::from_utf8_lossy(&merge.stderr);
+    assert_eq!(merge.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("threshold failed: read state max <= 0ms"),
+        "{stderr}"
+    );
+    let merged: Value =
+        serde_json::from_str(&std::fs::read_to_string(path("merged.json")).unwrap()).unwrap();
+    let verdicts: Vec<(&str, bool)> = merged["thresholds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| (v["label"].as_str().unwrap(), v["passed"].as_bool().unwrap()))
+        .collect();
+    assert_eq!(
+        verdicts,
+        [("all requests error rate", true), ("read state max", false)],
+        "judged on the merged histograms"
+    );
+    assert_eq!(merged["plan"]["thresholds"].as_array().unwrap().len(), 2);
+    let report = acaload(&["report", &path("merged.json")], &url);
+    assert_eq!(report.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&report.stdout).contains("FAIL read state max"));
 }
 
 #[test]

@@ -36,13 +36,14 @@ fn results(path: &str) -> Results {
     serde_json::from_str(&std::fs::read_to_string(repo().join(path)).unwrap()).unwrap()
 }
 
-/// `acaload report FILE --html OUT`, checked to succeed; returns the HTML and stdout.
-fn report_html(fixture: &str, out: &Path) -> (String, String) {
+/// `acaload report FILE --html OUT`, checked to exit as the run did (`code`: 1 when it
+/// had failures and no thresholds); returns the HTML and stdout.
+fn report_html(fixture: &str, out: &Path, code: i32) -> (String, String) {
     let run = acaload(&["report", fixture, "--html", out.to_str().unwrap()]);
     let stdout = String::from_utf8_lossy(&run.stdout).into_owned();
     assert_eq!(
         run.status.code(),
-        Some(0),
+        Some(code),
         "{}",
         String::from_utf8_lossy(&run.stderr)
     );
@@ -62,7 +63,7 @@ fn html_escape(s: &str) -> String {
 #[test]
 fn html_report_has_every_section_and_one_chart_each() {
     let dir = scratch("sections");
-    let (html, stdout) = report_html(FIXTURE, &dir.join("report.html"));
+    let (html, stdout) = report_html(FIXTURE, &dir.join("report.html"), 0);
     let r = results(FIXTURE);
     assert!(
         stdout.contains("Aggregated (HTTP)"),
@@ -123,7 +124,7 @@ fn html_report_has_every_section_and_one_chart_each() {
 #[test]
 fn failures_are_listed_with_reasons_and_escaped_examples() {
     let dir = scratch("failures");
-    let (html, _) = report_html(LOST, &dir.join("lost.html"));
+    let (html, _) = report_html(LOST, &dir.join("lost.html"), 1);
     let r = results(LOST);
     assert!(html.contains(">FAILED<"));
     assert!(
@@ -141,8 +142,8 @@ fn failures_are_listed_with_reasons_and_escaped_examples() {
 #[test]
 fn same_results_give_the_same_bytes() {
     let dir = scratch("deterministic");
-    let (a, _) = report_html(FIXTURE, &dir.join("a.html"));
-    let (b, _) = report_html(FIXTURE, &dir.join("b.html"));
+    let (a, _) = report_html(FIXTURE, &dir.join("a.html"), 0);
+    let (b, _) = report_html(FIXTURE, &dir.join("b.html"), 0);
     assert_eq!(a, b);
     let lib = acaload::output::html::render(&results(FIXTURE), &[]).unwrap();
     assert_eq!(a, lib, "the CLI writes what the library renders");
@@ -204,8 +205,8 @@ user:
     ]);
     assert_eq!(
         report.status.code(),
-        Some(0),
-        "{}",
+        run.status.code(),
+        "report exits as run did: {}",
         String::from_utf8_lossy(&report.stderr)
     );
     let from_run = std::fs::read_to_string(dir.join("run.html")).unwrap();
@@ -421,7 +422,7 @@ fn chromium_renders_the_report() {
     }
     let dir = scratch("chromium");
     let html = dir.join("report.html");
-    report_html(FIXTURE, &html);
+    report_html(FIXTURE, &html, 0);
     let png = dir.join("report.png");
     let shot = Command::new(repo().join("scripts/screenshot.sh"))
         .args([&html, &png])
