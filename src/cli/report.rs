@@ -49,15 +49,22 @@ pub(super) fn load_results(path: &std::path::Path) -> Result<crate::results::Res
 }
 
 /// The results as `--out` writes them (secrets scrubbed), so that `run --html` and
-/// `report results.json --html` give the same bytes.
+/// `report results.json --html` give the same bytes. Fails closed: when the scrubbed
+/// results are no longer results (a secret's value is also a word of the format), nothing
+/// may be written from the unscrubbed ones.
 pub(super) fn as_written(
     results: &crate::results::Results,
     secrets: &[String],
-) -> crate::results::Results {
-    serde_json::to_string(results)
-        .ok()
-        .and_then(|json| serde_json::from_str(&crate::results::redact::scrub(&json, secrets)).ok())
-        .unwrap_or_else(|| results.clone())
+) -> Result<crate::results::Results, String> {
+    let mut json =
+        serde_json::to_value(results).map_err(|e| format!("cannot serialize the results: {e}"))?;
+    crate::results::redact::scrub_json(&mut json, secrets);
+    serde_json::from_value(json).map_err(|e| {
+        format!(
+            "a secret's value is also part of the results' format ({}); no results file or report is written, so the secret does not leak",
+            crate::results::redact::scrub(&e.to_string(), secrets)
+        )
+    })
 }
 
 /// Writes `--html` and `--csv`; every problem is one line on stderr.

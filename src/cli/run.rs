@@ -82,22 +82,29 @@ pub(super) fn run(args: RunArgs) -> u8 {
     }
     let verdicts = results.thresholds.clone();
     let mut code = EXIT_OK;
-    if let Some(path) = &args.out {
-        match serde_json::to_string_pretty(&results) {
-            Ok(json) => {
-                if let Err(e) =
-                    std::fs::write(path, crate::results::redact::scrub(&json, &secrets) + "\n")
-                {
-                    crate::errln!("error: cannot write {}: {e}", path.display());
-                    code = EXIT_ERROR;
+    // Every file comes from the scrubbed results, or none is written.
+    match as_written(&results, &secrets) {
+        Ok(written) => {
+            if let Some(path) = &args.out {
+                match serde_json::to_string_pretty(&written) {
+                    Ok(json) => {
+                        if let Err(e) = std::fs::write(path, json + "\n") {
+                            crate::errln!("error: cannot write {}: {e}", path.display());
+                            code = EXIT_ERROR;
+                        }
+                    }
+                    Err(e) => crate::errln!("error: cannot serialize results: {e}"),
                 }
             }
-            Err(e) => crate::errln!("error: cannot serialize results: {e}"),
+            // HTML and CSV are written in every case too, so an aborted run still has its report.
+            if write_outputs(&written, &written.thresholds, &args.outputs) != EXIT_OK {
+                code = EXIT_ERROR;
+            }
         }
-    }
-    // HTML and CSV are written in every case too, so an aborted run still has its report.
-    if write_outputs(&as_written(&results, &secrets), &verdicts, &args.outputs) != EXIT_OK {
-        code = EXIT_ERROR;
+        Err(e) => {
+            crate::errln!("error: {e}");
+            code = EXIT_ERROR;
+        }
     }
     if let Some(e) = error {
         crate::errln!("error: {e}");

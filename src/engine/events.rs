@@ -9,13 +9,20 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::routing::post;
 use futures_util::StreamExt as _;
 use tokio_util::sync::CancellationToken;
 
 /// Events kept per wallet; older ones are dropped (a wait looks at recent events only).
 const KEEP_PER_WALLET: usize = 512;
+
+/// Wallets whose events are kept; past it, those quiet the longest are forgotten.
+pub const MAX_WALLETS: usize = 100_000;
+
+/// The largest webhook body or websocket frame accepted (1 MiB); larger ones are refused
+/// (413) and not kept.
+pub const MAX_EVENT_BODY: usize = 1 << 20;
 
 /// One event from an agent.
 #[derive(Debug, Clone)]
@@ -31,15 +38,24 @@ pub struct AgentEvent {
 struct WalletLog {
     events: VecDeque<AgentEvent>,
     notify: Arc<tokio::sync::Notify>,
+    /// The hub's sequence number when the wallet was last used (pushed to or waited on).
+    touched: u64,
 }
 
 /// All events of a run, by wallet id (`""` for the agent's base wallet).
-#[derive(Default)]
 pub struct EventHub {
     wallets: Mutex<HashMap<String, WalletLog>>,
+    /// At most this many wallets are kept ([`MAX_WALLETS`]).
+    max_wallets: usize,
     seq: std::sync::atomic::AtomicU64,
     pub received: std::sync::atomic::AtomicU64,
     pub duplicates: std::sync::atomic::AtomicU64,
+}
+
+impl Default for EventHub {
+    fn default() -> EventHub {
+        EventHub::with_max_wallets(MAX_WALLETS)
+    }
 }
 
 impl std::fmt::Debug for EventHub {
@@ -49,6 +65,46 @@ impl std::fmt::Debug for EventHub {
 }
 
 impl EventHub {
+    /// A hub that keeps the events of at most `max` wallets.
+    pub fn with_max_wallets(max: usize) -> EventHub {
+        EventHub {
+            wallets: Mutex::default(),
+            max_wallets: max.max(1),
+            seq: Default::default(),
+            received: Default::default(),
+            duplicates: Default::default(),
+        }
+    }
+
+    /// The log of `wallet`, made on first use; over the bound, the tenth of the wallets
+    /// quiet the longest is forgotten first (amortised: one sort per many new wallets).
+    fn log<'a>(
+        &self,
+        wallets: &'a mut HashMap<String, WalletLog>,
+        wallet: &str,
+    ) -> &'a mut WalletLog {
+        use std::sync::atomic::Ordering::Relaxed;
+        if !wallets.contains_key(wallet) && wallets.len() >= self.max_wallets {
+            let mut quiet: Vec<(u64, String)> = wallets
+                .iter()
+                .map(|(k, l)| (l.touched, k.clone()))
+                .collect();
+            quiet.sort_unstable();
+            let drop = (self.max_wallets / 10).max(1);
+            for (_, k) in quiet.into_iter().take(drop) {
+                wallets.remove(&k);
+            }
+        }
+        let log = wallets.entry(wallet.to_string()).or_default();
+        log.touched = self.seq.load(Relaxed);
+        log
+    }
+
+    /// How many wallets have events (or waiters) kept.
+    pub fn wallets(&self) -> usize {
+        self.wallets.lock().map_or(0, |w| w.len())
+    }
+
     /// Stores an event; identical redeliveries (ACA-Py retries) are dropped.
     pub fn push(&self, wallet: &str, topic: &str, payload: serde_json::Value) {
         use std::sync::atomic::Ordering::Relaxed;
@@ -60,7 +116,7 @@ impl EventHub {
         let Ok(mut wallets) = self.wallets.lock() else {
             return;
         };
-        let log = wallets.entry(wallet.to_string()).or_default();
+        let log = self.log(&mut wallets, wallet);
         if log.events.iter().any(|e| e.hash == hash) {
             self.duplicates.fetch_add(1, Relaxed);
             return;
@@ -98,7 +154,7 @@ impl EventHub {
                 let Ok(mut wallets) = self.wallets.lock() else {
                     return None;
                 };
-                let log = wallets.entry(wallet.to_string()).or_default();
+                let log = self.log(&mut wallets, wallet);
                 if let Some(e) = log.events.iter().find(|e| {
                     e.topic == topic && e.received >= since && !skip.contains(&e.seq) && matches(e)
                 }) {
@@ -142,10 +198,15 @@ pub async fn listen(
 async fn webhook(
     State(hub): State<Arc<EventHub>>,
     Path(topic): Path<String>,
-    headers: HeaderMap,
-    body: axum::body::Bytes,
+    request: axum::extract::Request,
 ) -> StatusCode {
-    let wallet = headers
+    let (parts, body) = request.into_parts();
+    // At most MAX_EVENT_BODY bytes are read; a larger body is refused and not kept.
+    let Ok(body) = axum::body::to_bytes(body, MAX_EVENT_BODY).await else {
+        return StatusCode::PAYLOAD_TOO_LARGE;
+    };
+    let wallet = parts
+        .headers
         .get("x-wallet-id")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
@@ -158,10 +219,9 @@ async fn webhook(
 async fn prefixed_webhook(
     State(hub): State<Arc<EventHub>>,
     Path((_prefix, topic)): Path<(String, String)>,
-    headers: HeaderMap,
-    body: axum::body::Bytes,
+    request: axum::extract::Request,
 ) -> StatusCode {
-    webhook(State(hub), Path(topic), headers, body).await
+    webhook(State(hub), Path(topic), request).await
 }
 
 /// Follows the admin websocket (`/ws`), routing frames by `wallet_id`; reconnects
@@ -190,8 +250,12 @@ pub async fn follow_websocket(
         {
             request.headers_mut().insert("x-api-key", v);
         }
+        // Frames are capped like webhook bodies.
+        let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+            .max_message_size(Some(MAX_EVENT_BODY))
+            .max_frame_size(Some(MAX_EVENT_BODY));
         let connected = tokio::select! {
-            r = tokio_tungstenite::connect_async(request) => r,
+            r = tokio_tungstenite::connect_async_with_config(request, Some(config), false) => r,
             _ = stop.cancelled() => return,
         };
         let mut ws = match connected {
@@ -236,6 +300,62 @@ pub async fn follow_websocket(
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[tokio::test]
+    async fn keeps_a_bounded_number_of_wallets_the_quiet_ones_go_first() {
+        let hub = EventHub::with_max_wallets(10);
+        hub.push("busy", "ping", json!({"n": 0}));
+        for i in 0..50 {
+            hub.push(&format!("w{i}"), "ping", json!({"n": i}));
+            hub.push("busy", "ping", json!({"n": i + 1}));
+        }
+        assert!(hub.wallets() <= 10, "{} wallets kept", hub.wallets());
+        let kept = |w: &str| {
+            let hub = &hub;
+            let w = w.to_string();
+            async move {
+                hub.wait(
+                    &w,
+                    "ping",
+                    Instant::now() - Duration::from_secs(60),
+                    &[],
+                    Duration::ZERO,
+                    |_| true,
+                )
+                .await
+                .is_some()
+            }
+        };
+        assert!(kept("busy").await, "a wallet in use stays");
+        assert!(kept("w49").await, "the newest wallet stays");
+        assert!(!kept("w0").await, "the quietest wallet went");
+    }
+
+    #[tokio::test]
+    async fn webhook_bodies_over_the_cap_are_refused_and_not_kept() {
+        let hub = Arc::new(EventHub::default());
+        let stop = CancellationToken::new();
+        let addr = listen("127.0.0.1:0", hub.clone(), stop.clone())
+            .await
+            .unwrap();
+        let client = reqwest::Client::builder().no_proxy().build().unwrap();
+        let post = |body: String| {
+            client
+                .post(format!("http://{addr}/topic/ping/"))
+                .header("x-wallet-id", "w1")
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+        };
+        let big = format!(
+            r#"{{"pad":"{}"}}"#,
+            "x".repeat(MAX_EVENT_BODY + MAX_EVENT_BODY / 2)
+        );
+        assert_eq!(post(big).await.unwrap().status(), 413);
+        assert_eq!(post(r#"{"n":1}"#.into()).await.unwrap().status(), 200);
+        assert_eq!(hub.received.load(std::sync::atomic::Ordering::Relaxed), 1);
+        stop.cancel();
+    }
 
     #[tokio::test]
     async fn finds_earlier_events_and_waits_for_later_ones() {

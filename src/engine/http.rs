@@ -18,6 +18,10 @@ mod connect;
 use crate::plan::compile::{CompiledRequest, CompiledTarget};
 use crate::plan::template::{ResponseView, Templates};
 
+/// The largest response body read (8 MiB): ACA-Py's answers are kilobytes; a runaway
+/// response fails its request instead of filling memory.
+pub const MAX_RESPONSE_BODY: usize = 8 << 20;
+
 /// Why a request could not be made or read.
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {
@@ -443,12 +447,16 @@ pub async fn send(
             }
         })?;
         let (parts, body) = resp.into_parts();
-        let body = body
+        let body = http_body_util::Limited::new(body, MAX_RESPONSE_BODY)
             .collect()
             .await
             .map_err(|e| HttpError::Other {
                 url: p.uri.to_string(),
-                why: root_cause(&e),
+                why: if e.is::<http_body_util::LengthLimitError>() {
+                    format!("response body over {} MiB", MAX_RESPONSE_BODY >> 20)
+                } else {
+                    root_cause(&*e)
+                },
             })?
             .to_bytes();
         Ok((parts, body))

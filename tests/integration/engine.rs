@@ -43,7 +43,7 @@ fn serve(conn: TcpStream, counts: Counts) {
             parts.next().unwrap_or("").to_string(),
             parts.next().unwrap_or("").to_string(),
         );
-        let mut length = 0;
+        let (mut length, mut bearer) = (0, String::new());
         loop {
             let mut h = String::new();
             reader.read_line(&mut h).unwrap();
@@ -52,6 +52,9 @@ fn serve(conn: TcpStream, counts: Counts) {
             }
             if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
                 length = v.trim().parse().unwrap();
+            }
+            if h.to_ascii_lowercase().starts_with("authorization:") {
+                bearer = h["authorization:".len()..].trim().to_string();
             }
         }
         let mut body = vec![0; length];
@@ -70,6 +73,19 @@ fn serve(conn: TcpStream, counts: Counts) {
                 format!(r#"{{"wallet_id":"w1","token":"{TOKEN}"}}"#),
             ),
             "GET /text" => (404, "text/plain", "404: Record not found".to_string()),
+            // A secret that is not a JWT (only the capture's `secret: true` hides it).
+            "POST /secret" => (
+                200,
+                "application/json",
+                format!(r#"{{"secret":"pool-secret-{n}-d41d8cd9"}}"#),
+            ),
+            // An agent that repeats the credential it refuses, as error texts do.
+            "GET /echo" => (401, "text/plain", format!("401: not valid: {bearer}")),
+            "GET /huge" => (
+                200,
+                "application/json",
+                format!(r#"{{"pad":"{}"}}"#, "x".repeat(9 << 20)),
+            ),
             "GET /busy" => {
                 // A target that takes two requests at a time and refuses a third (only
                 // tests/fixtures/engine/abort.yaml calls it).
@@ -188,7 +204,26 @@ fn failures_are_recorded_with_reasons_and_teardown_runs() {
     );
     has("too slow", "timeout after 300ms", 1);
     has("flaky", "status 500 (expected 200): 500: boom", 2);
-    assert_eq!(reasons.len(), 4, "{reasons:#?}");
+    // The token reached a failure text (the stub repeats it) and was scrubbed there.
+    has(
+        "token refused",
+        "status 401 (expected 2xx): 401: not valid: Bearer ***",
+        1,
+    );
+    let refused = r["failures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "token refused")
+        .unwrap();
+    assert!(
+        refused["example"]
+            .as_str()
+            .unwrap()
+            .ends_with("401 401: not valid: Bearer ***"),
+        "{refused}"
+    );
+    assert_eq!(reasons.len(), 5, "{reasons:#?}");
     let stat = |kind: &str, name: &str| {
         r["stats"]
             .as_array()
@@ -948,4 +983,89 @@ user:
     assert!(reasons.contains(&("bad when", "`when` could not be evaluated", 1)));
     // The failures still count against the run: 3 failed steps, 2 requests.
     assert_eq!(r["total"]["failures"], 3, "{}", r["total"]);
+}
+
+#[test]
+fn secrets_stay_secret_after_a_pool_and_response_bodies_are_capped() {
+    let (url, _) = stub();
+    // User 0 captures a secret (not a JWT) and offers it; user 1 takes it and sends it to
+    // an agent that repeats it in its error text.
+    let plan = r#"name: t
+env: { U: { type: string } }
+target: { base_url: "{{ env.U }}" }
+load: { constant: { users: 2, duration: 1s } }
+pools: { creds: {} }
+user:
+  setup:
+    - name: get secret
+      when: "user.index == 0"
+      request: { method: POST, path: /secret }
+      capture: { s: { path: $.secret, secret: true } }
+    - name: hand over
+      when: "user.index == 0"
+      offer: { pool: creds, value: "{{ s }}" }
+    - name: take
+      when: "user.index == 1"
+      take: { pool: creds, as: s, timeout: 5s }
+    - name: use it
+      when: "user.index == 1"
+      request: { method: GET, path: /echo, bearer: "{{ s }}" }
+      on_error: continue
+    - name: huge
+      when: "user.index == 1"
+      request: { method: GET, path: /huge }
+      on_error: continue
+"#;
+    let (code, r) = run_inline("poolsecret", plan, &url);
+    assert_eq!(code, Some(1), "{r}");
+    let text = r.to_string();
+    assert!(
+        !text.contains("pool-secret-"),
+        "the pooled secret leaked: {text}"
+    );
+    let reason = |name: &str| {
+        r["failures"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["name"] == name)
+            .map(|f| f["reason"].as_str().unwrap().to_string())
+    };
+    assert_eq!(
+        reason("use it").as_deref(),
+        Some("status 401 (expected 2xx): 401: not valid: Bearer ***")
+    );
+    assert_eq!(
+        reason("huge").as_deref(),
+        Some("request error: response body over 8 MiB")
+    );
+}
+
+#[test]
+fn results_are_not_written_when_scrubbing_would_break_them() {
+    let (url, _) = stub();
+    let dir = std::env::temp_dir().join(format!("acaload-failclosed-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    // The API key's value is also a word of the results format (`"phase": "setup"`).
+    let plan = "name: t\nenv: { U: { type: string }, K: { type: string, secret: true } }\ntarget: { base_url: \"{{ env.U }}\", headers: { X-API-Key: \"{{ env.K }}\" } }\nload: { constant: { users: 1, duration: 1s } }\nuser:\n  setup:\n    - request: { method: GET, path: /text }\n";
+    std::fs::write(dir.join("p.yaml"), plan).unwrap();
+    let (out, html) = (dir.join("r.json"), dir.join("r.html"));
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_acaload"))
+        .args(["run", dir.join("p.yaml").to_str().unwrap(), "-q", "--out"])
+        .arg(&out)
+        .arg("--html")
+        .arg(&html)
+        .env("U", &url)
+        .env("K", "setup")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("no results file or report is written"),
+        "{stderr}"
+    );
+    assert!(!out.exists(), "results written from unscrubbed data");
+    assert!(!html.exists(), "a report written from unscrubbed data");
 }

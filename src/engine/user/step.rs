@@ -49,9 +49,22 @@ impl VirtualUser {
                 });
                 match v {
                     Ok((v, k)) => {
-                        self.ctx
-                            .pools
-                            .offer(pool, &k, crate::plan::template::to_value(v));
+                        // Secrets in the value stay secrets for whoever takes it.
+                        let text = v.to_string();
+                        let secrets = self
+                            .secrets
+                            .iter()
+                            .filter(|(_, s)| text.contains(s.as_str()))
+                            .map(|(_, s)| s.clone())
+                            .collect();
+                        self.ctx.pools.offer(
+                            pool,
+                            &k,
+                            crate::engine::pairing::Offered {
+                                value: crate::plan::template::to_value(v),
+                                secrets,
+                            },
+                        );
                         Ok(())
                     }
                     Err(e) => Err(self.fail_untimed(
@@ -87,9 +100,12 @@ impl VirtualUser {
                     _ = self.stop.cancelled() => return Err(StepError::Stopped),
                 };
                 match taken {
-                    Ok(v) => {
+                    Ok(offered) => {
                         self.record(step, StatKind::Take, None, started, None);
-                        self.set_var(into, v);
+                        for (i, s) in offered.secrets.iter().enumerate() {
+                            self.remember_secret(&format!("{into}#{i}"), s);
+                        }
+                        self.set_var(into, offered.value);
                         Ok(())
                     }
                     Err(_) => {
