@@ -107,6 +107,18 @@ impl EventHub {
 
     /// Stores an event; identical redeliveries (ACA-Py retries) are dropped.
     pub fn push(&self, wallet: &str, topic: &str, payload: serde_json::Value) {
+        self.push_received(wallet, topic, payload, Instant::now());
+    }
+
+    /// Stores an event that arrived at `received` (stamped by the listener on arrival,
+    /// before any lock: a busy hub does not add to delivery latency).
+    pub fn push_received(
+        &self,
+        wallet: &str,
+        topic: &str,
+        payload: serde_json::Value,
+        received: Instant,
+    ) {
         use std::sync::atomic::Ordering::Relaxed;
         self.received.fetch_add(1, Relaxed);
         let mut h = DefaultHasher::new();
@@ -127,7 +139,7 @@ impl EventHub {
         let seq = self.seq.fetch_add(1, Relaxed);
         log.events.push_back(AgentEvent {
             seq,
-            received: Instant::now(),
+            received,
             topic: topic.to_string(),
             payload: Arc::new(payload),
             hash,
@@ -136,7 +148,8 @@ impl EventHub {
     }
 
     /// Waits for the first event of `wallet` on `topic`, received at or after `since` and
-    /// not in `skip`, for which `matches` holds. None on timeout.
+    /// not in `skip`, for which `matches` holds. None on timeout. `matches` runs without the
+    /// hub's lock (on copies of the candidates), so conditions never hold up arriving events.
     pub async fn wait(
         &self,
         wallet: &str,
@@ -147,23 +160,37 @@ impl EventHub {
         mut matches: impl FnMut(&AgentEvent) -> bool,
     ) -> Option<AgentEvent> {
         let deadline = tokio::time::Instant::now() + timeout;
+        // Events up to this sequence number were looked at already.
+        let mut seen: Option<u64> = None;
         loop {
             let notify;
             let mut notified;
+            let candidates: Vec<AgentEvent>;
             {
                 let Ok(mut wallets) = self.wallets.lock() else {
                     return None;
                 };
                 let log = self.log(&mut wallets, wallet);
-                if let Some(e) = log.events.iter().find(|e| {
-                    e.topic == topic && e.received >= since && !skip.contains(&e.seq) && matches(e)
-                }) {
-                    return Some(e.clone());
-                }
-                // Registered under the lock that `push` notifies under: no wake-up is missed.
+                candidates = log
+                    .events
+                    .iter()
+                    .filter(|e| {
+                        seen.is_none_or(|s| e.seq > s)
+                            && e.topic == topic
+                            && e.received >= since
+                            && !skip.contains(&e.seq)
+                    })
+                    .cloned()
+                    .collect();
+                seen = log.events.back().map(|e| e.seq).or(seen);
+                // Registered under the lock that `push` notifies under: no wake-up is missed,
+                // also while the candidates are looked at below.
                 notify = log.notify.clone();
                 notified = Box::pin(notify.notified());
                 notified.as_mut().enable();
+            }
+            if let Some(e) = candidates.into_iter().find(|e| matches(e)) {
+                return Some(e);
             }
             if tokio::time::timeout_at(deadline, notified).await.is_err() {
                 return None;
@@ -200,6 +227,7 @@ async fn webhook(
     Path(topic): Path<String>,
     request: axum::extract::Request,
 ) -> StatusCode {
+    let arrived = Instant::now();
     let (parts, body) = request.into_parts();
     // At most MAX_EVENT_BODY bytes are read; a larger body is refused and not kept.
     let Ok(body) = axum::body::to_bytes(body, MAX_EVENT_BODY).await else {
@@ -211,7 +239,7 @@ async fn webhook(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     if let Ok(payload) = serde_json::from_slice(&body) {
-        hub.push(wallet, &topic, payload);
+        hub.push_received(wallet, &topic, payload, arrived);
     }
     StatusCode::OK
 }
@@ -275,6 +303,7 @@ pub async fn follow_websocket(
                 _ = stop.cancelled() => return,
             };
             let Some(Ok(msg)) = msg else { break };
+            let arrived = Instant::now();
             let Ok(text) = msg.to_text() else { continue };
             let Ok(frame) = serde_json::from_str::<serde_json::Value>(text) else {
                 continue;
@@ -291,7 +320,7 @@ pub async fn follow_websocket(
                 continue;
             };
             let wallet = frame["wallet_id"].as_str().unwrap_or("");
-            hub.push(wallet, topic, payload.clone());
+            hub.push_received(wallet, topic, payload.clone(), arrived);
         }
     }
 }
@@ -300,6 +329,52 @@ pub async fn follow_websocket(
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn events_are_stamped_on_arrival_while_a_waiter_evaluates_its_condition() {
+        let hub = Arc::new(EventHub::default());
+        let since = Instant::now();
+        hub.push("w1", "basicmessages", json!({"content": "old"}));
+        let (inside, entered) = std::sync::mpsc::channel();
+        let h = hub.clone();
+        let waiter = tokio::spawn(async move {
+            let mut inside = Some(inside);
+            h.wait(
+                "w1",
+                "basicmessages",
+                since,
+                &[],
+                Duration::from_secs(5),
+                |e| {
+                    // A slow condition (a large payload, a complex `until`).
+                    if let Some(tx) = inside.take() {
+                        tx.send(()).unwrap();
+                        std::thread::sleep(Duration::from_millis(300));
+                    }
+                    e.payload["content"] == "new"
+                },
+            )
+            .await
+        });
+        let h = hub.clone();
+        let pusher = std::thread::spawn(move || {
+            entered.recv().unwrap();
+            let arrived = Instant::now();
+            h.push("w1", "basicmessages", json!({"content": "new"}));
+            (arrived, arrived.elapsed())
+        });
+        let (arrived, push_took) = pusher.join().unwrap();
+        assert!(
+            push_took < Duration::from_millis(150),
+            "an arriving event waited {push_took:?} for a waiter's condition"
+        );
+        let found = waiter.await.unwrap().unwrap();
+        let stamped = found.received.saturating_duration_since(arrived);
+        assert!(
+            stamped < Duration::from_millis(150),
+            "stamped {stamped:?} after it arrived"
+        );
+    }
 
     #[tokio::test]
     async fn keeps_a_bounded_number_of_wallets_the_quiet_ones_go_first() {
@@ -375,6 +450,9 @@ mod tests {
             )
             .await;
         assert!(e.is_some(), "an event from before the wait is found");
+        // The waiter says when it has looked at what is there (n1): from then on only a
+        // wake-up from `push` can end its wait before the 5 s timeout.
+        let (looked, mut has_looked) = tokio::sync::mpsc::unbounded_channel();
         let h = hub.clone();
         let later = tokio::spawn(async move {
             h.wait(
@@ -383,14 +461,23 @@ mod tests {
                 since,
                 &[],
                 Duration::from_secs(5),
-                |e| e.payload["content"] == "n2",
+                |e| {
+                    let _ = looked.send(());
+                    e.payload["content"] == "n2"
+                },
             )
             .await
         });
-        tokio::task::yield_now().await;
+        has_looked.recv().await.unwrap();
+        let pushed = Instant::now();
         hub.push("w2", "basicmessages", json!({"content": "n2"}));
         hub.push("w1", "basicmessages", json!({"content": "n2"}));
-        assert_eq!(later.await.unwrap().unwrap().payload["content"], "n2");
+        let found = later.await.unwrap().unwrap();
+        assert_eq!(found.payload["content"], "n2");
+        assert!(
+            pushed.elapsed() < Duration::from_secs(2),
+            "woken by the push, not by the timeout"
+        );
         let none = hub
             .wait("w1", "ping", since, &[], Duration::from_millis(20), |_| {
                 true

@@ -141,6 +141,7 @@ pub fn merge(inputs: &[(String, Results)]) -> Result<Results, MergeError> {
                 }
             }
             e.http_failures += l.failures;
+            e.users += l.users;
             e.http_unsent += l.unsent;
             e.event_failures += l.event_failures;
         }

@@ -123,6 +123,8 @@ pub struct LevelAgg {
     pub level: crate::plan::shape::Level,
     pub from: f64,
     pub to: Option<f64>,
+    /// Users running (last seen while the level was open).
+    pub users: u64,
     pub http: Histogram<u64>,
     pub http_failures: u64,
     /// Of `http_failures`: request steps that failed without sending.
@@ -137,6 +139,7 @@ impl LevelAgg {
             level,
             from,
             to: None,
+            users: 0,
             http: new_histogram(),
             http_failures: 0,
             http_unsent: 0,
@@ -161,6 +164,7 @@ impl LevelAgg {
             index: self.level.index,
             target_users: self.level.users,
             from_users: self.level.from_users,
+            users: self.users,
             from_secs: self.from,
             to_secs: to,
             requests: http.requests,
@@ -520,6 +524,9 @@ impl Aggregate {
             }
         }
         let (users, target) = (self.live.users, self.live.target);
+        if let Some(level) = self.levels.last_mut().filter(|l| l.to.is_none()) {
+            level.users = users;
+        }
         let sec = self.second(now);
         sec.users = users;
         sec.target_users = target;

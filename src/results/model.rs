@@ -56,6 +56,10 @@ pub struct LoadLevel {
     /// A ramping stage: the users at its start.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from_users: Option<u64>,
+    /// Users actually running at the level's end (all shards, in a merge): below
+    /// `target_users` when users could not start (or keep running) as fast as asked.
+    #[serde(default)]
+    pub users: u64,
     /// Seconds since the start: when the shape asked for them, and when it changed again.
     pub from_secs: f64,
     pub to_secs: f64,

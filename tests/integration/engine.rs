@@ -452,6 +452,14 @@ fn an_abort_threshold_stops_the_run_at_the_load_the_target_cannot_take() {
         })
         .collect();
     assert_eq!(&levels[..2], &[(1, 0), (2, 0)], "{levels:?}");
+    // Next to each target, the users actually running: all of them at 1 and 2 users.
+    let running: Vec<u64> = r["levels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["users"].as_u64().unwrap())
+        .collect();
+    assert_eq!(&running[..2], &[1, 2], "{}", r["levels"]);
     assert_eq!(levels[2].0, 3);
     assert!(levels[2].1 > 0, "{levels:?}");
     // The same rows in PREFIX_levels.csv: users and failure count per level.

@@ -93,6 +93,8 @@ pub(super) struct LevelRow {
     pub(super) requests: u64,
     pub(super) failures: u64,
     pub(super) fail_pct: String,
+    /// Users running at the level's end.
+    pub(super) running: u64,
     pub(super) median: String,
     p95: String,
     p99: String,
@@ -255,6 +257,7 @@ pub(super) fn level_rows(results: &Results) -> Vec<LevelRow> {
         .into_iter()
         .map(|l| LevelRow {
             users: crate::output::report::level_users(l),
+            running: l.users,
             span: format!("{}–{}", seconds(l.from_secs), seconds(l.to_secs)),
             per_second: format!("{:.2}", l.per_second),
             requests: l.requests,
