@@ -225,7 +225,8 @@ fn observers(args: &RunArgs) -> Vec<Observer> {
                     });
                     f
                 });
-                match crate::output::serve::start(&addr, v.live, v.snapshots, render, v.stop).await
+                match crate::output::serve::start(&addr, v.prometheus, v.snapshots, render, v.stop)
+                    .await
                 {
                     Ok(bound) if announce => crate::errln!(
                         "live {what} at http://{bound}/{}",

@@ -37,6 +37,8 @@ pub struct RunView {
     pub live: watch::Receiver<Live>,
     /// The aggregated results so far, every second.
     pub snapshots: watch::Receiver<Option<Arc<Finished>>>,
+    /// The Prometheus series, as samples arrive.
+    pub prometheus: Arc<crate::measure::prometheus::Exporter>,
     pub start: Instant,
     /// How long the load shape runs.
     pub duration: Duration,
@@ -90,10 +92,12 @@ pub async fn execute(
         Err(e) => return aborted(e, info, &cfg, started_at, start),
     };
     let aborting = plan.plan.thresholds.iter().any(|t| t.abort);
+    let prometheus = Arc::new(crate::measure::prometheus::Exporter::new());
     let (recorder, live, snapshots, aggregator) = crate::measure::metrics::start_with_snapshots(
         start,
         Some(Duration::from_secs(1)),
         aborting,
+        Some(prometheus.clone()),
     );
     for w in watchers(&plan, &resolved) {
         tokio::spawn(crate::engine::gauges::sample(
@@ -126,6 +130,7 @@ pub async fn execute(
     let view = RunView {
         live: live.clone(),
         snapshots: snapshots.clone(),
+        prometheus,
         start,
         duration: resolved.shape.duration(),
         stop: background.clone(),

@@ -10,6 +10,7 @@ use hdrhistogram::Histogram;
 use tokio::sync::{mpsc, watch};
 
 use crate::measure::histogram::{encode, latency, new_histogram};
+use crate::measure::prometheus::{Exporter, StepLabels, StepSeries};
 use crate::plan::Phase;
 use crate::results::{
     AgentGauges, EventCounts, FailureGroup, LoadLevel, Second, StatKind, StepSecond, StepStats,
@@ -116,6 +117,11 @@ pub struct Aggregate {
     /// The level that closed last, as judged (complete: snapshots are once a second and a
     /// level may close between two).
     closed_level: Option<Arc<LevelView>>,
+    /// The Prometheus series (`--metrics`), and each step's, fed as samples arrive.
+    prometheus: Option<Arc<Exporter>>,
+    prometheus_steps: HashMap<StatKey, StepSeries>,
+    /// Requests and failures already counted in the Prometheus counters.
+    prometheus_seen: (u64, u64),
 }
 
 /// A load level being measured (or merged): samples completed during one part of the shape.
@@ -259,7 +265,7 @@ pub fn start(
     watch::Receiver<Live>,
     tokio::task::JoinHandle<Aggregate>,
 ) {
-    let (recorder, live, _snapshots, handle) = start_with_snapshots(start, None, false);
+    let (recorder, live, _snapshots, handle) = start_with_snapshots(start, None, false, None);
     (recorder, live, handle)
 }
 
@@ -276,7 +282,13 @@ pub type Started = (
 /// terminal view, `--metrics` and `--web`).
 /// With `histograms`, the snapshots carry them, and the current load level's per-step
 /// statistics (for thresholds checked during the run).
-pub fn start_with_snapshots(start: Instant, every: Option<Duration>, histograms: bool) -> Started {
+/// With `prometheus`, the aggregator feeds its series too.
+pub fn start_with_snapshots(
+    start: Instant,
+    every: Option<Duration>,
+    histograms: bool,
+    prometheus: Option<Arc<Exporter>>,
+) -> Started {
     let (tx, mut rx) = mpsc::unbounded_channel();
     let (live_tx, live_rx) = watch::channel(Live::default());
     let (snap_tx, snap_rx) = watch::channel(None);
@@ -299,6 +311,9 @@ pub fn start_with_snapshots(start: Instant, every: Option<Duration>, histograms:
             levels: Vec::new(),
             level_steps: histograms.then(HashMap::new),
             closed_level: None,
+            prometheus,
+            prometheus_steps: HashMap::new(),
+            prometheus_seen: (0, 0),
         };
         let mut buf = Vec::with_capacity(256);
         let mut tick = tokio::time::interval(every.unwrap_or(Duration::from_secs(3600)));
@@ -348,6 +363,16 @@ impl Aggregate {
             self.flush();
             self.current = t;
         }
+    }
+
+    /// The Prometheus series of a step, when they are exported.
+    fn prometheus_series(&mut self, key: &StatKey) -> Option<&StepSeries> {
+        let p = self.prometheus.as_ref()?;
+        Some(
+            self.prometheus_steps
+                .entry(key.clone())
+                .or_insert_with(|| p.step(&StepLabels::new(key.0, key.1, &key.2))),
+        )
     }
 
     fn flush(&mut self) {
@@ -401,6 +426,9 @@ impl Aggregate {
                 {
                     Stat::record(steps, key.clone(), method, micros, failed);
                 }
+                if let Some(s) = self.prometheus_series(&key) {
+                    s.sample(micros.max(1), failed);
+                }
                 Stat::record(&mut self.stats, key, method, micros, failed);
                 if let Some(level) = self.levels.last_mut().filter(|l| l.to.is_none()) {
                     match kind {
@@ -450,6 +478,9 @@ impl Aggregate {
                     .filter(|_| self.levels.last().is_some_and(|l| l.to.is_none()))
                 {
                     Stat::record_unsent(steps, key.clone());
+                }
+                if let Some(s) = self.prometheus_series(&key) {
+                    s.failure();
                 }
                 Stat::record_unsent(&mut self.stats, key);
                 if let Some(level) = self.levels.last_mut().filter(|l| l.to.is_none()) {
@@ -505,6 +536,9 @@ impl Aggregate {
                 mut sample,
             } => {
                 sample.t = at.saturating_duration_since(self.start).as_secs_f64();
+                if let Some(p) = &self.prometheus {
+                    p.agent(&agent, &sample);
+                }
                 match self.agents.iter_mut().find(|a| a.name == agent) {
                     Some(a) => a.samples.push(sample),
                     None => self.agents.push(AgentGauges {
@@ -524,6 +558,16 @@ impl Aggregate {
             }
         }
         let (users, target) = (self.live.users, self.live.target);
+        if let Some(p) = &self.prometheus {
+            p.users(users, target);
+            // Requests and failures counted above since the last event.
+            let (requests, failures) = self.prometheus_seen;
+            p.counted(
+                self.live.requests.saturating_sub(requests),
+                self.live.failures.saturating_sub(failures),
+            );
+            self.prometheus_seen = (self.live.requests, self.live.failures);
+        }
         if let Some(level) = self.levels.last_mut().filter(|l| l.to.is_none()) {
             level.users = users;
         }

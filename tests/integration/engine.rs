@@ -734,15 +734,54 @@ fn live_metrics_and_page_are_served_during_the_run() {
         std::thread::sleep(Duration::from_millis(100));
     };
     assert!(text.starts_with("HTTP/1.1 200"), "{text}");
-    assert!(text.contains("content-type: text/plain; version=0.0.4"));
+    assert!(
+        text.contains("content-type: application/openmetrics-text; version=1.0.0"),
+        "{text}"
+    );
     assert!(
         text.contains("# TYPE acaload_users gauge\nacaload_users 2"),
         "{text}"
     );
-    assert!(text.contains("acaload_step_latency_seconds{phase=\"Tasks\",kind=\"Http\",step=\"read state\",quantile=\"0.95\"}"));
-    let html = http_get(&page);
+    // A real histogram (cumulative buckets, sum and count), not quantiles computed here:
+    // shards' buckets can be summed and rate() taken over them.
+    assert!(
+        text.contains("# TYPE acaload_step_latency_seconds histogram"),
+        "{text}"
+    );
+    let labels = "phase=\"tasks\",kind=\"http\",step=\"read state\"";
+    let value = |series: &str| -> f64 {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(series))
+            .unwrap_or_else(|| panic!("no {series} in {text}"));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    let count = value(&format!("acaload_step_latency_seconds_count{{{labels}}}"));
+    let inf = value(&format!(
+        "acaload_step_latency_seconds_bucket{{le=\"+Inf\",{labels}}}"
+    ));
+    assert!(count >= 1.0 && inf == count, "{text}");
+    assert!(
+        !text.contains("quantile="),
+        "no hand-made summaries: {text}"
+    );
+    assert!(
+        text.contains("# TYPE acaload_http_requests counter"),
+        "{text}"
+    );
+    // The page shows the snapshot of each second (the metrics are live): wait for it.
+    let html = loop {
+        let html = http_get(&page);
+        if html.contains("read state") {
+            break html;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no step on the page: {html}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
     assert!(html.contains("<meta http-equiv=\"refresh\""), "{html}");
-    assert!(html.contains("read state"));
     let rest: Vec<String> = lines.map_while(Result::ok).collect();
     assert_eq!(child.wait().unwrap().code(), Some(0), "{rest:?}");
 }
