@@ -23,6 +23,30 @@ pub const EXIT_FAILED: u8 = 1;
 pub const EXIT_ERROR: u8 = 2;
 pub const EXIT_INTERRUPTED: u8 = 130;
 
+/// The exit code a results file stands for, the same for `run`, `report` and `merge`: 2 when
+/// the run could not start, 130 when interrupted, 1 when an `abort` threshold stopped it or a
+/// threshold failed (without thresholds: when any step failed), else 0.
+pub(crate) fn exit_code(results: &crate::results::Results) -> u8 {
+    use crate::results::Outcome;
+    if results.run.error.is_some() {
+        return EXIT_ERROR;
+    }
+    match results.run.outcome {
+        Outcome::Interrupted | Outcome::Aborted => EXIT_INTERRUPTED,
+        Outcome::Stopped => EXIT_FAILED,
+        Outcome::Completed => {
+            // Files from before thresholds were kept have only the verdicts.
+            let judged = !results.plan.thresholds.is_empty() || !results.thresholds.is_empty();
+            let failed = if judged {
+                results.thresholds.iter().any(|v| !v.passed)
+            } else {
+                results.total.failures > 0 || results.failures.iter().any(|f| f.count > 0)
+            };
+            if failed { EXIT_FAILED } else { EXIT_OK }
+        }
+    }
+}
+
 /// Entry point used by the binary.
 pub fn main() -> ExitCode {
     let args = match Arguments::try_parse() {

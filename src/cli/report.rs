@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use super::args::OutputArgs;
-use super::{EXIT_ERROR, EXIT_FAILED, EXIT_OK};
+use super::{EXIT_ERROR, EXIT_OK};
 
 /// `acaload report`: the terminal report of a results file, and its HTML/CSV.
 pub(super) fn report(path: &std::path::Path, outputs: &OutputArgs) -> u8 {
@@ -19,12 +19,9 @@ pub(super) fn report(path: &std::path::Path, outputs: &OutputArgs) -> u8 {
     let written = write_outputs(&results, &verdicts, outputs);
     if written != EXIT_OK {
         written
-    } else if verdicts.iter().any(|v| !v.passed)
-        || results.run.outcome == crate::results::Outcome::Stopped
-    {
-        EXIT_FAILED
     } else {
-        EXIT_OK
+        // As `run` exited on the same results.
+        super::exit_code(&results)
     }
 }
 
@@ -52,15 +49,22 @@ pub(super) fn load_results(path: &std::path::Path) -> Result<crate::results::Res
 }
 
 /// The results as `--out` writes them (secrets scrubbed), so that `run --html` and
-/// `report results.json --html` give the same bytes.
+/// `report results.json --html` give the same bytes. Fails closed: when the scrubbed
+/// results are no longer results (a secret's value is also a word of the format), nothing
+/// may be written from the unscrubbed ones.
 pub(super) fn as_written(
     results: &crate::results::Results,
     secrets: &[String],
-) -> crate::results::Results {
-    serde_json::to_string(results)
-        .ok()
-        .and_then(|json| serde_json::from_str(&crate::results::redact::scrub(&json, secrets)).ok())
-        .unwrap_or_else(|| results.clone())
+) -> Result<crate::results::Results, String> {
+    let mut json =
+        serde_json::to_value(results).map_err(|e| format!("cannot serialize the results: {e}"))?;
+    crate::results::redact::scrub_json(&mut json, secrets);
+    serde_json::from_value(json).map_err(|e| {
+        format!(
+            "a secret's value is also part of the results' format ({}); no results file or report is written, so the secret does not leak",
+            crate::results::redact::scrub(&e.to_string(), secrets)
+        )
+    })
 }
 
 /// Writes `--html` and `--csv`; every problem is one line on stderr.
@@ -134,7 +138,16 @@ pub(super) fn merge(files: &[PathBuf], out: &std::path::Path) -> u8 {
                 merged.total.requests,
                 merged.total.failures
             );
-            EXIT_OK
+            // The plan's thresholds, judged on the merged histograms: one verdict for all.
+            for v in merged.thresholds.iter().filter(|v| !v.passed) {
+                crate::errln!(
+                    "threshold failed: {} {}, measured {}",
+                    v.label,
+                    v.limit,
+                    v.measured
+                );
+            }
+            super::exit_code(&merged)
         }
         Err(e) => {
             crate::errln!("error: {e}");

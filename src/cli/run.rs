@@ -3,7 +3,7 @@
 
 use super::args::{RunArgs, shard_of};
 use super::report::{as_written, write_outputs};
-use super::{EXIT_ERROR, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, load, sources};
+use super::{EXIT_ERROR, EXIT_OK, load, sources};
 use crate::plan::compile::CompiledPlan;
 
 use crate::engine::run::{Observer, RunView};
@@ -62,7 +62,6 @@ pub(super) fn run(args: RunArgs) -> u8 {
         );
     }
     let secrets = env.secrets.clone();
-    let thresholds = resolved.thresholds.clone();
     let outcome = runtime.block_on(async {
         let signals = crate::engine::context::StopSignals::default();
         tokio::spawn(watch_signals(signals.clone(), "stopping: finishing in-flight requests and running teardowns (signal again to stop at once)"));
@@ -78,26 +77,34 @@ pub(super) fn run(args: RunArgs) -> u8 {
     };
     results.run.error = error.clone();
     if error.is_none() {
-        results.thresholds = crate::output::report::thresholds(&results, &thresholds);
+        results.thresholds =
+            crate::output::report::thresholds(&results, &results.plan.thresholds.clone());
     }
     let verdicts = results.thresholds.clone();
     let mut code = EXIT_OK;
-    if let Some(path) = &args.out {
-        match serde_json::to_string_pretty(&results) {
-            Ok(json) => {
-                if let Err(e) =
-                    std::fs::write(path, crate::results::redact::scrub(&json, &secrets) + "\n")
-                {
-                    crate::errln!("error: cannot write {}: {e}", path.display());
-                    code = EXIT_ERROR;
+    // Every file comes from the scrubbed results, or none is written.
+    match as_written(&results, &secrets) {
+        Ok(written) => {
+            if let Some(path) = &args.out {
+                match serde_json::to_string_pretty(&written) {
+                    Ok(json) => {
+                        if let Err(e) = std::fs::write(path, json + "\n") {
+                            crate::errln!("error: cannot write {}: {e}", path.display());
+                            code = EXIT_ERROR;
+                        }
+                    }
+                    Err(e) => crate::errln!("error: cannot serialize results: {e}"),
                 }
             }
-            Err(e) => crate::errln!("error: cannot serialize results: {e}"),
+            // HTML and CSV are written in every case too, so an aborted run still has its report.
+            if write_outputs(&written, &written.thresholds, &args.outputs) != EXIT_OK {
+                code = EXIT_ERROR;
+            }
         }
-    }
-    // HTML and CSV are written in every case too, so an aborted run still has its report.
-    if write_outputs(&as_written(&results, &secrets), &verdicts, &args.outputs) != EXIT_OK {
-        code = EXIT_ERROR;
+        Err(e) => {
+            crate::errln!("error: {e}");
+            code = EXIT_ERROR;
+        }
     }
     if let Some(e) = error {
         crate::errln!("error: {e}");
@@ -115,32 +122,20 @@ pub(super) fn run(args: RunArgs) -> u8 {
             crate::errln!("results written to {}", path.display());
         }
     }
+    let verdict = super::exit_code(&results);
     match results.run.outcome {
         crate::results::Outcome::Interrupted | crate::results::Outcome::Aborted => {
             crate::errln!("interrupted: results cover the run up to the signal");
-            EXIT_INTERRUPTED
+            return verdict;
         }
         crate::results::Outcome::Stopped => {
             if let Some(s) = &results.run.stopped_by {
                 crate::errln!("{}", s.describe());
             }
-            if code != EXIT_OK { code } else { EXIT_FAILED }
         }
-        crate::results::Outcome::Completed => {
-            let failed = if thresholds.is_empty() {
-                results.total.failures > 0 || results.failures.iter().any(|f| f.count > 0)
-            } else {
-                verdicts.iter().any(|v| !v.passed)
-            };
-            if code != EXIT_OK {
-                code
-            } else if failed {
-                EXIT_FAILED
-            } else {
-                EXIT_OK
-            }
-        }
+        crate::results::Outcome::Completed => {}
     }
+    if code != EXIT_OK { code } else { verdict }
 }
 
 /// Resolves the plan against its variables; prints every located problem when it cannot.
@@ -230,7 +225,8 @@ fn observers(args: &RunArgs) -> Vec<Observer> {
                     });
                     f
                 });
-                match crate::output::serve::start(&addr, v.live, v.snapshots, render, v.stop).await
+                match crate::output::serve::start(&addr, v.prometheus, v.snapshots, render, v.stop)
+                    .await
                 {
                     Ok(bound) if announce => crate::errln!(
                         "live {what} at http://{bound}/{}",

@@ -161,17 +161,16 @@ pub async fn drive_open(
             next_local += 1;
             users.spawn(user.live());
         } else {
-            ctx.recorder.send(Event::Sample {
+            // Nothing ran: a failure without a sample, not a 1 µs iteration.
+            ctx.recorder.send(Event::Failure {
                 phase: crate::plan::Phase::Tasks,
                 kind: crate::results::StatKind::Iteration,
                 name: Arc::from("(dropped arrivals)"),
-                method: None,
-                micros: 1,
                 at: Instant::now(),
-                failure: Some(crate::measure::metrics::Failure {
+                failure: crate::measure::metrics::Failure {
                     reason: format!("all {cap} users busy"),
                     detail: format!("arrival {} could not start", k - 1),
-                }),
+                },
             });
         }
     }

@@ -9,13 +9,20 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::routing::post;
 use futures_util::StreamExt as _;
 use tokio_util::sync::CancellationToken;
 
 /// Events kept per wallet; older ones are dropped (a wait looks at recent events only).
 const KEEP_PER_WALLET: usize = 512;
+
+/// Wallets whose events are kept; past it, those quiet the longest are forgotten.
+pub const MAX_WALLETS: usize = 100_000;
+
+/// The largest webhook body or websocket frame accepted (1 MiB); larger ones are refused
+/// (413) and not kept.
+pub const MAX_EVENT_BODY: usize = 1 << 20;
 
 /// One event from an agent.
 #[derive(Debug, Clone)]
@@ -31,15 +38,24 @@ pub struct AgentEvent {
 struct WalletLog {
     events: VecDeque<AgentEvent>,
     notify: Arc<tokio::sync::Notify>,
+    /// The hub's sequence number when the wallet was last used (pushed to or waited on).
+    touched: u64,
 }
 
 /// All events of a run, by wallet id (`""` for the agent's base wallet).
-#[derive(Default)]
 pub struct EventHub {
     wallets: Mutex<HashMap<String, WalletLog>>,
+    /// At most this many wallets are kept ([`MAX_WALLETS`]).
+    max_wallets: usize,
     seq: std::sync::atomic::AtomicU64,
     pub received: std::sync::atomic::AtomicU64,
     pub duplicates: std::sync::atomic::AtomicU64,
+}
+
+impl Default for EventHub {
+    fn default() -> EventHub {
+        EventHub::with_max_wallets(MAX_WALLETS)
+    }
 }
 
 impl std::fmt::Debug for EventHub {
@@ -49,8 +65,60 @@ impl std::fmt::Debug for EventHub {
 }
 
 impl EventHub {
+    /// A hub that keeps the events of at most `max` wallets.
+    pub fn with_max_wallets(max: usize) -> EventHub {
+        EventHub {
+            wallets: Mutex::default(),
+            max_wallets: max.max(1),
+            seq: Default::default(),
+            received: Default::default(),
+            duplicates: Default::default(),
+        }
+    }
+
+    /// The log of `wallet`, made on first use; over the bound, the tenth of the wallets
+    /// quiet the longest is forgotten first (amortised: one sort per many new wallets).
+    fn log<'a>(
+        &self,
+        wallets: &'a mut HashMap<String, WalletLog>,
+        wallet: &str,
+    ) -> &'a mut WalletLog {
+        use std::sync::atomic::Ordering::Relaxed;
+        if !wallets.contains_key(wallet) && wallets.len() >= self.max_wallets {
+            let mut quiet: Vec<(u64, String)> = wallets
+                .iter()
+                .map(|(k, l)| (l.touched, k.clone()))
+                .collect();
+            quiet.sort_unstable();
+            let drop = (self.max_wallets / 10).max(1);
+            for (_, k) in quiet.into_iter().take(drop) {
+                wallets.remove(&k);
+            }
+        }
+        let log = wallets.entry(wallet.to_string()).or_default();
+        log.touched = self.seq.load(Relaxed);
+        log
+    }
+
+    /// How many wallets have events (or waiters) kept.
+    pub fn wallets(&self) -> usize {
+        self.wallets.lock().map_or(0, |w| w.len())
+    }
+
     /// Stores an event; identical redeliveries (ACA-Py retries) are dropped.
     pub fn push(&self, wallet: &str, topic: &str, payload: serde_json::Value) {
+        self.push_received(wallet, topic, payload, Instant::now());
+    }
+
+    /// Stores an event that arrived at `received` (stamped by the listener on arrival,
+    /// before any lock: a busy hub does not add to delivery latency).
+    pub fn push_received(
+        &self,
+        wallet: &str,
+        topic: &str,
+        payload: serde_json::Value,
+        received: Instant,
+    ) {
         use std::sync::atomic::Ordering::Relaxed;
         self.received.fetch_add(1, Relaxed);
         let mut h = DefaultHasher::new();
@@ -60,7 +128,7 @@ impl EventHub {
         let Ok(mut wallets) = self.wallets.lock() else {
             return;
         };
-        let log = wallets.entry(wallet.to_string()).or_default();
+        let log = self.log(&mut wallets, wallet);
         if log.events.iter().any(|e| e.hash == hash) {
             self.duplicates.fetch_add(1, Relaxed);
             return;
@@ -71,7 +139,7 @@ impl EventHub {
         let seq = self.seq.fetch_add(1, Relaxed);
         log.events.push_back(AgentEvent {
             seq,
-            received: Instant::now(),
+            received,
             topic: topic.to_string(),
             payload: Arc::new(payload),
             hash,
@@ -80,7 +148,8 @@ impl EventHub {
     }
 
     /// Waits for the first event of `wallet` on `topic`, received at or after `since` and
-    /// not in `skip`, for which `matches` holds. None on timeout.
+    /// not in `skip`, for which `matches` holds. None on timeout. `matches` runs without the
+    /// hub's lock (on copies of the candidates), so conditions never hold up arriving events.
     pub async fn wait(
         &self,
         wallet: &str,
@@ -91,23 +160,37 @@ impl EventHub {
         mut matches: impl FnMut(&AgentEvent) -> bool,
     ) -> Option<AgentEvent> {
         let deadline = tokio::time::Instant::now() + timeout;
+        // Events up to this sequence number were looked at already.
+        let mut seen: Option<u64> = None;
         loop {
             let notify;
             let mut notified;
+            let candidates: Vec<AgentEvent>;
             {
                 let Ok(mut wallets) = self.wallets.lock() else {
                     return None;
                 };
-                let log = wallets.entry(wallet.to_string()).or_default();
-                if let Some(e) = log.events.iter().find(|e| {
-                    e.topic == topic && e.received >= since && !skip.contains(&e.seq) && matches(e)
-                }) {
-                    return Some(e.clone());
-                }
-                // Registered under the lock that `push` notifies under: no wake-up is missed.
+                let log = self.log(&mut wallets, wallet);
+                candidates = log
+                    .events
+                    .iter()
+                    .filter(|e| {
+                        seen.is_none_or(|s| e.seq > s)
+                            && e.topic == topic
+                            && e.received >= since
+                            && !skip.contains(&e.seq)
+                    })
+                    .cloned()
+                    .collect();
+                seen = log.events.back().map(|e| e.seq).or(seen);
+                // Registered under the lock that `push` notifies under: no wake-up is missed,
+                // also while the candidates are looked at below.
                 notify = log.notify.clone();
                 notified = Box::pin(notify.notified());
                 notified.as_mut().enable();
+            }
+            if let Some(e) = candidates.into_iter().find(|e| matches(e)) {
+                return Some(e);
             }
             if tokio::time::timeout_at(deadline, notified).await.is_err() {
                 return None;
@@ -142,15 +225,21 @@ pub async fn listen(
 async fn webhook(
     State(hub): State<Arc<EventHub>>,
     Path(topic): Path<String>,
-    headers: HeaderMap,
-    body: axum::body::Bytes,
+    request: axum::extract::Request,
 ) -> StatusCode {
-    let wallet = headers
+    let arrived = Instant::now();
+    let (parts, body) = request.into_parts();
+    // At most MAX_EVENT_BODY bytes are read; a larger body is refused and not kept.
+    let Ok(body) = axum::body::to_bytes(body, MAX_EVENT_BODY).await else {
+        return StatusCode::PAYLOAD_TOO_LARGE;
+    };
+    let wallet = parts
+        .headers
         .get("x-wallet-id")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     if let Ok(payload) = serde_json::from_slice(&body) {
-        hub.push(wallet, &topic, payload);
+        hub.push_received(wallet, &topic, payload, arrived);
     }
     StatusCode::OK
 }
@@ -158,10 +247,9 @@ async fn webhook(
 async fn prefixed_webhook(
     State(hub): State<Arc<EventHub>>,
     Path((_prefix, topic)): Path<(String, String)>,
-    headers: HeaderMap,
-    body: axum::body::Bytes,
+    request: axum::extract::Request,
 ) -> StatusCode {
-    webhook(State(hub), Path(topic), headers, body).await
+    webhook(State(hub), Path(topic), request).await
 }
 
 /// Follows the admin websocket (`/ws`), routing frames by `wallet_id`; reconnects
@@ -190,8 +278,12 @@ pub async fn follow_websocket(
         {
             request.headers_mut().insert("x-api-key", v);
         }
+        // Frames are capped like webhook bodies.
+        let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+            .max_message_size(Some(MAX_EVENT_BODY))
+            .max_frame_size(Some(MAX_EVENT_BODY));
         let connected = tokio::select! {
-            r = tokio_tungstenite::connect_async(request) => r,
+            r = tokio_tungstenite::connect_async_with_config(request, Some(config), false) => r,
             _ = stop.cancelled() => return,
         };
         let mut ws = match connected {
@@ -211,6 +303,7 @@ pub async fn follow_websocket(
                 _ = stop.cancelled() => return,
             };
             let Some(Ok(msg)) = msg else { break };
+            let arrived = Instant::now();
             let Ok(text) = msg.to_text() else { continue };
             let Ok(frame) = serde_json::from_str::<serde_json::Value>(text) else {
                 continue;
@@ -227,7 +320,7 @@ pub async fn follow_websocket(
                 continue;
             };
             let wallet = frame["wallet_id"].as_str().unwrap_or("");
-            hub.push(wallet, topic, payload.clone());
+            hub.push_received(wallet, topic, payload.clone(), arrived);
         }
     }
 }
@@ -236,6 +329,108 @@ pub async fn follow_websocket(
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn events_are_stamped_on_arrival_while_a_waiter_evaluates_its_condition() {
+        let hub = Arc::new(EventHub::default());
+        let since = Instant::now();
+        hub.push("w1", "basicmessages", json!({"content": "old"}));
+        let (inside, entered) = std::sync::mpsc::channel();
+        let h = hub.clone();
+        let waiter = tokio::spawn(async move {
+            let mut inside = Some(inside);
+            h.wait(
+                "w1",
+                "basicmessages",
+                since,
+                &[],
+                Duration::from_secs(5),
+                |e| {
+                    // A slow condition (a large payload, a complex `until`).
+                    if let Some(tx) = inside.take() {
+                        tx.send(()).unwrap();
+                        std::thread::sleep(Duration::from_millis(300));
+                    }
+                    e.payload["content"] == "new"
+                },
+            )
+            .await
+        });
+        let h = hub.clone();
+        let pusher = std::thread::spawn(move || {
+            entered.recv().unwrap();
+            let arrived = Instant::now();
+            h.push("w1", "basicmessages", json!({"content": "new"}));
+            (arrived, arrived.elapsed())
+        });
+        let (arrived, push_took) = pusher.join().unwrap();
+        assert!(
+            push_took < Duration::from_millis(150),
+            "an arriving event waited {push_took:?} for a waiter's condition"
+        );
+        let found = waiter.await.unwrap().unwrap();
+        let stamped = found.received.saturating_duration_since(arrived);
+        assert!(
+            stamped < Duration::from_millis(150),
+            "stamped {stamped:?} after it arrived"
+        );
+    }
+
+    #[tokio::test]
+    async fn keeps_a_bounded_number_of_wallets_the_quiet_ones_go_first() {
+        let hub = EventHub::with_max_wallets(10);
+        hub.push("busy", "ping", json!({"n": 0}));
+        for i in 0..50 {
+            hub.push(&format!("w{i}"), "ping", json!({"n": i}));
+            hub.push("busy", "ping", json!({"n": i + 1}));
+        }
+        assert!(hub.wallets() <= 10, "{} wallets kept", hub.wallets());
+        let kept = |w: &str| {
+            let hub = &hub;
+            let w = w.to_string();
+            async move {
+                hub.wait(
+                    &w,
+                    "ping",
+                    Instant::now() - Duration::from_secs(60),
+                    &[],
+                    Duration::ZERO,
+                    |_| true,
+                )
+                .await
+                .is_some()
+            }
+        };
+        assert!(kept("busy").await, "a wallet in use stays");
+        assert!(kept("w49").await, "the newest wallet stays");
+        assert!(!kept("w0").await, "the quietest wallet went");
+    }
+
+    #[tokio::test]
+    async fn webhook_bodies_over_the_cap_are_refused_and_not_kept() {
+        let hub = Arc::new(EventHub::default());
+        let stop = CancellationToken::new();
+        let addr = listen("127.0.0.1:0", hub.clone(), stop.clone())
+            .await
+            .unwrap();
+        let client = reqwest::Client::builder().no_proxy().build().unwrap();
+        let post = |body: String| {
+            client
+                .post(format!("http://{addr}/topic/ping/"))
+                .header("x-wallet-id", "w1")
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+        };
+        let big = format!(
+            r#"{{"pad":"{}"}}"#,
+            "x".repeat(MAX_EVENT_BODY + MAX_EVENT_BODY / 2)
+        );
+        assert_eq!(post(big).await.unwrap().status(), 413);
+        assert_eq!(post(r#"{"n":1}"#.into()).await.unwrap().status(), 200);
+        assert_eq!(hub.received.load(std::sync::atomic::Ordering::Relaxed), 1);
+        stop.cancel();
+    }
 
     #[tokio::test]
     async fn finds_earlier_events_and_waits_for_later_ones() {
@@ -255,6 +450,9 @@ mod tests {
             )
             .await;
         assert!(e.is_some(), "an event from before the wait is found");
+        // The waiter says when it has looked at what is there (n1): from then on only a
+        // wake-up from `push` can end its wait before the 5 s timeout.
+        let (looked, mut has_looked) = tokio::sync::mpsc::unbounded_channel();
         let h = hub.clone();
         let later = tokio::spawn(async move {
             h.wait(
@@ -263,14 +461,23 @@ mod tests {
                 since,
                 &[],
                 Duration::from_secs(5),
-                |e| e.payload["content"] == "n2",
+                |e| {
+                    let _ = looked.send(());
+                    e.payload["content"] == "n2"
+                },
             )
             .await
         });
-        tokio::task::yield_now().await;
+        has_looked.recv().await.unwrap();
+        let pushed = Instant::now();
         hub.push("w2", "basicmessages", json!({"content": "n2"}));
         hub.push("w1", "basicmessages", json!({"content": "n2"}));
-        assert_eq!(later.await.unwrap().unwrap().payload["content"], "n2");
+        let found = later.await.unwrap().unwrap();
+        assert_eq!(found.payload["content"], "n2");
+        assert!(
+            pushed.elapsed() < Duration::from_secs(2),
+            "woken by the push, not by the timeout"
+        );
         let none = hub
             .wait("w1", "ping", since, &[], Duration::from_millis(20), |_| {
                 true

@@ -19,6 +19,10 @@ use crate::plan::compile::CompiledRequest;
 use crate::plan::resolve::TargetSettings;
 use crate::plan::template::{ResponseView, Templates};
 
+/// The largest response body read (8 MiB): ACA-Py's answers are kilobytes; a runaway
+/// response fails its request instead of filling memory.
+pub const MAX_RESPONSE_BODY: usize = 8 << 20;
+
 /// Why a request could not be made or read.
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {
@@ -403,7 +407,9 @@ pub fn prepare(
     Ok(Prepared { uri, headers, body })
 }
 
-/// Sends a prepared request and reads the whole response.
+/// Sends a prepared request and reads the whole response; also returns when the last
+/// byte of the body was read (the end of the request's latency: parsing the body as JSON
+/// comes after it).
 /// `budget` covers connecting, sending and reading the whole body: the step's timeout less
 /// what the request already waited for a connection.
 /// `timeout` is the step's (or the target's), as the failure reports it.
@@ -413,7 +419,7 @@ pub async fn send(
     p: &Prepared,
     rq: &CompiledRequest,
     budget: Duration,
-) -> Result<ResponseView, HttpError> {
+) -> Result<(ResponseView, std::time::Instant), HttpError> {
     let method = match rq.method {
         crate::plan::Method::Get => http::Method::GET,
         crate::plan::Method::Post => http::Method::POST,
@@ -441,12 +447,16 @@ pub async fn send(
             }
         })?;
         let (parts, body) = resp.into_parts();
-        let body = body
+        let body = http_body_util::Limited::new(body, MAX_RESPONSE_BODY)
             .collect()
             .await
             .map_err(|e| HttpError::Other {
                 url: p.uri.to_string(),
-                why: root_cause(&e),
+                why: if e.is::<http_body_util::LengthLimitError>() {
+                    format!("response body over {} MiB", MAX_RESPONSE_BODY >> 20)
+                } else {
+                    root_cause(&*e)
+                },
             })?
             .to_bytes();
         Ok((parts, body))
@@ -458,6 +468,7 @@ pub async fn send(
                 url: p.uri.to_string(),
                 timeout,
             })??;
+    let read_at = std::time::Instant::now();
     // The body is parsed only when the step reads it (captures, checks, polls).
     let json = if rq.reads_body() {
         let is_json = parts
@@ -473,12 +484,15 @@ pub async fn send(
     } else {
         None
     };
-    Ok(ResponseView {
-        status: parts.status.as_u16(),
-        body,
-        json,
-        headers: parts.headers,
-    })
+    Ok((
+        ResponseView {
+            status: parts.status.as_u16(),
+            body,
+            json,
+            headers: parts.headers,
+        },
+        read_at,
+    ))
 }
 
 /// The innermost error message ("Connection refused (os error 111)").

@@ -18,8 +18,16 @@ pub struct Pools {
 
 #[derive(Debug, Clone)]
 struct Queue {
-    tx: mpsc::UnboundedSender<Value>,
-    rx: Arc<Mutex<mpsc::UnboundedReceiver<Value>>>,
+    tx: mpsc::UnboundedSender<Offered>,
+    rx: Arc<Mutex<mpsc::UnboundedReceiver<Offered>>>,
+}
+
+/// A value handed over, with the secrets (captured with `secret: true`) it contains: they
+/// stay secret for the user that takes it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Offered {
+    pub value: Value,
+    pub secrets: Vec<String>,
 }
 
 /// Why a take came back empty.
@@ -55,13 +63,18 @@ impl Pools {
     }
 
     /// Offers a value under `key` (`""`: to anyone); never blocks.
-    pub fn offer(&self, pool: &str, key: &str, value: Value) -> bool {
+    pub fn offer(&self, pool: &str, key: &str, offered: Offered) -> bool {
         self.queue(pool, key)
-            .is_some_and(|q| q.tx.send(value).is_ok())
+            .is_some_and(|q| q.tx.send(offered).is_ok())
     }
 
     /// Takes the oldest offer under `key`, waiting up to `timeout`. Takers are served in order.
-    pub async fn take(&self, pool: &str, key: &str, timeout: Duration) -> Result<Value, TakeError> {
+    pub async fn take(
+        &self,
+        pool: &str,
+        key: &str,
+        timeout: Duration,
+    ) -> Result<Offered, TakeError> {
         let q = self.queue(pool, key).ok_or(TakeError::UnknownPool)?;
         tokio::time::timeout(timeout, async move {
             let mut rx = q.rx.lock().await;
@@ -83,17 +96,21 @@ mod tests {
         let names = vec!["inv".to_string()];
         let pools = Pools::new(&names);
         let ms = Duration::from_millis(10);
-        assert!(pools.offer("inv", "", Value::from(1)));
-        assert!(pools.offer("inv", "", Value::from(2)));
-        assert!(pools.offer("inv", "w7", Value::from(7)));
-        assert_eq!(pools.take("inv", "", ms).await, Ok(Value::from(1)));
-        assert_eq!(pools.take("inv", "w7", ms).await, Ok(Value::from(7)));
-        assert_eq!(pools.take("inv", "", ms).await, Ok(Value::from(2)));
+        let v = |n: i32| Offered {
+            value: Value::from(n),
+            secrets: vec![format!("s{n}")],
+        };
+        assert!(pools.offer("inv", "", v(1)));
+        assert!(pools.offer("inv", "", v(2)));
+        assert!(pools.offer("inv", "w7", v(7)));
+        assert_eq!(pools.take("inv", "", ms).await, Ok(v(1)));
+        assert_eq!(pools.take("inv", "w7", ms).await, Ok(v(7)));
+        assert_eq!(pools.take("inv", "", ms).await, Ok(v(2)));
         assert_eq!(pools.take("inv", "", ms).await, Err(TakeError::Timeout));
         assert_eq!(
             pools.take("nope", "", ms).await,
             Err(TakeError::UnknownPool)
         );
-        assert!(!pools.offer("nope", "", Value::from(1)));
+        assert!(!pools.offer("nope", "", v(1)));
     }
 }

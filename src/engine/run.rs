@@ -37,6 +37,8 @@ pub struct RunView {
     pub live: watch::Receiver<Live>,
     /// The aggregated results so far, every second.
     pub snapshots: watch::Receiver<Option<Arc<Finished>>>,
+    /// The Prometheus series, as samples arrive.
+    pub prometheus: Arc<crate::measure::prometheus::Exporter>,
     pub start: Instant,
     /// How long the load shape runs.
     pub duration: Duration,
@@ -72,6 +74,8 @@ pub async fn execute(
             .iter()
             .map(|(k, v)| (k.clone(), serde_json::to_value(v).unwrap_or_default()))
             .collect(),
+        // Rendered: a templated limit is stored as this run judged it (merge and report judge again).
+        thresholds: resolved.thresholds.clone(),
     };
     let client = match preflight(&plan, &resolved, &signals).await {
         Ok(c) => c,
@@ -91,10 +95,12 @@ pub async fn execute(
         Err(e) => return aborted(e, info, &cfg, started_at, start),
     };
     let aborting = resolved.thresholds.iter().any(|t| t.abort);
+    let prometheus = Arc::new(crate::measure::prometheus::Exporter::new());
     let (recorder, live, snapshots, aggregator) = crate::measure::metrics::start_with_snapshots(
         start,
         Some(Duration::from_secs(1)),
         aborting,
+        Some(prometheus.clone()),
     );
     for w in &resolved.watch {
         tokio::spawn(crate::engine::gauges::sample(
@@ -143,6 +149,7 @@ pub async fn execute(
     let view = RunView {
         live: live.clone(),
         snapshots: snapshots.clone(),
+        prometheus,
         start,
         duration: resolved.shape.duration(),
         stop: background.clone(),

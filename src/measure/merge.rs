@@ -48,6 +48,8 @@ pub enum MergeError {
     },
     #[error("{file}: a histogram could not be read")]
     BadHistogram { file: String },
+    #[error("{file}: thresholds differ from those in {first}; only shards of one plan merge")]
+    DifferentThresholds { file: String, first: String },
 }
 
 /// Merges shard results (file name, results) into one.
@@ -60,6 +62,13 @@ pub fn merge(inputs: &[(String, Results)]) -> Result<Results, MergeError> {
                 file: file.clone(),
                 found: r.plan.name.clone(),
                 expected: first.plan.name.clone(),
+                first: first_file.clone(),
+            });
+        }
+        let judged = |r: &Results| serde_json::to_value(&r.plan.thresholds).ok();
+        if judged(r) != judged(first) {
+            return Err(MergeError::DifferentThresholds {
+                file: file.clone(),
                 first: first_file.clone(),
             });
         }
@@ -99,10 +108,11 @@ pub fn merge(inputs: &[(String, Results)]) -> Result<Results, MergeError> {
         .max(1e-9);
 
     // Per-step histograms, keyed like the aggregator.
-    let mut steps: BTreeMap<StepKey, (Option<String>, hdrhistogram::Histogram<u64>, u64)> =
+    let mut steps: BTreeMap<StepKey, (Option<String>, hdrhistogram::Histogram<u64>, u64, u64)> =
         BTreeMap::new();
     let mut total = new_histogram();
     let mut total_failures = 0;
+    let mut total_unsent = 0;
     let mut failures: BTreeMap<(Phase, String, String), (u64, String)> = BTreeMap::new();
     let mut timeline: BTreeMap<u64, Second> = BTreeMap::new();
     let mut series: BTreeMap<(u64, Phase, StatKind, String), Vec<StepSecond>> = BTreeMap::new();
@@ -131,15 +141,18 @@ pub fn merge(inputs: &[(String, Results)]) -> Result<Results, MergeError> {
                 }
             }
             e.http_failures += l.failures;
+            e.users += l.users;
+            e.http_unsent += l.unsent;
             e.event_failures += l.event_failures;
         }
         for s in &r.stats {
             let h = decode(&s.histogram).ok_or_else(|| bad(file))?;
             let e = steps
                 .entry((s.phase, s.kind, s.name.clone()))
-                .or_insert_with(|| (s.method.clone(), new_histogram(), 0));
+                .or_insert_with(|| (s.method.clone(), new_histogram(), 0, 0));
             e.1.add(&h).map_err(|_| bad(file))?;
             e.2 += s.failures;
+            e.3 += s.unsent;
         }
         if r.total.requests > 0 {
             total
@@ -147,6 +160,7 @@ pub fn merge(inputs: &[(String, Results)]) -> Result<Results, MergeError> {
                 .map_err(|_| bad(file))?;
         }
         total_failures += r.total.failures;
+        total_unsent += r.total.unsent;
         for f in &r.failures {
             let e = failures
                 .entry((f.phase, f.name.clone(), f.reason.clone()))
@@ -181,17 +195,20 @@ pub fn merge(inputs: &[(String, Results)]) -> Result<Results, MergeError> {
     }
     let stats = steps
         .into_iter()
-        .map(|((phase, kind, name), (method, h, failures))| StepStats {
-            phase,
-            kind,
-            name,
-            method,
-            count: h.len(),
-            failures,
-            latency_ms: latency(&h),
-            per_second: h.len() as f64 / duration,
-            histogram: encode(&h),
-        })
+        .map(
+            |((phase, kind, name), (method, h, failures, unsent))| StepStats {
+                phase,
+                kind,
+                name,
+                method,
+                count: h.len(),
+                failures,
+                unsent,
+                latency_ms: latency(&h),
+                per_second: h.len() as f64 / duration,
+                histogram: encode(&h),
+            },
+        )
         .collect();
     let mut failures: Vec<FailureGroup> = failures
         .into_iter()
@@ -252,13 +269,13 @@ pub fn merge(inputs: &[(String, Results)]) -> Result<Results, MergeError> {
         .filter_map(|(_, r)| r.run.stopped_by.clone())
         .min_by(|a, b| a.at_secs.total_cmp(&b.at_secs));
     run.shard = if complete { None } else { first.run.shard };
-    Ok(Results {
+    let mut merged = Results {
         schema_version: first.schema_version,
         acaload_version: first.acaload_version.clone(),
         plan: first.plan.clone(),
         run,
         stats,
-        total: totals(&total, total_failures, duration, true),
+        total: totals(&total, total_failures, total_unsent, duration, true),
         failures,
         timeline: timeline.into_values().collect(),
         users,
@@ -270,14 +287,20 @@ pub fn merge(inputs: &[(String, Results)]) -> Result<Results, MergeError> {
             .unwrap_or_default(),
         events,
         series,
-        // Verdicts depend on all samples: `acaload report` shows the merged numbers.
+        // Judged below on the merged histograms: verdicts depend on all samples.
         thresholds: Vec::new(),
         levels: {
             let mut v: Vec<_> = levels.values().map(|l| l.result(0.0, true)).collect();
             v.sort_by(|a, b| a.from_secs.total_cmp(&b.from_secs));
             v
         },
-    })
+    };
+    // A shard that could not start has no verdicts; neither has their merge.
+    if inputs.iter().all(|(_, r)| r.run.error.is_none()) {
+        merged.thresholds =
+            crate::measure::thresholds::thresholds(&merged, &merged.plan.thresholds);
+    }
+    Ok(merged)
 }
 
 #[cfg(test)]
@@ -319,6 +342,7 @@ mod tests {
                 description: None,
                 shape: "constant".into(),
                 env: Default::default(),
+                thresholds: Vec::new(),
             },
             run: RunInfo {
                 stopped_by: None,

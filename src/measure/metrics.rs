@@ -10,6 +10,7 @@ use hdrhistogram::Histogram;
 use tokio::sync::{mpsc, watch};
 
 use crate::measure::histogram::{encode, latency, new_histogram};
+use crate::measure::prometheus::{Exporter, StepLabels, StepSeries};
 use crate::plan::Phase;
 use crate::results::{
     AgentGauges, EventCounts, FailureGroup, LoadLevel, Second, StatKind, StepSecond, StepStats,
@@ -34,6 +35,17 @@ pub enum Event {
         micros: u64,
         at: Instant,
         failure: Option<Failure>,
+    },
+    /// A step that failed without a sample: nothing was sent or waited for (a template or a
+    /// `when` that could not be evaluated, a request that never got a connection, an
+    /// arrival no user was free for). Counted as a failure of the step's `kind` row, never
+    /// as a request and never in a latency histogram.
+    Failure {
+        phase: Phase,
+        kind: StatKind,
+        name: Arc<str>,
+        at: Instant,
+        failure: Failure,
     },
     UserStarted,
     UserStopped,
@@ -90,6 +102,8 @@ pub struct Aggregate {
     live: Live,
     total: Histogram<u64>,
     total_failures: u64,
+    /// Of `total_failures`: failures of request steps that sent nothing.
+    total_unsent: u64,
     agents: Vec<AgentGauges>,
     events: Option<EventCounts>,
     /// The second being filled and its per-step histograms (by completion time).
@@ -103,6 +117,11 @@ pub struct Aggregate {
     /// The level that closed last, as judged (complete: snapshots are once a second and a
     /// level may close between two).
     closed_level: Option<Arc<LevelView>>,
+    /// The Prometheus series (`--metrics`), and each step's, fed as samples arrive.
+    prometheus: Option<Arc<Exporter>>,
+    prometheus_steps: HashMap<StatKey, StepSeries>,
+    /// Requests and failures already counted in the Prometheus counters.
+    prometheus_seen: (u64, u64),
 }
 
 /// A load level being measured (or merged): samples completed during one part of the shape.
@@ -110,8 +129,12 @@ pub struct LevelAgg {
     pub level: crate::plan::shape::Level,
     pub from: f64,
     pub to: Option<f64>,
+    /// Users running (last seen while the level was open).
+    pub users: u64,
     pub http: Histogram<u64>,
     pub http_failures: u64,
+    /// Of `http_failures`: request steps that failed without sending.
+    pub http_unsent: u64,
     pub events: Histogram<u64>,
     pub event_failures: u64,
 }
@@ -122,8 +145,10 @@ impl LevelAgg {
             level,
             from,
             to: None,
+            users: 0,
             http: new_histogram(),
             http_failures: 0,
+            http_unsent: 0,
             events: new_histogram(),
             event_failures: 0,
         }
@@ -133,16 +158,24 @@ impl LevelAgg {
     pub fn result(&self, now: f64, with_histograms: bool) -> LoadLevel {
         let to = self.to.unwrap_or(now);
         let secs = to - self.from;
-        let http = totals(&self.http, self.http_failures, secs, with_histograms);
-        let events = totals(&self.events, self.event_failures, secs, with_histograms);
+        let http = totals(
+            &self.http,
+            self.http_failures,
+            self.http_unsent,
+            secs,
+            with_histograms,
+        );
+        let events = totals(&self.events, self.event_failures, 0, secs, with_histograms);
         LoadLevel {
             index: self.level.index,
             target_users: self.level.users,
             from_users: self.level.from_users,
+            users: self.users,
             from_secs: self.from,
             to_secs: to,
             requests: http.requests,
             failures: http.failures,
+            unsent: http.unsent,
             per_second: http.per_second,
             latency_ms: http.latency_ms,
             histogram: http.histogram,
@@ -154,11 +187,19 @@ impl LevelAgg {
     }
 }
 
-/// A histogram's count, failures, rate over `secs` and latency (serialized when asked).
-pub fn totals(h: &Histogram<u64>, failures: u64, secs: f64, with_histogram: bool) -> Totals {
+/// A histogram's count, failures (`unsent` of them without a request), rate over `secs`
+/// and latency (serialized when asked).
+pub fn totals(
+    h: &Histogram<u64>,
+    failures: u64,
+    unsent: u64,
+    secs: f64,
+    with_histogram: bool,
+) -> Totals {
     Totals {
         requests: h.len(),
         failures,
+        unsent,
         per_second: h.len() as f64 / secs.max(1e-9),
         latency_ms: latency(h),
         histogram: if with_histogram {
@@ -173,6 +214,8 @@ struct Stat {
     method: Option<&'static str>,
     hist: Histogram<u64>,
     failures: u64,
+    /// Of `failures`: those without a sample.
+    unsent: u64,
 }
 
 impl Stat {
@@ -184,13 +227,33 @@ impl Stat {
         micros: u64,
         failed: bool,
     ) {
+        let s = Stat::of(map, key, method);
+        s.hist.saturating_record(micros.max(1));
+        s.failures += u64::from(failed);
+    }
+
+    /// Counts a failure without a sample in the statistic of `key`.
+    fn record_unsent(map: &mut HashMap<StatKey, Stat>, key: StatKey) {
+        let s = Stat::of(map, key, None);
+        s.failures += 1;
+        s.unsent += 1;
+    }
+
+    fn of<'a>(
+        map: &'a mut HashMap<StatKey, Stat>,
+        key: StatKey,
+        method: Option<&'static str>,
+    ) -> &'a mut Stat {
         let s = map.entry(key).or_insert_with(|| Stat {
             method,
             hist: new_histogram(),
             failures: 0,
+            unsent: 0,
         });
-        s.hist.saturating_record(micros.max(1));
-        s.failures += u64::from(failed);
+        if s.method.is_none() {
+            s.method = method;
+        }
+        s
     }
 }
 
@@ -202,7 +265,7 @@ pub fn start(
     watch::Receiver<Live>,
     tokio::task::JoinHandle<Aggregate>,
 ) {
-    let (recorder, live, _snapshots, handle) = start_with_snapshots(start, None, false);
+    let (recorder, live, _snapshots, handle) = start_with_snapshots(start, None, false, None);
     (recorder, live, handle)
 }
 
@@ -219,7 +282,13 @@ pub type Started = (
 /// terminal view, `--metrics` and `--web`).
 /// With `histograms`, the snapshots carry them, and the current load level's per-step
 /// statistics (for thresholds checked during the run).
-pub fn start_with_snapshots(start: Instant, every: Option<Duration>, histograms: bool) -> Started {
+/// With `prometheus`, the aggregator feeds its series too.
+pub fn start_with_snapshots(
+    start: Instant,
+    every: Option<Duration>,
+    histograms: bool,
+    prometheus: Option<Arc<Exporter>>,
+) -> Started {
     let (tx, mut rx) = mpsc::unbounded_channel();
     let (live_tx, live_rx) = watch::channel(Live::default());
     let (snap_tx, snap_rx) = watch::channel(None);
@@ -233,6 +302,7 @@ pub fn start_with_snapshots(start: Instant, every: Option<Duration>, histograms:
             live: Live::default(),
             total: new_histogram(),
             total_failures: 0,
+            total_unsent: 0,
             agents: Vec::new(),
             events: None,
             current: 0,
@@ -241,6 +311,9 @@ pub fn start_with_snapshots(start: Instant, every: Option<Duration>, histograms:
             levels: Vec::new(),
             level_steps: histograms.then(HashMap::new),
             closed_level: None,
+            prometheus,
+            prometheus_steps: HashMap::new(),
+            prometheus_seen: (0, 0),
         };
         let mut buf = Vec::with_capacity(256);
         let mut tick = tokio::time::interval(every.unwrap_or(Duration::from_secs(3600)));
@@ -290,6 +363,16 @@ impl Aggregate {
             self.flush();
             self.current = t;
         }
+    }
+
+    /// The Prometheus series of a step, when they are exported.
+    fn prometheus_series(&mut self, key: &StatKey) -> Option<&StepSeries> {
+        let p = self.prometheus.as_ref()?;
+        Some(
+            self.prometheus_steps
+                .entry(key.clone())
+                .or_insert_with(|| p.step(&StepLabels::new(key.0, key.1, &key.2))),
+        )
     }
 
     fn flush(&mut self) {
@@ -343,6 +426,9 @@ impl Aggregate {
                 {
                     Stat::record(steps, key.clone(), method, micros, failed);
                 }
+                if let Some(s) = self.prometheus_series(&key) {
+                    s.sample(micros.max(1), failed);
+                }
                 Stat::record(&mut self.stats, key, method, micros, failed);
                 if let Some(level) = self.levels.last_mut().filter(|l| l.to.is_none()) {
                     match kind {
@@ -377,6 +463,48 @@ impl Aggregate {
                     self.second(at).failures += 1;
                 }
             }
+            Event::Failure {
+                phase,
+                kind,
+                name,
+                at,
+                failure,
+            } => {
+                // Not in the per-second latency series: there is no latency to chart.
+                let key = (phase, kind, name.clone());
+                if let Some(steps) = self
+                    .level_steps
+                    .as_mut()
+                    .filter(|_| self.levels.last().is_some_and(|l| l.to.is_none()))
+                {
+                    Stat::record_unsent(steps, key.clone());
+                }
+                if let Some(s) = self.prometheus_series(&key) {
+                    s.failure();
+                }
+                Stat::record_unsent(&mut self.stats, key);
+                if let Some(level) = self.levels.last_mut().filter(|l| l.to.is_none()) {
+                    match kind {
+                        StatKind::Http => {
+                            level.http_failures += 1;
+                            level.http_unsent += 1;
+                        }
+                        StatKind::Event => level.event_failures += 1,
+                        _ => {}
+                    }
+                }
+                let entry = self
+                    .failures
+                    .entry((phase, name, failure.reason))
+                    .or_insert((0, failure.detail));
+                entry.0 += 1;
+                if kind == StatKind::Http {
+                    self.total_failures += 1;
+                    self.total_unsent += 1;
+                }
+                self.live.failures += 1;
+                self.second(at).failures += 1;
+            }
             Event::UserStarted => {
                 self.users.started += 1;
                 self.live.users += 1;
@@ -408,6 +536,9 @@ impl Aggregate {
                 mut sample,
             } => {
                 sample.t = at.saturating_duration_since(self.start).as_secs_f64();
+                if let Some(p) = &self.prometheus {
+                    p.agent(&agent, &sample);
+                }
                 match self.agents.iter_mut().find(|a| a.name == agent) {
                     Some(a) => a.samples.push(sample),
                     None => self.agents.push(AgentGauges {
@@ -427,6 +558,19 @@ impl Aggregate {
             }
         }
         let (users, target) = (self.live.users, self.live.target);
+        if let Some(p) = &self.prometheus {
+            p.users(users, target);
+            // Requests and failures counted above since the last event.
+            let (requests, failures) = self.prometheus_seen;
+            p.counted(
+                self.live.requests.saturating_sub(requests),
+                self.live.failures.saturating_sub(failures),
+            );
+            self.prometheus_seen = (self.live.requests, self.live.failures);
+        }
+        if let Some(level) = self.levels.last_mut().filter(|l| l.to.is_none()) {
+            level.users = users;
+        }
         let sec = self.second(now);
         sec.users = users;
         sec.target_users = target;
@@ -457,7 +601,13 @@ impl Aggregate {
                 elapsed.as_secs_f64(),
             )));
         }
-        let total = totals(&self.total, self.total_failures, secs, with_histograms);
+        let total = totals(
+            &self.total,
+            self.total_failures,
+            self.total_unsent,
+            secs,
+            with_histograms,
+        );
         let mut failures: Vec<FailureGroup> = self
             .failures
             .iter()
@@ -537,6 +687,7 @@ fn step_stats(map: &HashMap<StatKey, Stat>, secs: f64, with_histograms: bool) ->
             method: s.method.map(str::to_string),
             count: s.hist.len(),
             failures: s.failures,
+            unsent: s.unsent,
             latency_ms: latency(&s.hist),
             per_second: s.hist.len() as f64 / secs,
             histogram: if with_histograms {
@@ -557,7 +708,7 @@ fn level_view(index: usize, l: &LevelAgg, steps: &HashMap<StatKey, Stat>, now: f
         index,
         closed: l.to.is_some(),
         target_users: l.level.users,
-        total: totals(&l.http, l.http_failures, secs, true),
+        total: totals(&l.http, l.http_failures, l.http_unsent, secs, true),
         stats: step_stats(steps, secs, true),
     }
 }

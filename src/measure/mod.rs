@@ -7,4 +7,5 @@
 pub mod histogram;
 pub mod merge;
 pub mod metrics;
+pub mod prometheus;
 pub mod thresholds;

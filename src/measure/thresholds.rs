@@ -21,15 +21,17 @@ pub fn thresholds_of(
     let mut out = Vec::new();
     for th in thresholds {
         let scope = th.step.clone().unwrap_or_else(|| "all requests".into());
-        let (hist, count, failures) = match &th.step {
+        // `unsent`: failures of steps that sent nothing; they count in the error rate.
+        let (hist, count, failures, unsent) = match &th.step {
             None => (
                 crate::measure::histogram::decode(&total.histogram),
                 total.requests,
                 total.failures,
+                total.unsent,
             ),
             Some(name) => {
                 let mut h = crate::measure::histogram::new_histogram();
-                let (mut c, mut f) = (0, 0);
+                let (mut c, mut f, mut u) = (0, 0, 0);
                 let mut kinds: Vec<_> = stats
                     .iter()
                     .filter(|s| &s.name == name && s.kind == StatKind::Http)
@@ -48,8 +50,9 @@ pub fn thresholds_of(
                     }
                     c += s.count;
                     f += s.failures;
+                    u += s.unsent;
                 }
-                (Some(h), c, f)
+                (Some(h), c, f, u)
             }
         };
         for (label, q, limit) in [
@@ -95,19 +98,20 @@ pub fn thresholds_of(
             ));
         }
         if let Some(limit) = th.error_rate {
-            let rate = if count == 0 {
+            let attempts = count + unsent;
+            let rate = if attempts == 0 {
                 0.0
             } else {
-                failures as f64 / count as f64
+                failures as f64 / attempts as f64
             };
             out.push((
                 Verdict {
                     label: format!("{scope} error rate"),
                     limit: format!("<= {:.2}%", limit * 100.0),
-                    measured: format!("{:.2}% ({failures} of {count})", rate * 100.0),
-                    passed: count > 0 && rate <= limit,
+                    measured: format!("{:.2}% ({failures} of {attempts})", rate * 100.0),
+                    passed: attempts > 0 && rate <= limit,
                 },
-                count,
+                attempts,
             ));
         }
     }

@@ -255,6 +255,7 @@ pub fn levels(results: &Results) -> Result<String, Error> {
         "Event Count",
         "Lost Count",
         "Event 95%",
+        "Running Users",
     ])?;
     for l in &results.levels {
         w.write_record([
@@ -271,6 +272,7 @@ pub fn levels(results: &Results) -> Result<String, Error> {
             l.events.to_string(),
             l.event_failures.to_string(),
             format!("{:.3}", l.event_latency_ms.p95),
+            l.users.to_string(),
         ])?;
     }
     finish(w)

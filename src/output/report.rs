@@ -127,10 +127,11 @@ fn levels(out: &mut String, levels: &[crate::results::LoadLevel]) {
     let events = levels.iter().any(|l| l.events > 0);
     let _ = write!(
         out,
-        "\n{:>10} {:>7} {:>7} {:>8} {:>8} {:>7} {:>7} {:>8} {:>8} {:>8}",
+        "\n{:>10} {:>7} {:>7} {:>7} {:>8} {:>8} {:>7} {:>7} {:>8} {:>8} {:>8}",
         "by load",
         "from",
         "to",
+        "running",
         "req/s",
         "# reqs",
         "# fails",
@@ -146,10 +147,11 @@ fn levels(out: &mut String, levels: &[crate::results::LoadLevel]) {
     for l in levels {
         let _ = write!(
             out,
-            "{:>10} {:>6.0}s {:>6.0}s {:>8.2} {:>8} {:>7} {:>6.2}% {:>8} {:>8} {:>8}",
+            "{:>10} {:>6.0}s {:>6.0}s {:>7} {:>8.2} {:>8} {:>7} {:>6.2}% {:>8} {:>8} {:>8}",
             format!("{} u", level_users(l)),
             l.from_secs,
             l.to_secs,
+            l.users,
             l.per_second,
             l.requests,
             l.failures,
@@ -171,7 +173,7 @@ fn levels(out: &mut String, levels: &[crate::results::LoadLevel]) {
     }
     let _ = writeln!(
         out,
-        "(each row: one step or stage of the shape, `a→b` a ramp; HTTP requests and agent events completed then; `lost` = events that never came)"
+        "(each row: one step or stage of the shape, `a→b` a ramp, `running` the users running at its end; HTTP requests and agent events completed then; `lost` = events that never came)"
     );
 }
 

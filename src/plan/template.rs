@@ -291,12 +291,18 @@ fn environment() -> Environment<'static> {
     env.add_function("random_word", |state: &State| -> String {
         with_rng(state, |r| WORDS[r.usize(..WORDS.len())].to_string())
     });
-    env.add_function("random_key", |state: &State| -> String {
-        with_rng(state, |r| {
-            let mut bytes = [0u8; 32];
-            r.fill(&mut bytes);
-            bs58::encode(bytes).into_string()
-        })
+    // Wallet keys come from the operating system's CSPRNG, never from the run's seed
+    // (printed at the start and kept in the results): a seeded run repeats its uuids and
+    // words, not its keys.
+    env.add_function("random_key", || -> Result<String, Error> {
+        let mut bytes = [0u8; 32];
+        getrandom::fill(&mut bytes).map_err(|e| {
+            Error::new(
+                ErrorKind::InvalidOperation,
+                format!("random_key(): the system's random source failed: {e}"),
+            )
+        })?;
+        Ok(bs58::encode(bytes).into_string())
     });
     env.add_function("now", || -> String {
         humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
@@ -515,19 +521,39 @@ mod tests {
     }
 
     #[test]
-    fn functions_are_seeded_per_user() {
+    fn uuids_and_words_follow_the_seed_and_keys_do_not() {
         let mut c = Compiler::new();
         let t = c.text(
             "/k",
-            "{{ random_key() }} {{ uuid() }} {{ random_word() }}",
+            "{{ uuid() }} {{ random_word() }} {{ uuid() }} {{ random_key() }}",
             false,
         );
         let tpl = c.finish().unwrap();
-        let a = tpl.render(&t, &ctx(&[])).unwrap();
-        let b = tpl.render(&t, &ctx(&[])).unwrap();
-        assert_eq!(a, b, "same seed, same values");
-        let key = a.split(' ').next().unwrap();
-        assert_eq!(bs58::decode(key).into_vec().unwrap().len(), 32);
+        let seeded = |seed: u64| {
+            let scope = Value::from_object(Scope {
+                globals: Arc::new(Globals::default()),
+                user: Value::from(()),
+                vars: Arc::new(BTreeMap::new()),
+                response: None,
+                event: None,
+                rng: Value::from_object(RngCell(Mutex::new(fastrand::Rng::with_seed(seed)))),
+            });
+            let out = tpl.render(&t, &scope).unwrap();
+            let parts: Vec<String> = out.split(' ').map(str::to_string).collect();
+            (parts[..3].join(" "), parts[3].clone())
+        };
+        let (a, key_a) = seeded(7);
+        let (b, key_b) = seeded(7);
+        let (other, _) = seeded(8);
+        assert_eq!(a, b, "the same seed repeats uuids and words");
+        assert_ne!(a, other, "another seed gives other uuids and words");
+        assert_ne!(
+            key_a, key_b,
+            "random_key() cannot be derived from the (printed) seed"
+        );
+        for key in [key_a, key_b] {
+            assert_eq!(bs58::decode(key).into_vec().unwrap().len(), 32);
+        }
     }
 
     #[test]

@@ -56,12 +56,19 @@ pub struct LoadLevel {
     /// A ramping stage: the users at its start.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from_users: Option<u64>,
+    /// Users actually running at the level's end (all shards, in a merge): below
+    /// `target_users` when users could not start (or keep running) as fast as asked.
+    #[serde(default)]
+    pub users: u64,
     /// Seconds since the start: when the shape asked for them, and when it changed again.
     pub from_secs: f64,
     pub to_secs: f64,
     /// HTTP requests completed in this period, all steps and phases.
     pub requests: u64,
     pub failures: u64,
+    /// Of `failures`: request steps that failed without sending (see [`Totals::unsent`]).
+    #[serde(default)]
+    pub unsent: u64,
     pub per_second: f64,
     pub latency_ms: Latency,
     /// HDR histogram of `requests` (as in `stats`).
@@ -140,6 +147,10 @@ pub struct PlanInfo {
     pub shape: String,
     /// Resolved plan variables; secrets are `***`.
     pub env: BTreeMap<String, serde_json::Value>,
+    /// The plan's thresholds as the run judged them: `report` and `merge` judge them again
+    /// (merged shards on their merged histograms), so every path gives one verdict.
+    #[serde(default)]
+    pub thresholds: Vec<crate::plan::Threshold>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -179,9 +190,10 @@ impl ThresholdStop {
 }
 
 impl LoadLevel {
-    /// Failed requests as a percentage of the level's requests (0 without requests).
+    /// Failed requests as a percentage of the level's attempts (requests, and request
+    /// steps that failed without sending; 0 without any).
     pub fn failure_pct(&self) -> f64 {
-        100.0 * self.failures as f64 / self.requests.max(1) as f64
+        100.0 * self.failures as f64 / (self.requests + self.unsent).max(1) as f64
     }
 }
 
@@ -233,7 +245,7 @@ pub enum StatKind {
     /// omission corrected) or from when it really started (service time).
     Iteration,
     /// Time a request waited for a free connection (`target.max_connections`); only
-    /// requests that had to wait are counted. The wait is part of their `Http` latency too.
+    /// requests that had to wait are counted. Their `Http` latency starts after the wait.
     Queue,
 }
 
@@ -245,7 +257,13 @@ pub struct StepStats {
     pub name: String,
     pub method: Option<String>,
     pub count: u64,
+    /// Failed samples, and failures of the step without a sample (`unsent`).
     pub failures: u64,
+    /// Of `failures`: the step failed before anything was sent or waited for (a template or
+    /// `when` that could not be evaluated, no free connection within the timeout). Not in
+    /// `count` nor in the latency.
+    #[serde(default)]
+    pub unsent: u64,
     /// Latency summary in milliseconds (µs precision), over all samples (failures included).
     pub latency_ms: Latency,
     pub per_second: f64,
@@ -267,7 +285,13 @@ pub struct Latency {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 pub struct Totals {
     pub requests: u64,
+    /// Failed requests, and request steps that failed without sending (`unsent`).
     pub failures: u64,
+    /// Of `failures`: request steps that failed before a request was sent (a template or
+    /// `when` that could not be evaluated, no free connection within the timeout). Not in
+    /// `requests` nor in the latency; the error rate is `failures / (requests + unsent)`.
+    #[serde(default)]
+    pub unsent: u64,
     pub per_second: f64,
     pub latency_ms: Latency,
     pub histogram: String,

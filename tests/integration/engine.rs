@@ -43,7 +43,7 @@ fn serve(conn: TcpStream, counts: Counts) {
             parts.next().unwrap_or("").to_string(),
             parts.next().unwrap_or("").to_string(),
         );
-        let mut length = 0;
+        let (mut length, mut bearer) = (0, String::new());
         loop {
             let mut h = String::new();
             reader.read_line(&mut h).unwrap();
@@ -52,6 +52,9 @@ fn serve(conn: TcpStream, counts: Counts) {
             }
             if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
                 length = v.trim().parse().unwrap();
+            }
+            if h.to_ascii_lowercase().starts_with("authorization:") {
+                bearer = h["authorization:".len()..].trim().to_string();
             }
         }
         let mut body = vec![0; length];
@@ -70,6 +73,19 @@ fn serve(conn: TcpStream, counts: Counts) {
                 format!(r#"{{"wallet_id":"w1","token":"{TOKEN}"}}"#),
             ),
             "GET /text" => (404, "text/plain", "404: Record not found".to_string()),
+            // A secret that is not a JWT (only the capture's `secret: true` hides it).
+            "POST /secret" => (
+                200,
+                "application/json",
+                format!(r#"{{"secret":"pool-secret-{n}-d41d8cd9"}}"#),
+            ),
+            // An agent that repeats the credential it refuses, as error texts do.
+            "GET /echo" => (401, "text/plain", format!("401: not valid: {bearer}")),
+            "GET /huge" => (
+                200,
+                "application/json",
+                format!(r#"{{"pad":"{}"}}"#, "x".repeat(9 << 20)),
+            ),
             "GET /busy" => {
                 // A target that takes two requests at a time and refuses a third (only
                 // tests/fixtures/engine/abort.yaml calls it).
@@ -193,7 +209,26 @@ fn failures_are_recorded_with_reasons_and_teardown_runs() {
     );
     has("too slow", "timeout after 300ms", 1);
     has("flaky", "status 500 (expected 200): 500: boom", 2);
-    assert_eq!(reasons.len(), 4, "{reasons:#?}");
+    // The token reached a failure text (the stub repeats it) and was scrubbed there.
+    has(
+        "token refused",
+        "status 401 (expected 2xx): 401: not valid: Bearer ***",
+        1,
+    );
+    let refused = r["failures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "token refused")
+        .unwrap();
+    assert!(
+        refused["example"]
+            .as_str()
+            .unwrap()
+            .ends_with("401 401: not valid: Bearer ***"),
+        "{refused}"
+    );
+    assert_eq!(reasons.len(), 5, "{reasons:#?}");
     let stat = |kind: &str, name: &str| {
         r["stats"]
             .as_array()
@@ -248,6 +283,68 @@ fn non_json_body_where_a_capture_needs_json_is_a_failure() {
         r["users"]["stopped_by_error"], 1,
         "setup failures stop the user by default"
     );
+    // `report` on the same results exits as `run` did: failures and no thresholds, 1.
+    let out = std::env::temp_dir()
+        .join(format!("acaload-nonjson-{}", std::process::id()))
+        .join("r.json");
+    let report = acaload(&["report", out.to_str().unwrap()], &url);
+    assert_eq!(report.status.code(), Some(1), "report exits as run did");
+}
+
+#[test]
+fn merged_shards_are_judged_on_the_plans_thresholds() {
+    let (url, _) = stub();
+    let dir = std::env::temp_dir().join(format!("acaload-merge-verdict-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = |n: &str| dir.join(n).to_str().unwrap().to_string();
+    for i in 0..2 {
+        let run = acaload(
+            &[
+                "run",
+                "tests/fixtures/engine/impossible.yaml",
+                "-q",
+                "--shard",
+                &format!("{i}/2"),
+                "--out",
+                &path(&format!("s{i}.json")),
+            ],
+            &url,
+        );
+        assert_eq!(run.status.code(), Some(1), "each shard fails its threshold");
+    }
+    let merge = acaload(
+        &[
+            "merge",
+            &path("s0.json"),
+            &path("s1.json"),
+            "--out",
+            &path("merged.json"),
+        ],
+        &url,
+    );
+    let stderr = String::from_utf8_lossy(&merge.stderr);
+    assert_eq!(merge.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("threshold failed: read state max <= 0ms"),
+        "{stderr}"
+    );
+    let merged: Value =
+        serde_json::from_str(&std::fs::read_to_string(path("merged.json")).unwrap()).unwrap();
+    let verdicts: Vec<(&str, bool)> = merged["thresholds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| (v["label"].as_str().unwrap(), v["passed"].as_bool().unwrap()))
+        .collect();
+    assert_eq!(
+        verdicts,
+        [("all requests error rate", true), ("read state max", false)],
+        "judged on the merged histograms"
+    );
+    assert_eq!(merged["plan"]["thresholds"].as_array().unwrap().len(), 2);
+    let report = acaload(&["report", &path("merged.json")], &url);
+    assert_eq!(report.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&report.stdout).contains("FAIL read state max"));
 }
 
 #[test]
@@ -266,12 +363,25 @@ fn max_connections_bounds_the_sockets_opened() {
             counts.get("GET /hold").map(|n| *n as u64),
             "every request reached the stub"
         );
-        let queued = r["stats"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|s| s["kind"] == "queue")
-            .map_or(0, |s| s["count"].as_u64().unwrap());
+        let row = |kind: &str| {
+            r["stats"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|s| s["kind"] == kind)
+                .cloned()
+        };
+        let queued = row("queue").map_or(0, |s| s["count"].as_u64().unwrap());
+        if queued > 0 {
+            // The wait for a connection is the queue row's, not counted again in the
+            // request's latency: about 17 users wait for 3 connections of 20 ms each.
+            let p50 = |s: Value| s["latency_ms"]["p50"].as_f64().unwrap();
+            let (http, queue) = (p50(row("http").unwrap()), p50(row("queue").unwrap()));
+            assert!(
+                http < queue,
+                "request p50 {http} ms includes the wait for a connection (queue p50 {queue} ms)"
+            );
+        }
         (counts["connections"], counts["GET /hold"], queued)
     };
     let (open, _, queued) = run("");
@@ -347,6 +457,14 @@ fn an_abort_threshold_stops_the_run_at_the_load_the_target_cannot_take() {
         })
         .collect();
     assert_eq!(&levels[..2], &[(1, 0), (2, 0)], "{levels:?}");
+    // Next to each target, the users actually running: all of them at 1 and 2 users.
+    let running: Vec<u64> = r["levels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["users"].as_u64().unwrap())
+        .collect();
+    assert_eq!(&running[..2], &[1, 2], "{}", r["levels"]);
     assert_eq!(levels[2].0, 3);
     assert!(levels[2].1 > 0, "{levels:?}");
     // The same rows in PREFIX_levels.csv: users and failure count per level.
@@ -621,15 +739,54 @@ fn live_metrics_and_page_are_served_during_the_run() {
         std::thread::sleep(Duration::from_millis(100));
     };
     assert!(text.starts_with("HTTP/1.1 200"), "{text}");
-    assert!(text.contains("content-type: text/plain; version=0.0.4"));
+    assert!(
+        text.contains("content-type: application/openmetrics-text; version=1.0.0"),
+        "{text}"
+    );
     assert!(
         text.contains("# TYPE acaload_users gauge\nacaload_users 2"),
         "{text}"
     );
-    assert!(text.contains("acaload_step_latency_seconds{phase=\"Tasks\",kind=\"Http\",step=\"read state\",quantile=\"0.95\"}"));
-    let html = http_get(&page);
+    // A real histogram (cumulative buckets, sum and count), not quantiles computed here:
+    // shards' buckets can be summed and rate() taken over them.
+    assert!(
+        text.contains("# TYPE acaload_step_latency_seconds histogram"),
+        "{text}"
+    );
+    let labels = "phase=\"tasks\",kind=\"http\",step=\"read state\"";
+    let value = |series: &str| -> f64 {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(series))
+            .unwrap_or_else(|| panic!("no {series} in {text}"));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    let count = value(&format!("acaload_step_latency_seconds_count{{{labels}}}"));
+    let inf = value(&format!(
+        "acaload_step_latency_seconds_bucket{{le=\"+Inf\",{labels}}}"
+    ));
+    assert!(count >= 1.0 && inf == count, "{text}");
+    assert!(
+        !text.contains("quantile="),
+        "no hand-made summaries: {text}"
+    );
+    assert!(
+        text.contains("# TYPE acaload_http_requests counter"),
+        "{text}"
+    );
+    // The page shows the snapshot of each second (the metrics are live): wait for it.
+    let html = loop {
+        let html = http_get(&page);
+        if html.contains("read state") {
+            break html;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no step on the page: {html}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
     assert!(html.contains("<meta http-equiv=\"refresh\""), "{html}");
-    assert!(html.contains("read state"));
     let rest: Vec<String> = lines.map_while(Result::ok).collect();
     assert_eq!(child.wait().unwrap().code(), Some(0), "{rest:?}");
 }
@@ -785,4 +942,182 @@ fn tls_is_verified_unless_the_plan_opts_out() {
         r["failures"][0]["reason"],
         "connection error: invalid peer certificate: UnknownIssuer"
     );
+}
+
+#[test]
+fn failures_without_a_request_are_step_failures_not_requests() {
+    let (url, counts) = stub();
+    // One user, setup only: a request whose capture fails after a 200, a template that
+    // cannot render and a `when` that cannot be evaluated (both read what the capture did
+    // not set), then a plain request.
+    let plan = r#"name: t
+env: { U: { type: string } }
+target: { base_url: "{{ env.U }}" }
+load: { constant: { users: 1, duration: 1s } }
+user:
+  setup:
+    - name: capture after a good response
+      request: { method: GET, path: /state }
+      capture: { missing: $.nope }
+      on_error: continue
+    - name: bad template
+      request: { method: GET, path: "/state/{{ missing }}" }
+      on_error: continue
+    - name: bad when
+      when: "missing.x == 1"
+      request: { method: GET, path: /state }
+      on_error: continue
+    - name: fine
+      request: { method: GET, path: /state }
+"#;
+    let (code, r) = run_inline("untimed", plan, &url);
+    assert_eq!(code, Some(1), "{r}");
+    let received: usize = counts
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(k, _)| k.as_str() != "connections")
+        .map(|(_, n)| *n)
+        .sum();
+    assert_eq!(received, 2, "the stub got the two requests that were sent");
+    assert_eq!(
+        r["total"]["requests"].as_u64(),
+        Some(received as u64),
+        "results count the requests the stub received: {}",
+        r["total"]
+    );
+    let stats = r["stats"].as_array().unwrap();
+    let http: u64 = stats
+        .iter()
+        .filter(|s| s["kind"] == "http")
+        .map(|s| s["count"].as_u64().unwrap())
+        .sum();
+    assert_eq!(http, 2, "{stats:#?}");
+    for s in stats.iter().filter(|s| s["count"].as_u64() > Some(0)) {
+        // A loopback round trip takes tens of µs at least; 1 µs is a made-up sample.
+        assert!(
+            s["latency_ms"]["min"].as_f64().unwrap() >= 0.01,
+            "a sample below any real request: {s}"
+        );
+    }
+    let step = |name: &str| {
+        stats
+            .iter()
+            .find(|s| s["name"] == name && s["kind"] == "http")
+            .cloned()
+            .unwrap_or_else(|| panic!("no row for {name}: {stats:#?}"))
+    };
+    let counted = |name: &str| {
+        let s = step(name);
+        (
+            s["count"].as_u64().unwrap(),
+            s["failures"].as_u64().unwrap(),
+        )
+    };
+    assert_eq!(counted("capture after a good response"), (1, 1));
+    assert_eq!(counted("bad template"), (0, 1));
+    assert_eq!(counted("bad when"), (0, 1));
+    assert_eq!(counted("fine"), (1, 0));
+    let reasons: Vec<(&str, &str, u64)> = r["failures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["name"].as_str().unwrap(),
+                f["reason"].as_str().unwrap(),
+                f["count"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(reasons.len(), 3, "{reasons:?}");
+    assert!(reasons.contains(&("bad template", "template error", 1)));
+    assert!(reasons.contains(&("bad when", "`when` could not be evaluated", 1)));
+    // The failures still count against the run: 3 failed steps, 2 requests.
+    assert_eq!(r["total"]["failures"], 3, "{}", r["total"]);
+}
+
+#[test]
+fn secrets_stay_secret_after_a_pool_and_response_bodies_are_capped() {
+    let (url, _) = stub();
+    // User 0 captures a secret (not a JWT) and offers it; user 1 takes it and sends it to
+    // an agent that repeats it in its error text.
+    let plan = r#"name: t
+env: { U: { type: string } }
+target: { base_url: "{{ env.U }}" }
+load: { constant: { users: 2, duration: 1s } }
+pools: { creds: {} }
+user:
+  setup:
+    - name: get secret
+      when: "user.index == 0"
+      request: { method: POST, path: /secret }
+      capture: { s: { path: $.secret, secret: true } }
+    - name: hand over
+      when: "user.index == 0"
+      offer: { pool: creds, value: "{{ s }}" }
+    - name: take
+      when: "user.index == 1"
+      take: { pool: creds, as: s, timeout: 5s }
+    - name: use it
+      when: "user.index == 1"
+      request: { method: GET, path: /echo, bearer: "{{ s }}" }
+      on_error: continue
+    - name: huge
+      when: "user.index == 1"
+      request: { method: GET, path: /huge }
+      on_error: continue
+"#;
+    let (code, r) = run_inline("poolsecret", plan, &url);
+    assert_eq!(code, Some(1), "{r}");
+    let text = r.to_string();
+    assert!(
+        !text.contains("pool-secret-"),
+        "the pooled secret leaked: {text}"
+    );
+    let reason = |name: &str| {
+        r["failures"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["name"] == name)
+            .map(|f| f["reason"].as_str().unwrap().to_string())
+    };
+    assert_eq!(
+        reason("use it").as_deref(),
+        Some("status 401 (expected 2xx): 401: not valid: Bearer ***")
+    );
+    assert_eq!(
+        reason("huge").as_deref(),
+        Some("request error: response body over 8 MiB")
+    );
+}
+
+#[test]
+fn results_are_not_written_when_scrubbing_would_break_them() {
+    let (url, _) = stub();
+    let dir = std::env::temp_dir().join(format!("acaload-failclosed-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    // The API key's value is also a word of the results format (`"phase": "setup"`).
+    let plan = "name: t\nenv: { U: { type: string }, K: { type: string, secret: true } }\ntarget: { base_url: \"{{ env.U }}\", headers: { X-API-Key: \"{{ env.K }}\" } }\nload: { constant: { users: 1, duration: 1s } }\nuser:\n  setup:\n    - request: { method: GET, path: /text }\n";
+    std::fs::write(dir.join("p.yaml"), plan).unwrap();
+    let (out, html) = (dir.join("r.json"), dir.join("r.html"));
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_acaload"))
+        .args(["run", dir.join("p.yaml").to_str().unwrap(), "-q", "--out"])
+        .arg(&out)
+        .arg("--html")
+        .arg(&html)
+        .env("U", &url)
+        .env("K", "setup")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("no results file or report is written"),
+        "{stderr}"
+    );
+    assert!(!out.exists(), "results written from unscrubbed data");
+    assert!(!html.exists(), "a report written from unscrubbed data");
 }

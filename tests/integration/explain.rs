@@ -89,3 +89,40 @@ fn bad_variable_types_are_refused_before_anything_runs() {
         "error: SPAWN_PCT=\"abc\" from --set is not a valid number: expected a number such as 0.5"
     );
 }
+
+#[test]
+fn the_same_seed_repeats_uuids_but_never_keys() {
+    // `explain` renders the first user's requests with a fixed seed, as `run --seed` would.
+    let dir = std::env::temp_dir().join(format!("acaload-keys-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let plan = dir.join("p.yaml");
+    std::fs::write(
+        &plan,
+        "name: t\ntarget: { base_url: \"http://127.0.0.1:9\" }\nload: { constant: { users: 1, duration: 1s } }\nuser:\n  setup:\n    - request: { method: POST, path: /w, json: { nonce: \"{{ random_key() }}\", id: \"{{ uuid() }}\" } }\n",
+    )
+    .unwrap();
+    let body = || {
+        let out = Command::new(env!("CARGO_BIN_EXE_acaload"))
+            .arg("explain")
+            .arg(&plan)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let json = text
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("json: "))
+            .unwrap_or_else(|| panic!("no body in {text}"))
+            .to_string();
+        serde_json::from_str::<serde_json::Value>(&json).unwrap()
+    };
+    let (a, b) = (body(), body());
+    assert_eq!(a["id"], b["id"], "uuids follow the seed");
+    assert_ne!(a["nonce"], b["nonce"], "random_key() does not: {a} {b}");
+    assert_eq!(
+        bs58::decode(a["nonce"].as_str().unwrap())
+            .into_vec()
+            .unwrap()
+            .len(),
+        32
+    );
+}

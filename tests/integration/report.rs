@@ -7,6 +7,7 @@ use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use acaload::output::report::{kind_label, phase_name};
 use acaload::results::{Results, StatKind};
 
 const FIXTURE: &str = "tests/fixtures/results/mediator.json";
@@ -36,13 +37,14 @@ fn results(path: &str) -> Results {
     serde_json::from_str(&std::fs::read_to_string(repo().join(path)).unwrap()).unwrap()
 }
 
-/// `acaload report FILE --html OUT`, checked to succeed; returns the HTML and stdout.
-fn report_html(fixture: &str, out: &Path) -> (String, String) {
+/// `acaload report FILE --html OUT`, checked to exit as the run did (`code`: 1 when it
+/// had failures and no thresholds); returns the HTML and stdout.
+fn report_html(fixture: &str, out: &Path, code: i32) -> (String, String) {
     let run = acaload(&["report", fixture, "--html", out.to_str().unwrap()]);
     let stdout = String::from_utf8_lossy(&run.stdout).into_owned();
     assert_eq!(
         run.status.code(),
-        Some(0),
+        Some(code),
         "{}",
         String::from_utf8_lossy(&run.stderr)
     );
@@ -62,7 +64,7 @@ fn html_escape(s: &str) -> String {
 #[test]
 fn html_report_has_every_section_and_one_chart_each() {
     let dir = scratch("sections");
-    let (html, stdout) = report_html(FIXTURE, &dir.join("report.html"));
+    let (html, stdout) = report_html(FIXTURE, &dir.join("report.html"), 0);
     let r = results(FIXTURE);
     assert!(
         stdout.contains("Aggregated (HTTP)"),
@@ -123,7 +125,7 @@ fn html_report_has_every_section_and_one_chart_each() {
 #[test]
 fn failures_are_listed_with_reasons_and_escaped_examples() {
     let dir = scratch("failures");
-    let (html, _) = report_html(LOST, &dir.join("lost.html"));
+    let (html, _) = report_html(LOST, &dir.join("lost.html"), 1);
     let r = results(LOST);
     assert!(html.contains(">FAILED<"));
     assert!(
@@ -141,8 +143,8 @@ fn failures_are_listed_with_reasons_and_escaped_examples() {
 #[test]
 fn same_results_give_the_same_bytes() {
     let dir = scratch("deterministic");
-    let (a, _) = report_html(FIXTURE, &dir.join("a.html"));
-    let (b, _) = report_html(FIXTURE, &dir.join("b.html"));
+    let (a, _) = report_html(FIXTURE, &dir.join("a.html"), 0);
+    let (b, _) = report_html(FIXTURE, &dir.join("b.html"), 0);
     assert_eq!(a, b);
     let lib = acaload::output::html::render(&results(FIXTURE), &[]).unwrap();
     assert_eq!(a, lib, "the CLI writes what the library renders");
@@ -204,8 +206,8 @@ user:
     ]);
     assert_eq!(
         report.status.code(),
-        Some(0),
-        "{}",
+        run.status.code(),
+        "report exits as run did: {}",
         String::from_utf8_lossy(&report.stderr)
     );
     let from_run = std::fs::read_to_string(dir.join("run.html")).unwrap();
@@ -293,28 +295,59 @@ fn csv_files_have_locust_headers_and_match_the_results() {
     let aggregated = rows.last().unwrap();
     assert_eq!(&aggregated[col(&header, "Name")], "Aggregated");
     assert_eq!(count(aggregated), r.total.requests);
-    let http: u64 = rows[..rows.len() - 1]
-        .iter()
-        .zip(&r.stats)
-        .filter(|(_, s)| s.kind == StatKind::Http)
-        .map(|(row, _)| count(row))
-        .sum();
-    assert_eq!(http, r.total.requests, "HTTP rows add up to the aggregate");
-    for (row, s) in rows.iter().zip(&r.stats) {
-        assert_eq!(&row[col(&header, "Name")], s.name);
-        assert_eq!(count(row), s.count);
+    // Every step has its own row, found by name, type and phase (not by position: rows
+    // zipped with the stats pass when either side is empty or shifted).
+    assert!(r.stats.len() > 10, "the fixture has steps to compare");
+    let mut http = 0;
+    for s in &r.stats {
+        let matching: Vec<&csv::StringRecord> = rows
+            .iter()
+            .filter(|row| {
+                row[col(&header, "Name")] == s.name
+                    && row[col(&header, "Type")] == kind_label(s)
+                    && &row[col(&header, "Phase")] == phase_name(s.phase)
+            })
+            .collect();
+        assert_eq!(matching.len(), 1, "one row for {} {:?}", s.name, s.kind);
+        let row = matching[0];
+        assert_eq!(count(row), s.count, "{}", s.name);
         let ms = |name: &str| row[col(&header, name)].parse::<f64>().unwrap();
         assert_eq!(ms("50%"), s.latency_ms.p50, "{}", s.name);
         assert_eq!(ms("95%"), s.latency_ms.p95, "{}", s.name);
         assert_eq!(ms("100%"), s.latency_ms.max, "{}", s.name);
         assert!(ms("66%") <= ms("90%") && ms("99.9%") <= ms("100%"));
+        if s.kind == StatKind::Http {
+            http += count(row);
+        }
     }
+    assert_eq!(http, r.total.requests, "HTTP rows add up to the aggregate");
 
-    let (header, rows) = read("_failures.csv");
+    // Failures: the fixture above has none, so the lost-messages results are checked row
+    // by row too.
+    let lost = results(LOST);
+    assert!(!lost.failures.is_empty());
+    let lost_prefix = dir.join("lost");
+    let run = acaload(&["report", LOST, "--csv", lost_prefix.to_str().unwrap()]);
+    assert_eq!(run.status.code(), Some(1), "a run with failures");
+    let mut rd = csv::Reader::from_path(format!("{}_failures.csv", lost_prefix.display())).unwrap();
+    let header: Vec<String> = rd.headers().unwrap().iter().map(String::from).collect();
     assert_eq!(
         header,
         ["Method", "Name", "Error", "Occurrences", "Phase", "Example"]
     );
+    let rows: Vec<csv::StringRecord> = rd.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), lost.failures.len());
+    for f in &lost.failures {
+        assert!(
+            rows.iter().any(|row| row[1] == f.name
+                && row[2] == f.reason
+                && row[3] == f.count.to_string()
+                && &row[4] == phase_name(f.phase)
+                && row[5] == f.example),
+            "no row for {f:?} in {rows:?}"
+        );
+    }
+    let (_, rows) = read("_failures.csv");
     assert_eq!(rows.len(), r.failures.len());
 
     let (header, rows) = read("_stats_history.csv");
@@ -421,7 +454,7 @@ fn chromium_renders_the_report() {
     }
     let dir = scratch("chromium");
     let html = dir.join("report.html");
-    report_html(FIXTURE, &html);
+    report_html(FIXTURE, &html, 0);
     let png = dir.join("report.png");
     let shot = Command::new(repo().join("scripts/screenshot.sh"))
         .args([&html, &png])

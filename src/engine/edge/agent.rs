@@ -31,6 +31,9 @@ use crate::didcomm::oob::Invitation;
 pub struct EdgeError {
     pub reason: String,
     pub detail: String,
+    /// Nothing was sent (a template, a missing connection, a bad invitation): a failure of
+    /// the step, never a sample.
+    pub unsent: bool,
 }
 
 impl EdgeError {
@@ -38,6 +41,15 @@ impl EdgeError {
         EdgeError {
             reason: reason.into(),
             detail: detail.into(),
+            unsent: false,
+        }
+    }
+
+    /// A failure before anything went on the wire.
+    pub fn unsent(reason: impl Into<String>, detail: impl Into<String>) -> Self {
+        EdgeError {
+            unsent: true,
+            ..EdgeError::new(reason, detail)
         }
     }
 }

@@ -42,8 +42,13 @@ impl VirtualUser {
             Ok(()) => Ok(()),
             Err(None) => Err(StepError::Failed),
             Err(Some((kind, method, e))) => {
+                let unsent = e.unsent;
                 let f = self.failure(step, e.reason, e.detail);
-                self.record(step, kind, method, started, Some(f));
+                if unsent {
+                    self.fail_unsent(step, f);
+                } else {
+                    self.record(step, kind, method, started, Some(f));
+                }
                 Err(StepError::Failed)
             }
         }
@@ -51,7 +56,7 @@ impl VirtualUser {
 
     fn edge(&mut self) -> Result<&mut EdgeAgent, EdgeError> {
         self.edge.as_mut().ok_or_else(|| {
-            EdgeError::new(
+            EdgeError::unsent(
                 "not connected to the mediator",
                 "a `didcomm: connect` step must succeed first",
             )
@@ -63,7 +68,7 @@ impl VirtualUser {
             .plan
             .templates
             .render(t, &self.scope(None))
-            .map_err(|e| EdgeError::new("template error", crate::plan::template::describe(&e)))
+            .map_err(|e| EdgeError::unsent("template error", crate::plan::template::describe(&e)))
     }
 
     /// Runs the action; a failure comes back with the kind of row it is counted in.
@@ -102,13 +107,13 @@ impl VirtualUser {
                             .templates
                             .render_json(t, &self.scope(None))
                             .map_err(|e| {
-                                ws(EdgeError::new(
+                                ws(EdgeError::unsent(
                                     "template error",
                                     crate::plan::template::describe(&e),
                                 ))
                             })?;
                         flag(&v).ok_or_else(|| {
-                            ws(EdgeError::new(
+                            ws(EdgeError::unsent(
                                 "`drain` is neither true nor false",
                                 v.to_string(),
                             ))
@@ -116,7 +121,7 @@ impl VirtualUser {
                     }
                 };
                 let inv = crate::didcomm::oob::Invitation::from_url(&url)
-                    .map_err(|e| ws(EdgeError::new("bad mediator invitation", e.to_string())))?;
+                    .map_err(|e| ws(EdgeError::unsent("bad mediator invitation", e.to_string())))?;
                 if let Some(mut old) = self.edge.take() {
                     old.close(Duration::from_secs(1)).await;
                 }
@@ -158,7 +163,10 @@ impl VirtualUser {
                     .await
                     .map_err(ws)?;
                 let value = serde_json::to_value(&inv).map_err(|e| {
-                    ws(EdgeError::new("cannot write the invitation", e.to_string()))
+                    ws(EdgeError::unsent(
+                        "cannot write the invitation",
+                        e.to_string(),
+                    ))
                 })?;
                 self.set_var(into, crate::plan::template::to_value(value));
                 self.record(step, StatKind::Http, Some(WS), started, None);
@@ -173,7 +181,7 @@ impl VirtualUser {
                     .templates
                     .render_json(invitation, &self.scope(None))
                     .map_err(|e| {
-                        state(EdgeError::new(
+                        state(EdgeError::unsent(
                             "template error",
                             crate::plan::template::describe(&e),
                         ))
@@ -186,7 +194,7 @@ impl VirtualUser {
                         crate::didcomm::oob::Invitation::from_json(other.to_string().as_bytes())
                     }
                 }
-                .map_err(|e| state(EdgeError::new("bad peer invitation", e.to_string())))?;
+                .map_err(|e| state(EdgeError::unsent("bad peer invitation", e.to_string())))?;
                 let agent = self.edge().map_err(state)?;
                 agent
                     .accept_invitation(&inv, ctx.durations.get(*timeout))
@@ -216,7 +224,7 @@ impl VirtualUser {
                 let agent = self.edge().map_err(event)?;
                 let unconfirmed = std::mem::take(&mut agent.unconfirmed);
                 if unconfirmed.is_empty() {
-                    return Err(event(EdgeError::new(
+                    return Err(event(EdgeError::unsent(
                         "no message sent yet",
                         "a `didcomm: message` step must come first",
                     )));

@@ -1,13 +1,14 @@
 //! Recording a step's outcome, and building failures: reason, short example, secrets scrubbed.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::{StepError, VirtualUser};
 use crate::measure::metrics::{Event, Failure};
-use crate::plan::compile::CompiledStep;
+use crate::plan::compile::{CompiledStep, StepKind};
 use crate::results::StatKind;
 
 impl VirtualUser {
+    /// Records a sample that started at `started` and ends now.
     pub(super) fn record(
         &self,
         step: &CompiledStep,
@@ -16,7 +17,20 @@ impl VirtualUser {
         started: Instant,
         failure: Option<Failure>,
     ) {
-        let micros = started.elapsed().as_micros() as u64;
+        self.record_took(step, kind, method, started, started.elapsed(), failure);
+    }
+
+    /// Records a sample that started at `started` and took `took`.
+    pub(super) fn record_took(
+        &self,
+        step: &CompiledStep,
+        kind: StatKind,
+        method: Option<&'static str>,
+        started: Instant,
+        took: Duration,
+        failure: Option<Failure>,
+    ) {
+        let micros = took.as_micros() as u64;
         self.ctx.recorder.send(Event::Sample {
             phase: step.phase,
             kind,
@@ -28,7 +42,8 @@ impl VirtualUser {
         });
     }
 
-    /// A failure that is not tied to a request (template errors, `when`): counted under the step.
+    /// A failure without a request or a wait (template errors, `when`): counted as a
+    /// failure of the step's `kind` row, never as a sample.
     pub(super) fn fail_untimed(
         &self,
         step: &CompiledStep,
@@ -36,8 +51,24 @@ impl VirtualUser {
         detail: String,
     ) -> StepError {
         let f = self.failure(step, reason.to_string(), detail);
-        self.record(step, StatKind::Http, None, Instant::now(), Some(f.clone()));
+        self.fail_unsent(step, f);
         StepError::Failed
+    }
+
+    /// Counts `failure` under the step without a sample.
+    pub(super) fn fail_unsent(&self, step: &CompiledStep, failure: Failure) {
+        let kind = match step.kind {
+            StepKind::WaitEvent(_) => StatKind::Event,
+            StepKind::Take { .. } => StatKind::Take,
+            _ => StatKind::Http,
+        };
+        self.ctx.recorder.send(Event::Failure {
+            phase: step.phase,
+            kind,
+            name: step.name.clone(),
+            at: Instant::now(),
+            failure,
+        });
     }
 
     pub(super) fn failure(&self, step: &CompiledStep, reason: String, detail: String) -> Failure {

@@ -29,7 +29,7 @@ impl VirtualUser {
         let poll_started = Instant::now();
         self.sent.insert(step.name.clone(), poll_started);
         loop {
-            let started = Instant::now();
+            let waiting = Instant::now();
             let timeout = rq.timeout.map_or(ctx.timeout, |t| ctx.durations.get(t));
             // A request still waiting for a connection (target.max_connections) has not been
             // sent: a stop drops it (teardowns excepted), and its wait counts to its timeout.
@@ -49,24 +49,32 @@ impl VirtualUser {
                     name: step.name.clone(),
                     method,
                     micros: w.as_micros() as u64,
-                    at: started,
+                    at: waiting,
                     failure: None,
                 });
             }
-            let outcome = if slot.granted {
-                let budget = timeout.saturating_sub(slot.waited.unwrap_or_default());
-                tokio::select! {
-                    r = crate::engine::http::send(&ctx.http, timeout, &prepared, rq, budget) => r,
-                    _ = ctx.hard_stop.cancelled() => return Err(StepError::Stopped),
-                }
-            } else {
-                Err(crate::engine::http::HttpError::Timeout {
+            if !slot.granted {
+                // Never sent: a failure of the step, not a request (the wait has its row).
+                let e = crate::engine::http::HttpError::Timeout {
                     url: prepared.uri.to_string(),
                     timeout,
-                })
+                };
+                let f = self.failure(step, e.reason(), format!("{e} (no free connection)"));
+                self.fail_unsent(step, f.clone());
+                if rq.poll.is_some() {
+                    self.record(step, StatKind::Poll, None, poll_started, Some(f));
+                }
+                return Err(StepError::Failed);
+            }
+            // The request's latency starts here, after any wait for a connection.
+            let started = Instant::now();
+            let budget = timeout.saturating_sub(slot.waited.unwrap_or_default());
+            let outcome = tokio::select! {
+                r = crate::engine::http::send(&ctx.http, timeout, &prepared, rq, budget) => r,
+                _ = ctx.hard_stop.cancelled() => return Err(StepError::Stopped),
             };
             drop(slot);
-            let response = match outcome {
+            let (response, read_at) = match outcome {
                 Ok(r) => r,
                 Err(e) => {
                     let f = self.failure(step, e.reason(), e.to_string());
@@ -77,31 +85,39 @@ impl VirtualUser {
                     return Err(StepError::Failed);
                 }
             };
+            // Until the last byte was read: checks, conditions and captures are not latency.
+            let took = read_at.saturating_duration_since(started);
             let view = Arc::new(response);
-            match self.evaluate(step, rq, &view) {
-                Err(f) => {
-                    self.record(step, StatKind::Http, method, started, Some(f.clone()));
-                    if rq.poll.is_some() {
-                        self.record(step, StatKind::Poll, None, poll_started, Some(f.clone()));
-                    }
-                    return Err(StepError::Failed);
+            let mut failure = self.evaluate(step, rq, &view).err();
+            let done = match (&rq.poll, &failure) {
+                (Some(poll), None) => Some(
+                    ctx.plan
+                        .templates
+                        .holds(poll.until, &self.scope(Some(view.clone()))),
+                ),
+                _ => None,
+            };
+            // Captures read the final response: the only one, or the one the poll ended on.
+            if failure.is_none() && matches!(done, None | Some(Ok(true))) {
+                failure = self.capture(step, rq, &view).err();
+            }
+            // One request, one sample: a check or capture that fails marks it failed.
+            self.record_took(step, StatKind::Http, method, started, took, failure.clone());
+            if let Some(f) = failure {
+                if rq.poll.is_some() {
+                    self.record(step, StatKind::Poll, None, poll_started, Some(f));
                 }
-                Ok(()) => self.record(step, StatKind::Http, method, started, None),
+                return Err(StepError::Failed);
             }
             let Some(poll) = &rq.poll else {
-                return self.capture(step, rq, &view);
+                return Ok(());
             };
-            let done = ctx
-                .plan
-                .templates
-                .holds(poll.until, &self.scope(Some(view.clone())));
             match done {
-                Ok(true) => {
-                    let captured = self.capture(step, rq, &view);
+                None | Some(Ok(true)) => {
                     self.record(step, StatKind::Poll, None, poll_started, None);
-                    return captured;
+                    return Ok(());
                 }
-                Ok(false)
+                Some(Ok(false))
                     if poll_started.elapsed() + ctx.durations.get(poll.interval)
                         <= ctx.durations.get(poll.timeout) =>
                 {
@@ -109,7 +125,7 @@ impl VirtualUser {
                         return Err(StepError::Stopped);
                     }
                 }
-                Ok(false) => {
+                Some(Ok(false)) => {
                     let f = self.failure(
                         step,
                         format!(
@@ -122,7 +138,7 @@ impl VirtualUser {
                     self.record(step, StatKind::Poll, None, poll_started, Some(f.clone()));
                     return Err(StepError::Failed);
                 }
-                Err(e) => {
+                Some(Err(e)) => {
                     let f = self.failure(
                         step,
                         "poll condition could not be evaluated".into(),
@@ -202,40 +218,52 @@ impl VirtualUser {
         Ok(())
     }
 
+    /// Applies the request's captures to the response; a capture that fails is the
+    /// request's failure.
     pub(super) fn capture(
         &mut self,
         step: &CompiledStep,
         rq: &CompiledRequest,
         view: &ResponseView,
-    ) -> Result<(), StepError> {
+    ) -> Result<(), Failure> {
+        if rq.captures.is_empty() {
+            return Ok(());
+        }
         let Some(json) = &view.json else {
-            return if rq.captures.is_empty() {
-                Ok(())
-            } else {
-                Err(self.fail_untimed(step, "response is not JSON", excerpt(&view.text())))
-            };
+            return Err(self.failure(step, "response is not JSON".into(), excerpt(&view.text())));
         };
-        for c in &rq.captures {
-            match c.apply(json) {
-                Ok(v) => {
-                    // One remembered value per secret capture: the latest is the live one.
-                    if c.secret
-                        && let Some(s) = v.as_str()
-                    {
-                        match self.secrets.iter_mut().find(|(name, _)| name == &c.name) {
-                            Some((_, old)) if old == s => {}
-                            Some((_, old)) => *old = s.to_string(),
-                            None => self.secrets.push((c.name.clone(), s.to_string())),
-                        }
-                    }
-                    self.set_var(&c.name, crate::plan::template::to_value(v));
-                }
-                Err(why) => {
-                    let detail = format!("{why}; body: {}", excerpt(&view.text()));
-                    return Err(self.fail_untimed(step, &why, detail));
-                }
+        self.apply_captures(&rq.captures, json).map_err(|why| {
+            let detail = format!("{why}; body: {}", excerpt(&view.text()));
+            self.failure(step, why, detail)
+        })
+    }
+
+    /// Sets each capture's variable from `json`; secret values are remembered (scrubbed
+    /// from failures). The reason of the first capture that fails.
+    pub(super) fn apply_captures(
+        &mut self,
+        captures: &[crate::plan::capture::Capture],
+        json: &serde_json::Value,
+    ) -> Result<(), String> {
+        for c in captures {
+            let v = c.apply(json)?;
+            // One remembered value per secret capture: the latest is the live one.
+            if c.secret
+                && let Some(s) = v.as_str()
+            {
+                self.remember_secret(&c.name, s);
             }
+            self.set_var(&c.name, crate::plan::template::to_value(v));
         }
         Ok(())
+    }
+
+    /// Keeps `value` of the secret `name` (the latest value of a name is the live one).
+    pub(super) fn remember_secret(&mut self, name: &str, value: &str) {
+        match self.secrets.iter_mut().find(|(n, _)| n == name) {
+            Some((_, old)) if old == value => {}
+            Some((_, old)) => *old = value.to_string(),
+            None => self.secrets.push((name.to_string(), value.to_string())),
+        }
     }
 }

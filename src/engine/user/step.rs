@@ -49,9 +49,22 @@ impl VirtualUser {
                 });
                 match v {
                     Ok((v, k)) => {
-                        self.ctx
-                            .pools
-                            .offer(pool, &k, crate::plan::template::to_value(v));
+                        // Secrets in the value stay secrets for whoever takes it.
+                        let text = v.to_string();
+                        let secrets = self
+                            .secrets
+                            .iter()
+                            .filter(|(_, s)| text.contains(s.as_str()))
+                            .map(|(_, s)| s.clone())
+                            .collect();
+                        self.ctx.pools.offer(
+                            pool,
+                            &k,
+                            crate::engine::pairing::Offered {
+                                value: crate::plan::template::to_value(v),
+                                secrets,
+                            },
+                        );
                         Ok(())
                     }
                     Err(e) => Err(self.fail_untimed(
@@ -88,9 +101,12 @@ impl VirtualUser {
                     _ = self.stop.cancelled() => return Err(StepError::Stopped),
                 };
                 match taken {
-                    Ok(v) => {
+                    Ok(offered) => {
                         self.record(step, StatKind::Take, None, started, None);
-                        self.set_var(into, v);
+                        for (i, s) in offered.secrets.iter().enumerate() {
+                            self.remember_secret(&format!("{into}#{i}"), s);
+                        }
+                        self.set_var(into, offered.value);
                         Ok(())
                     }
                     Err(_) => {
@@ -170,6 +186,15 @@ impl VirtualUser {
         match found {
             Some(event) => {
                 let micros = event.received.saturating_duration_since(since).as_micros() as u64;
+                if self.consumed.len() >= 64 {
+                    self.consumed.remove(0);
+                }
+                self.consumed.push(event.seq);
+                // One event, one sample: a capture that fails marks it failed.
+                let failure = self
+                    .apply_captures(&w.captures, &event.payload)
+                    .err()
+                    .map(|why| self.failure(step, why, excerpt(&event.payload.to_string())));
                 ctx.recorder.send(Event::Sample {
                     phase: step.phase,
                     kind: StatKind::Event,
@@ -177,25 +202,12 @@ impl VirtualUser {
                     method: None,
                     micros,
                     at: since,
-                    failure: None,
+                    failure: failure.clone(),
                 });
-                if self.consumed.len() >= 64 {
-                    self.consumed.remove(0);
+                match failure {
+                    None => Ok(()),
+                    Some(_) => Err(StepError::Failed),
                 }
-                self.consumed.push(event.seq);
-                for c in &w.captures {
-                    match c.apply(&event.payload) {
-                        Ok(v) => self.set_var(&c.name, crate::plan::template::to_value(v)),
-                        Err(why) => {
-                            return Err(self.fail_untimed(
-                                step,
-                                &why,
-                                excerpt(&event.payload.to_string()),
-                            ));
-                        }
-                    }
-                }
-                Ok(())
             }
             None => {
                 let cond = w.until.map_or("any event".to_string(), |u| {

@@ -93,6 +93,8 @@ pub(super) struct LevelRow {
     pub(super) requests: u64,
     pub(super) failures: u64,
     pub(super) fail_pct: String,
+    /// Users running at the level's end.
+    pub(super) running: u64,
     pub(super) median: String,
     p95: String,
     p99: String,
@@ -255,6 +257,7 @@ pub(super) fn level_rows(results: &Results) -> Vec<LevelRow> {
         .into_iter()
         .map(|l| LevelRow {
             users: crate::output::report::level_users(l),
+            running: l.users,
             span: format!("{}–{}", seconds(l.from_secs), seconds(l.to_secs)),
             per_second: format!("{:.2}", l.per_second),
             requests: l.requests,
@@ -376,10 +379,12 @@ pub(super) fn figures(results: &Results) -> Vec<Figure> {
     let u = &results.users;
     let peak = results.timeline.iter().map(|s| s.users).max().unwrap_or(0);
     let failed = failed_steps(results);
-    let pct = if t.requests == 0 {
+    // Steps that failed without sending count as attempts: 100 % when nothing was sent.
+    let attempts = t.requests + t.unsent;
+    let pct = if attempts == 0 {
         0.0
     } else {
-        t.failures as f64 / t.requests as f64 * 100.0
+        t.failures as f64 / attempts as f64 * 100.0
     };
     let latency = |v: f64| {
         if t.requests == 0 {
