@@ -142,6 +142,24 @@ fn unexpected(what: &str, a: &Arrival) -> EdgeError {
     }
 }
 
+/// A DID Exchange response must carry `did_rotate~attach`, signed by the invitation key
+/// `signer`, over the DID it answers with.
+fn check_rotation(response: &DidexResponse, signer: &str) -> Result<(), EdgeError> {
+    let attach = response
+        .did_rotate_attach
+        .as_ref()
+        .ok_or_else(|| EdgeError::new("DID Exchange response without did_rotate~attach", ""))?;
+    let signed = verify_did_rotate(attach, Some(signer))
+        .map_err(err("DID Exchange response signature invalid"))?;
+    if signed != response.did {
+        return Err(EdgeError::new(
+            "DID Exchange response signs another DID",
+            signed,
+        ));
+    }
+    Ok(())
+}
+
 impl EdgeAgent {
     /// Opens the socket and connects to the mediator with DID Exchange 1.1 (request over the
     /// socket with return_route all; response authcrypted from the invitation key; complete).
@@ -214,18 +232,7 @@ impl EdgeAgent {
         let Message::DidexResponse(response) = &a.message else {
             return Err(unexpected("the DID Exchange response", &a));
         };
-        let attach = response
-            .did_rotate_attach
-            .as_ref()
-            .ok_or_else(|| EdgeError::new("DID Exchange response without did_rotate~attach", ""))?;
-        let signed = verify_did_rotate(attach, Some(invitation_key.verkey()))
-            .map_err(err("DID Exchange response signature invalid"))?;
-        if signed != response.did {
-            return Err(EdgeError::new(
-                "DID Exchange response signs another DID",
-                signed,
-            ));
-        }
+        check_rotation(response, invitation_key.verkey())?;
         let mediator_key = first_service(&response.did)?
             .target()
             .map_err(err("bad mediator DID"))?
@@ -421,18 +428,7 @@ impl EdgeAgent {
         let Message::DidexResponse(response) = &a.message else {
             return Err(unexpected("the DID Exchange response", &a));
         };
-        let attach = response
-            .did_rotate_attach
-            .as_ref()
-            .ok_or_else(|| EdgeError::new("DID Exchange response without did_rotate~attach", ""))?;
-        let signed = verify_did_rotate(attach, Some(invitation_key.verkey()))
-            .map_err(err("DID Exchange response signature invalid"))?;
-        if signed != response.did {
-            return Err(EdgeError::new(
-                "DID Exchange response signs another DID",
-                signed,
-            ));
-        }
+        check_rotation(response, invitation_key.verkey())?;
         let their = first_service(&response.did)?
             .target()
             .map_err(err("bad peer DID"))?;
