@@ -83,15 +83,7 @@ fn mediator_plan_end_to_end_against_real_acapy() {
     assert_eq!(r["users"]["started"], 6);
     assert_eq!(r["users"]["setup_ok"], 6);
     assert_eq!(r["users"]["stopped_by_error"], 0);
-    let stat = |phase: &str, kind: &str, name: &str| -> Value {
-        r["stats"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|s| s["phase"] == phase && s["kind"] == kind && s["name"] == name)
-            .cloned()
-            .unwrap_or(Value::Null)
-    };
+    let stat = |phase: &str, kind: &str, name: &str| crate::stack::stat(&r, phase, kind, name);
     assert_eq!(stat("setup", "poll", "mediation granted")["count"], 6);
     assert_eq!(stat("setup", "poll", "peer connection active")["count"], 6);
     assert_eq!(stat("setup", "take", "take peer invitation")["count"], 3);

@@ -111,15 +111,7 @@ fn edge_agents_plan_against_a_real_mediator() {
 
     // acaload's view: every message sent arrived exactly once.
     let r: Value = serde_json::from_str(&std::fs::read_to_string(&results).unwrap()).unwrap();
-    let stat = |phase: &str, kind: &str, name: &str| -> Value {
-        r["stats"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|s| s["phase"] == phase && s["kind"] == kind && s["name"] == name)
-            .cloned()
-            .unwrap_or(Value::Null)
-    };
+    let stat = |phase: &str, kind: &str, name: &str| crate::stack::stat(&r, phase, kind, name);
     assert_eq!(r["run"]["outcome"], "completed");
     assert_eq!(r["total"]["failures"], 0, "{stdout}");
     assert_eq!(r["users"]["setup_ok"], AGENTS);

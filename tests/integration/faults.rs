@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::Value;
 
-use crate::stack::{Ports, Stack, count, results, skipped, wait_until};
+use crate::stack::{Ports, Stack, count, results, skipped, stat, wait_until};
 
 /// Four users (two pairs), all started at once, for 30 s.
 const SHAPE: [&str; 10] = [
@@ -76,15 +76,6 @@ impl Running {
 fn run_secs(r: &Value, at: SystemTime) -> f64 {
     let start = humantime::parse_rfc3339(r["run"]["started_at"].as_str().unwrap()).unwrap();
     at.duration_since(start).unwrap_or_default().as_secs_f64()
-}
-
-fn stat<'a>(r: &'a Value, phase: &str, kind: &str, name: &str) -> &'a Value {
-    r["stats"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["phase"] == phase && s["kind"] == kind && s["name"] == name)
-        .unwrap_or(&Value::Null)
 }
 
 fn failures_by_reason(r: &Value) -> Vec<(String, String, u64)> {

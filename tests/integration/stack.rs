@@ -171,6 +171,17 @@ pub fn server_keys_on_mediator(stack: &Stack) -> usize {
     count(&stack.mediator("/mediation/keylists?role=server&limit=10000"))
 }
 
+/// A step's statistics in a results file (`Null` when there is no such step).
+pub fn stat(r: &Value, phase: &str, kind: &str, name: &str) -> Value {
+    r["stats"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|s| s["phase"] == phase && s["kind"] == kind && s["name"] == name)
+        .cloned()
+        .unwrap_or(Value::Null)
+}
+
 pub fn results(path: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(path).expect("results file written"))
         .expect("results are JSON")

@@ -15,7 +15,7 @@ use super::{EdgeHub, PeerLink, Sent, Shared};
 use crate::didcomm::decorators::Thread;
 use crate::didcomm::did_doc::{PeerInputDoc, QUEUE_ENDPOINT, resolve_didcomm_services};
 use crate::didcomm::envelope::pack_authcrypt;
-use crate::didcomm::forward::pack_for_service;
+use crate::didcomm::forward::{ServiceTarget, pack_for_service};
 use crate::didcomm::incoming::Message;
 use crate::didcomm::jws::{sign_did_rotate, verify_did_rotate};
 use crate::didcomm::keys::{KeyPair, PublicKey};
@@ -255,6 +255,24 @@ impl EdgeAgent {
         Ok(agent)
     }
 
+    /// Packs `plaintext` for a peer's service (authcrypt from `key`, wrapped in a forward per
+    /// routing key) and POSTs it to the service's endpoint. Returns when the POST began, after
+    /// the packing: where a delivery or round trip is timed from.
+    async fn send_routed(
+        &self,
+        plaintext: &[u8],
+        target: &ServiceTarget,
+        key: &KeyPair,
+    ) -> Result<Instant, EdgeError> {
+        let envelope = pack_for_service(plaintext, target, key).map_err(err("cannot pack"))?;
+        let at = Instant::now();
+        self.hub
+            .post(&target.service_endpoint, envelope)
+            .await
+            .map_err(|e| EdgeError::new("forward POST failed", e))?;
+        Ok(at)
+    }
+
     fn expect(&self, matches: Vec<Match>) -> Result<Waiter, EdgeError> {
         self.shared
             .inbox
@@ -413,11 +431,7 @@ impl EdgeAgent {
         let thid = request.id.clone();
         let waiter = self.expect(vec![Match::Thread(thid.clone())])?;
         let plaintext = to_plaintext(&request).map_err(err("cannot build the request"))?;
-        let envelope = pack_for_service(&plaintext, &inviter, &key).map_err(err("cannot pack"))?;
-        self.hub
-            .post(&inviter.service_endpoint, envelope)
-            .await
-            .map_err(|e| EdgeError::new("forward POST failed", e))?;
+        self.send_routed(&plaintext, &inviter, &key).await?;
         let a = answer(
             &self.shared,
             waiter,
@@ -437,11 +451,7 @@ impl EdgeAgent {
             pthid: Some(invitation.id.clone()),
         });
         let plaintext = to_plaintext(&complete).map_err(err("cannot build complete"))?;
-        let envelope = pack_for_service(&plaintext, &their, &key).map_err(err("cannot pack"))?;
-        self.hub
-            .post(&their.service_endpoint, envelope)
-            .await
-            .map_err(|e| EdgeError::new("forward POST failed", e))?;
+        self.send_routed(&plaintext, &their, &key).await?;
         self.set_peer(PeerLink { my_key: key, their });
         Ok(())
     }
@@ -486,12 +496,7 @@ impl EdgeAgent {
         );
         let waiter = self.expect(vec![Match::Thread(thid)])?;
         let plaintext = to_plaintext(&response).map_err(err("cannot build the response"))?;
-        let envelope =
-            pack_for_service(&plaintext, &their, &open.key).map_err(err("cannot pack"))?;
-        self.hub
-            .post(&their.service_endpoint, envelope)
-            .await
-            .map_err(|e| EdgeError::new("forward POST failed", e))?;
+        self.send_routed(&plaintext, &their, &open.key).await?;
         let a = answer(
             &self.shared,
             waiter,
@@ -546,13 +551,9 @@ impl EdgeAgent {
             .expect(vec![Match::Thread(message.id.clone())])
             .map_err(|why| EdgeError::new("the peer's socket is closed", why))?;
         let plaintext = to_plaintext(&message).map_err(err("cannot build the message"))?;
-        let envelope =
-            pack_for_service(&plaintext, &link.their, &link.my_key).map_err(err("cannot pack"))?;
-        let at = Instant::now();
-        self.hub
-            .post(&link.their.service_endpoint, envelope)
-            .await
-            .map_err(|e| EdgeError::new("forward POST failed", e))?;
+        let at = self
+            .send_routed(&plaintext, &link.their, &link.my_key)
+            .await?;
         // Bounded: a plan that never waits keeps only the latest.
         if self.unconfirmed.len() >= 1024 {
             self.unconfirmed.remove(0);
@@ -575,13 +576,9 @@ impl EdgeAgent {
             ping.transport = None;
             let waiter = self.expect(vec![Match::Thread(ping.id.clone())])?;
             let plaintext = to_plaintext(&ping).map_err(err("cannot build the ping"))?;
-            let envelope = pack_for_service(&plaintext, &link.their, &link.my_key)
-                .map_err(err("cannot pack"))?;
-            let at = Instant::now();
-            self.hub
-                .post(&link.their.service_endpoint, envelope)
-                .await
-                .map_err(|e| EdgeError::new("forward POST failed", e))?;
+            let at = self
+                .send_routed(&plaintext, &link.their, &link.my_key)
+                .await?;
             Ok((at, waiter))
         } else {
             let ping = TrustPing::new(true);
