@@ -509,12 +509,27 @@ need_stack_agent() {
     in_stack "$1" || die "$1 is not part of this stack (started with: ${AGENTS[*]})"
 }
 
+# A killed multi-threaded agent's leader shows as a zombie while its other threads still hold
+# the listening sockets: its ports are free only a moment later. Waits up to 10 s.
+wait_ports_free() {
+    local name=$1 p i
+    for p in $(agent_ports "$name"); do
+        for ((i = 0; i < 50; i++)); do
+            port_in_use "$p" || break
+            sleep 0.2
+        done
+        port_in_use "$p" && return 1
+    done
+    return 0
+}
+
 cmd_kill() {
     local name=${1:-} pid
     need_stack_agent "$name"
     pid=$(live_pid "$name") || die "$name is not running"
     stop_agents KILL "$name"
     pid_alive "$pid" && die "$name (pid $pid) survived SIGKILL"
+    wait_ports_free "$name" || die "$name (pid $pid) was killed but its ports are still in use"
     log "killed $name (SIGKILL to process group $pid)"
 }
 
@@ -526,6 +541,7 @@ cmd_restart() {
     command -v curl >/dev/null || die "curl not found"
     RESTARTING=$name
     if live_pid "$name" >/dev/null; then stop_agents TERM "$name"; fi
+    wait_ports_free "$name" || true
     for p in $(agent_ports "$name"); do
         port_in_use "$p" && die "port $HOST:$p ($name) is already in use by another process"
     done
