@@ -268,6 +268,8 @@ start_agent() {
             if [[ "$v" == ACAPY_* ]]; then unset "$v"; fi
         done
         export ACAPY_HOME="$home" PYTHONUNBUFFERED=1
+        # A mediator holds a socket per connected edge agent: as many open files as allowed.
+        ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
         ACAPY_WALLET_KEY=$(<"$(secret_file "$name.wallet-key")")
         export ACAPY_WALLET_KEY
         if [[ "$name" == multi ]]; then
@@ -451,6 +453,9 @@ cmd_up() {
             echo "MEDIATOR_INVITATION_URL=$url"
             echo "MEDIATOR_HTTP_URL=http://$HOST:$MEDIATOR_PORT"
             echo "MEDIATOR_WS_URL=ws://$HOST:$MEDIATOR_WS_PORT"
+            # Read at every `watch:` sample, so a restarted agent is followed.
+            echo "MEDIATOR_PID_FILE=$(pid_file mediator)"
+            if in_stack multi; then echo "ACAPY_PID_FILE=$(pid_file multi)"; fi
         } >"$tmp"
     )
     mv -f "$tmp" "$env_file"

@@ -53,6 +53,12 @@ pub(super) fn run(args: RunArgs) -> u8 {
     let Some(runtime) = runtime() else {
         return EXIT_ERROR;
     };
+    open_files(
+        resolved
+            .shape
+            .peak_users()
+            .div_ceil(u64::from(shard.count.max(1))),
+    );
     if !args.quiet {
         crate::errln!(
             "running {} ({}) as run {}, seed {seed}",
@@ -160,6 +166,31 @@ pub(super) fn runtime() -> Option<tokio::runtime::Runtime> {
         .build()
         .map_err(|e| crate::errln!("error: cannot start the async runtime: {e}"))
         .ok()
+}
+
+/// Raises this process's open-file limit to its hard limit (each user may hold a socket or
+/// two: an edge agent keeps its WebSocket for the whole run), and warns when even that is
+/// too few for `users`.
+fn open_files(users: u64) {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut limit = getrlimit(Resource::Nofile);
+    // An unlimited hard limit still meets the kernel's `nr_open` (2^20 by default).
+    let most = limit.maximum.unwrap_or(1 << 20);
+    if limit.current.is_some_and(|c| c < most) {
+        limit.current = Some(most);
+        if setrlimit(Resource::Nofile, limit.clone()).is_err() {
+            limit = getrlimit(Resource::Nofile);
+        }
+    }
+    let need = users.saturating_mul(2).saturating_add(64);
+    if let Some(have) = limit.current
+        && have < need
+    {
+        crate::errln!(
+            "warning: {users} users may need {need} open files, and this process may open {have} \
+             (`ulimit -Hn` sets the most it can raise to)"
+        );
+    }
 }
 
 /// First Ctrl-C or SIGTERM: graceful stop. Second: stop at once.

@@ -28,6 +28,9 @@ pub enum RunError {
     Preflight { url: String, why: String },
     #[error("{0}")]
     Events(String),
+    /// A watched agent's `pid_file` does not name a process on this machine.
+    #[error("watch {name}: {why}")]
+    Watch { name: String, why: String },
 }
 
 /// What a running test shows to its observers.
@@ -77,6 +80,16 @@ pub async fn execute(
         // Rendered: a templated limit is stored as this run judged it (merge and report judge again).
         thresholds: resolved.thresholds.clone(),
     };
+    if let Some(e) = resolved.watch.iter().find_map(|w| {
+        let file = w.pid_file.as_ref()?;
+        let why = crate::engine::gauges::process(file).err()?;
+        Some(RunError::Watch {
+            name: w.name.clone(),
+            why,
+        })
+    }) {
+        return aborted(e, info, &cfg, started_at, start);
+    }
     let client = match preflight(&plan, &resolved, &signals).await {
         Ok(c) => c,
         Err(e) => return aborted(e, info, &cfg, started_at, start),
@@ -426,11 +439,11 @@ pub fn results_of(
         failures: f.failures,
         timeline: f.timeline,
         users: f.users,
-        agents: f.agents,
         events: f.events,
         series: f.series,
         thresholds: Vec::new(),
-        levels: f.levels,
+        levels: crate::measure::watched::by_level(f.levels, &f.agents),
+        agents: f.agents,
     }
 }
 

@@ -295,6 +295,8 @@ pub fn merge(inputs: &[(String, Results)]) -> Result<Results, MergeError> {
             v
         },
     };
+    merged.levels =
+        crate::measure::watched::by_level(std::mem::take(&mut merged.levels), &merged.agents);
     // A shard that could not start has no verdicts; neither has their merge.
     if inputs.iter().all(|(_, r)| r.run.error.is_none()) {
         merged.thresholds =

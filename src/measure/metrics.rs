@@ -183,6 +183,7 @@ impl LevelAgg {
             event_failures: events.failures,
             event_latency_ms: events.latency_ms,
             event_histogram: events.histogram,
+            agents: Vec::new(),
         }
     }
 }

@@ -9,3 +9,4 @@ pub mod merge;
 pub mod metrics;
 pub mod prometheus;
 pub mod thresholds;
+pub mod watched;

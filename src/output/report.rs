@@ -124,8 +124,7 @@ fn levels(out: &mut String, levels: &[crate::results::LoadLevel]) {
     if levels.is_empty() {
         return;
     }
-    let events = levels.iter().any(|l| l.events > 0);
-    let _ = write!(
+    let _ = writeln!(
         out,
         "\n{:>10} {:>7} {:>7} {:>7} {:>8} {:>8} {:>7} {:>7} {:>8} {:>8} {:>8}",
         "by load",
@@ -140,12 +139,8 @@ fn levels(out: &mut String, levels: &[crate::results::LoadLevel]) {
         "95%ile",
         "99%ile"
     );
-    if events {
-        let _ = write!(out, " {:>8} {:>6} {:>9}", "# events", "lost", "event p95");
-    }
-    out.push('\n');
-    for l in levels {
-        let _ = write!(
+    for l in &levels {
+        let _ = writeln!(
             out,
             "{:>10} {:>6.0}s {:>6.0}s {:>7} {:>8.2} {:>8} {:>7} {:>6.2}% {:>8} {:>8} {:>8}",
             format!("{} u", level_users(l)),
@@ -160,20 +155,87 @@ fn levels(out: &mut String, levels: &[crate::results::LoadLevel]) {
             ms(l.latency_ms.p95),
             ms(l.latency_ms.p99)
         );
+    }
+    let _ = writeln!(
+        out,
+        "(each row: one step or stage of the shape, `a→b` a ramp, `running` the users running at its end; HTTP requests completed then)"
+    );
+    capacity(out, &levels);
+}
+
+/// The capacity table: by load level, the agent events (deliveries, ping round trips) and
+/// the watched agents' CPU, sessions and memory. Shown when a level has either.
+fn capacity(out: &mut String, levels: &[&crate::results::LoadLevel]) {
+    let events = levels.iter().any(|l| l.events > 0);
+    let mut agents: Vec<&str> = Vec::new();
+    for a in levels.iter().flat_map(|l| &l.agents) {
+        let shown = a.cpu_pct.is_some() || a.sessions.is_some() || a.rss_mb.is_some();
+        if shown && !agents.contains(&a.name.as_str()) {
+            agents.push(&a.name);
+        }
+    }
+    if !events && agents.is_empty() {
+        return;
+    }
+    let _ = write!(out, "\n{:>10} {:>7}", "by load", "running");
+    if events {
+        let _ = write!(
+            out,
+            " {:>9} {:>8} {:>6} {:>8} {:>8} {:>8}",
+            "events/s", "# events", "lost", "Median", "95%ile", "99%ile"
+        );
+    }
+    let widths: Vec<usize> = agents.iter().map(|n| (n.len() + 4).max(8)).collect();
+    for (name, w) in agents.iter().zip(&widths) {
+        let _ = write!(
+            out,
+            " | {:>w$} {:>8} {:>7}",
+            format!("{name} CPU"),
+            "sessions",
+            "RSS MB"
+        );
+    }
+    out.push('\n');
+    for l in levels {
+        let _ = write!(
+            out,
+            "{:>10} {:>7}",
+            format!("{} u", level_users(l)),
+            l.users
+        );
         if events {
             let _ = write!(
                 out,
-                " {:>8} {:>6} {:>9}",
+                " {:>9.2} {:>8} {:>6} {:>8} {:>8} {:>8}",
+                l.events_per_second(),
                 l.events,
                 l.event_failures,
-                ms(l.event_latency_ms.p95)
+                ms(l.event_latency_ms.p50),
+                ms(l.event_latency_ms.p95),
+                ms(l.event_latency_ms.p99)
+            );
+        }
+        for (name, w) in agents.iter().zip(&widths) {
+            let a = l.agents.iter().find(|a| a.name == *name);
+            let opt = |v: Option<String>| v.unwrap_or_else(|| "-".into());
+            let _ = write!(
+                out,
+                " | {:>w$} {:>8} {:>7}",
+                opt(a.and_then(|a| a.cpu_pct).map(|c| format!("{c:.0}%"))),
+                opt(a.and_then(|a| a.sessions).map(|s| s.to_string())),
+                opt(a.and_then(|a| a.rss_mb).map(|m| format!("{m:.0}"))),
             );
         }
         out.push('\n');
     }
     let _ = writeln!(
         out,
-        "(each row: one step or stage of the shape, `a→b` a ramp, `running` the users running at its end; HTTP requests and agent events completed then; `lost` = events that never came)"
+        "(capacity by load: agent events are the `event` rows above (deliveries, ping round trips), `lost` = events that never came; {}CPU in % of one core, sessions the most the agent held)",
+        if agents.is_empty() {
+            ""
+        } else {
+            "watched agents: "
+        }
     );
 }
 

@@ -98,6 +98,12 @@ pub struct Watch {
     /// Sampling interval (default `1s`).
     #[serde(default)]
     pub interval: Option<String>,
+    /// A file holding the agent's process id (template), when the agent runs on this
+    /// machine: each sample then also reads the process's CPU time and resident memory from
+    /// `/proc` (Linux), so reports show the agent's CPU by load level. The file is read at
+    /// every sample, so a restarted agent is followed. Left out when it renders empty.
+    #[serde(default)]
+    pub pid_file: Option<String>,
 }
 
 /// Wait for an agent event (webhook) of one tenant wallet.

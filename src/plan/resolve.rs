@@ -53,6 +53,8 @@ pub struct WatchSettings {
     /// Left out when it renders empty.
     pub api_key: Option<String>,
     pub interval: Duration,
+    /// The agent's pid file, when it is local (left out when it renders empty).
+    pub pid_file: Option<std::path::PathBuf>,
 }
 
 /// The values of a plan's templated durations for one run; literals pass through.
@@ -218,6 +220,12 @@ pub fn resolve(
                 .map(|_| settings.text(&format!("/watch/{i}/api_key")))
                 .filter(|k| !k.is_empty()),
             interval: durations.get(*interval),
+            pid_file: w
+                .pid_file
+                .as_ref()
+                .map(|_| settings.text(&format!("/watch/{i}/pid_file")))
+                .filter(|f| !f.trim().is_empty())
+                .map(|f| std::path::PathBuf::from(f.trim())),
         })
         .collect();
     if errors.is_empty() {

@@ -78,6 +78,26 @@ pub struct LoadLevel {
     pub event_failures: u64,
     pub event_latency_ms: Latency,
     pub event_histogram: String,
+    /// The watched agents during this level (`watch:`), from their gauge samples.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub agents: Vec<LevelAgent>,
+}
+
+/// One watched agent during one load level.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct LevelAgent {
+    pub name: String,
+    /// The agent process's CPU use over the level, in % of one core (`watch.pid_file`):
+    /// CPU seconds between the level's first and last sample over the time between them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_pct: Option<f64>,
+    /// The most inbound sessions (ACA-Py `in_sessions`: open WebSocket or HTTP sessions)
+    /// any sample of the level saw.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sessions: Option<u64>,
+    /// The largest resident memory of the level's samples, MiB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rss_mb: Option<f64>,
 }
 
 /// One threshold's verdict.
@@ -126,6 +146,12 @@ pub struct GaugeSample {
     pub task_pending: Option<u64>,
     pub task_done: Option<u64>,
     pub task_failed: Option<u64>,
+    /// CPU seconds the agent's process has used since it started (`watch.pid_file`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_secs: Option<f64>,
+    /// The agent's resident memory in MiB (`watch.pid_file`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rss_mb: Option<f64>,
     /// Why the sample could not be read.
     pub error: Option<String>,
 }
@@ -194,6 +220,11 @@ impl LoadLevel {
     /// steps that failed without sending; 0 without any).
     pub fn failure_pct(&self) -> f64 {
         100.0 * self.failures as f64 / (self.requests + self.unsent).max(1) as f64
+    }
+
+    /// Agent events completed per second of the level.
+    pub fn events_per_second(&self) -> f64 {
+        self.events as f64 / (self.to_secs - self.from_secs).max(1e-9)
     }
 }
 

@@ -273,6 +273,7 @@ impl Cx<'_> {
         for (i, w) in plan.watch.iter().enumerate() {
             add(self, format!("/watch/{i}/url"), Some(&w.url));
             add(self, format!("/watch/{i}/api_key"), w.api_key.as_ref());
+            add(self, format!("/watch/{i}/pid_file"), w.pid_file.as_ref());
             let interval = self.opt_duration(
                 &format!("/watch/{i}/interval"),
                 w.interval.as_ref(),
