@@ -55,7 +55,7 @@ impl VirtualUser {
     }
 
     fn edge(&mut self) -> Result<&mut EdgeAgent, EdgeError> {
-        self.edge.as_mut().ok_or_else(|| {
+        self.edge.as_deref_mut().ok_or_else(|| {
             EdgeError::unsent(
                 "not connected to the mediator",
                 "a `didcomm: connect` step must succeed first",
@@ -135,7 +135,7 @@ impl VirtualUser {
                 )
                 .await
                 .map_err(ws)?;
-                self.edge = Some(agent);
+                self.edge = Some(Box::new(agent));
                 self.record(step, StatKind::Http, Some(WS), started, None);
             }
             CompiledDidcomm::RequestMediation { timeout } => {

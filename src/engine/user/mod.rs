@@ -52,8 +52,9 @@ pub struct VirtualUser {
     consumed: Vec<u64>,
     /// Open model: iterations come as scheduled start times instead of a loop.
     feed: Option<(Arc<Feed>, Instant)>,
-    /// The DIDComm agent this user is, once a `didcomm: connect` step made it.
-    edge: Option<crate::engine::edge::EdgeAgent>,
+    /// The DIDComm agent this user is, once a `didcomm: connect` step made it (boxed: a
+    /// user's task holds its `VirtualUser` twice, and most users are not edge agents).
+    edge: Option<Box<crate::engine::edge::EdgeAgent>>,
 }
 
 /// The open model's iteration tickets: each carries its scheduled start.
@@ -181,8 +182,8 @@ impl VirtualUser {
         // Teardown runs for every user, also on stop; its steps guard themselves with `when`.
         self.run_steps(&ctx.plan.teardown).await;
         if let Some(mut agent) = self.edge.take() {
-            // a plan without a `disconnect` step still closes its socket
-            agent.close(Duration::from_secs(1)).await;
+            // a plan without a `disconnect` step still closes its socket (boxed, as steps are)
+            Box::pin(async move { agent.close(Duration::from_secs(1)).await }).await;
         }
         ctx.recorder.send(Event::UserStopped);
     }
@@ -349,7 +350,10 @@ impl VirtualUser {
         }
         let mut attempt = 0;
         loop {
-            match self.step(step).await {
+            // Boxed: a step's future (an edge agent's DID Exchange, say) is several KB, and a
+            // user spends most of its life between steps; unboxed, every user's task would
+            // hold the largest step's state all run long (thousands of edge agents).
+            match Box::pin(self.step(step)).await {
                 Err(StepError::Failed) if attempt < step.retries && !self.stop.is_cancelled() => {
                     attempt += 1;
                     if !self.pause(self.ctx.durations.get(step.retry_delay)).await {
