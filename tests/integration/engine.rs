@@ -1121,3 +1121,73 @@ fn results_are_not_written_when_scrubbing_would_break_them() {
     assert!(!out.exists(), "results written from unscrubbed data");
     assert!(!html.exists(), "a report written from unscrubbed data");
 }
+
+#[test]
+fn a_watched_local_process_shows_its_cpu_by_load_level() {
+    let (url, _counts) = stub();
+    let dir = std::env::temp_dir().join(format!("acaload-pidwatch-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // A process that keeps one core busy stands in for a loaded agent.
+    let mut busy = std::process::Command::new("sh")
+        .args(["-c", "while :; do :; done"])
+        .spawn()
+        .unwrap();
+    let pid_file = dir.join("busy.pid");
+    std::fs::write(&pid_file, busy.id().to_string()).unwrap();
+    let plan = |pid_file: &std::path::Path| {
+        format!(
+            r#"name: t
+env: {{ U: {{ type: string }} }}
+target: {{ base_url: "{{{{ env.U }}}}" }}
+load: {{ steps: {{ step_time: 1500ms, users_per_step: 1, user_limit: 2, time_limit: 3s }} }}
+watch:
+  - {{ name: busy, url: "{{{{ env.U }}}}", interval: 200ms, pid_file: "{}" }}
+user:
+  tasks:
+    - {{ name: ping, request: {{ method: GET, path: /state }} }}
+  think: 100ms
+"#,
+            pid_file.display()
+        )
+    };
+    let (code, r) = run_inline("pidwatch", &plan(&pid_file), &url);
+    let _ = busy.kill();
+    let _ = busy.wait();
+    assert_eq!(code, Some(0), "{r}");
+    let levels = r["levels"].as_array().unwrap();
+    assert_eq!(levels.len(), 2, "{r}");
+    for l in levels {
+        let a = &l["agents"][0];
+        assert_eq!(a["name"], "busy");
+        // One busy core, sampled every 200 ms (the machine may be shared: not exactly 100 %).
+        let cpu = a["cpu_pct"].as_f64().unwrap();
+        assert!((25.0..=110.0).contains(&cpu), "{l}");
+        assert!(a["rss_mb"].as_f64().unwrap() > 0.0, "{l}");
+    }
+    let report = std::process::Command::new(env!("CARGO_BIN_EXE_acaload"))
+        .args(["report", dir.join("r.json").to_str().unwrap()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&report.stdout);
+    assert!(
+        text.contains("   by load running | busy CPU sessions  RSS MB"),
+        "{text}"
+    );
+
+    // A pid file that names no running process: the run does not start, in one line.
+    std::fs::write(&pid_file, "4194000").unwrap();
+    std::fs::write(dir.join("p.yaml"), plan(&pid_file)).unwrap();
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_acaload"))
+        .args(["run", dir.join("p.yaml").to_str().unwrap(), "-q"])
+        .env("U", &url)
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&run.stderr),
+        format!(
+            "error: watch busy: process 4194000 (from {}) is not running on this machine\n",
+            pid_file.display()
+        )
+    );
+}
