@@ -63,8 +63,8 @@ enum End {
 }
 
 /// Reads and writes the agent's socket until the agent drops its sender. When the socket
-/// drops after the mediator connection exists, it is reopened as Credo does (see
-/// [`reconnect`]); waits registered in the inbox stay, and fail only when the task ends.
+/// drops after the mediator connection exists, it is reopened as Credo does (`reconnect`);
+/// waits registered in the inbox stay, and fail only when the task ends.
 pub async fn run(
     ws: Ws,
     url: String,
