@@ -363,3 +363,74 @@ fn answer_peer_ping(shared: &Shared, hub: &Arc<EdgeHub>, ping_id: &str, sender: 
         let _ = hub.post(&endpoint, envelope).await;
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::didcomm::keys::KeyPair;
+
+    /// A mediator stand-in drops the agent's first socket; the agent is back after Credo's
+    /// first delay, and the first thing on its new socket is the association ping: authcrypted
+    /// from its mediator-connection key, no response wanted, `return_route: all`.
+    #[tokio::test]
+    async fn a_dropped_socket_is_reopened_after_100ms_and_associated_by_a_ping() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("ws://{}", listener.local_addr().unwrap());
+        let (k0, mediator) = (KeyPair::generate().unwrap(), KeyPair::generate().unwrap());
+        let server_key = mediator.clone();
+        let server = tokio::spawn(async move {
+            let (first, _) = listener.accept().await.unwrap();
+            let first = tokio_tungstenite::accept_async(first).await.unwrap();
+            drop(first);
+            let dropped = Instant::now();
+            let (second, _) = listener.accept().await.unwrap();
+            let waited = dropped.elapsed();
+            let mut second = tokio_tungstenite::accept_async(second).await.unwrap();
+            let Some(Ok(Frame::Text(t))) = second.next().await else {
+                panic!("no frame on the new socket");
+            };
+            let u = unpack(t.as_bytes(), &server_key).unwrap();
+            (waited, u, second)
+        });
+        let (recorder, _live, aggregate) = crate::measure::metrics::start(Instant::now());
+        let hub = Arc::new(
+            EdgeHub::new(recorder, Duration::from_secs(5), Duration::from_secs(5)).unwrap(),
+        );
+        let shared = Arc::new(Shared::default());
+        shared.add_key(&k0);
+        *shared.mediator.lock().unwrap() = Some((k0.clone(), mediator.public_key()));
+        let (tx, rx) = mpsc::channel(4);
+        let ws = open(&url).await.unwrap();
+        let task = tokio::spawn(run(ws, url, shared.clone(), hub.clone(), rx));
+
+        let (waited, ping, _socket) = server.await.unwrap();
+        assert!(
+            waited >= Duration::from_millis(100),
+            "back after {waited:?}"
+        );
+        assert_eq!(ping.sender_verkey.as_deref(), Some(k0.verkey()));
+        let ping: serde_json::Value = serde_json::from_slice(&ping.plaintext).unwrap();
+        assert_eq!(ping["@type"], mt::TRUST_PING);
+        assert_eq!(ping["response_requested"], false);
+        assert_eq!(ping["~transport"]["return_route"], "all");
+        let since = Instant::now() - Duration::from_secs(5);
+        assert!(shared.down().is_none(), "the link is up again");
+        assert!(shared.down_during(since, Instant::now()).is_some());
+
+        drop(tx);
+        task.await.unwrap();
+        assert_eq!(
+            shared.inbox.closed().as_deref(),
+            Some("the socket was closed by the agent")
+        );
+        drop(hub);
+        let agg = aggregate.await.unwrap();
+        let finished = agg.finish(Duration::from_secs(1));
+        let row = finished
+            .stats
+            .iter()
+            .find(|s| s.name == RECONNECTED)
+            .expect("a reconnect row");
+        assert_eq!((row.count, row.failures), (1, 0));
+    }
+}
