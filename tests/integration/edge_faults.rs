@@ -21,7 +21,8 @@ const PORTS: Ports = Ports(4700);
 /// The agents' WebSocket goes through the proxy on this port to the mediator's (`4702`).
 const PROXY: &str = "127.0.0.1:4703";
 const METRICS: &str = "127.0.0.1:4720";
-/// Messages the test waits to see posted while the agents' sockets are cut.
+/// Messages certainly posted while the agents' sockets are cut: the test waits for these
+/// beyond one per agent (a POST in flight at the cut may still have been delivered).
 const QUEUED: f64 = 3.0;
 
 /// One series of a step in the run's live metrics: `count` (samples) or `failures`.
@@ -94,7 +95,7 @@ fn edge_agents_reconnect_across_a_mediator_restart() {
         .args(["--set", "STEP_TIME_SECS=5", "--set", "SPAWN_PCT=1"])
         .args(["--set", &format!("USERS_ADDED_PER_STEP={AGENTS}")])
         .args(["--set", &format!("USER_LIMIT={AGENTS}")])
-        .args(["--set", "TIME_LIMIT_MINS=1.5"])
+        .args(["--set", "TIME_LIMIT_MINS=2"])
         // Draining: every message that reaches the mediator while a socket is up arrives, so
         // what is lost here is what the restart lost (as Credo, bursts can stay queued too).
         .args(["--set", "DRAIN_PINGS=true"])
@@ -114,13 +115,14 @@ fn edge_agents_reconnect_across_a_mediator_restart() {
 
     // 1. Every socket drops (the mediator keeps running): messages posted now are queued in
     //    the mediator's memory for recipients that are not connected.
+    //    A POST in flight at the cut (at most one per agent) may still have been delivered.
     let cut = Instant::now();
-    let posted_before = live_ok("message peer", "http");
     proxy.cut();
+    let posted_before = live_ok("message peer", "http");
     wait_until(
         "messages posted while the sockets are down",
-        Duration::from_secs(30),
-        || live_ok("message peer", "http") >= posted_before + QUEUED,
+        Duration::from_secs(60),
+        || live_ok("message peer", "http") >= posted_before + QUEUED + AGENTS as f64,
     );
     // 2. The mediator dies (its queue with it) and comes back on the same wallet; the agents'
     //    attempts meanwhile reach nothing behind the proxy.
@@ -147,6 +149,7 @@ fn edge_agents_reconnect_across_a_mediator_restart() {
     let reconnects_before = live("reconnected to mediator", "poll", "count");
     let second = Instant::now();
     stack.control("kill", "mediator");
+    let killed_again = second.elapsed();
     stack.control("restart", "mediator");
     let restarted_again = second.elapsed();
     wait_until(
@@ -194,9 +197,10 @@ fn edge_agents_reconnect_across_a_mediator_restart() {
     // Nobody is back while the way to the mediator was cut or it was dead; Credo's backoff
     // waits at most about as long again as the outage lasted (100 ms doubling: the next
     // attempt after D comes before 2D).
+    let down = killed.min(killed_again);
     assert!(
-        min >= killed.as_millis() as f64,
-        "reconnected in {min} ms, before the mediator was killed and back ({killed:?})"
+        min >= down.as_millis() as f64,
+        "reconnected in {min} ms, while the way to the mediator was certainly down ({down:?})"
     );
     let longest = restarted.max(restarted_again);
     assert!(
@@ -221,7 +225,7 @@ fn edge_agents_reconnect_across_a_mediator_restart() {
         delivered["count"].as_u64().unwrap() - lost,
     );
     assert!(
-        dropped as f64 >= queued && queued >= QUEUED,
+        dropped as f64 >= queued - AGENTS as f64 && dropped as f64 >= QUEUED,
         "messages the mediator held when it restarted: {groups:?}, {queued} posted"
     );
     assert_eq!(

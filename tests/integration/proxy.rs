@@ -13,6 +13,8 @@ use std::time::Duration;
 struct State {
     /// Accepting connections (otherwise the port is closed: connections are refused).
     open: AtomicBool,
+    /// The accept loop's listener is bound (it follows `open`).
+    listening: AtomicBool,
     stop: AtomicBool,
     /// Both ends of every proxied connection, to cut them.
     conns: Mutex<Vec<TcpStream>>,
@@ -29,6 +31,7 @@ impl Proxy {
         let state = Arc::new(State::default());
         state.open.store(true, Ordering::SeqCst);
         let listener = bind(listen);
+        state.listening.store(true, Ordering::SeqCst);
         let s = state.clone();
         thread::spawn(move || accept_loop(listen, Some(listener), upstream, &s));
         Proxy { state }
@@ -36,9 +39,15 @@ impl Proxy {
 
     /// Drops every proxied connection and refuses new ones until [`Proxy::resume`].
     pub fn cut(&self) {
-        self.state.open.store(false, Ordering::SeqCst);
+        self.shut();
         // the accept loop closes its listener within one poll
-        thread::sleep(Duration::from_millis(50));
+        while self.state.listening.load(Ordering::SeqCst) {
+            thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    fn shut(&self) {
+        self.state.open.store(false, Ordering::SeqCst);
         for c in self.state.conns.lock().unwrap().drain(..) {
             let _ = c.shutdown(Shutdown::Both);
         }
@@ -52,8 +61,9 @@ impl Proxy {
 
 impl Drop for Proxy {
     fn drop(&mut self) {
+        // not `cut`: the accept loop may already have ended, it does not wait for it
         self.state.stop.store(true, Ordering::SeqCst);
-        self.cut();
+        self.shut();
     }
 }
 
@@ -73,10 +83,12 @@ fn accept_loop(
     while !state.stop.load(Ordering::SeqCst) {
         if !state.open.load(Ordering::SeqCst) {
             listener = None;
+            state.listening.store(false, Ordering::SeqCst);
             thread::sleep(Duration::from_millis(10));
             continue;
         }
         let l = listener.get_or_insert_with(|| bind(listen));
+        state.listening.store(true, Ordering::SeqCst);
         match l.accept() {
             Ok((client, _)) => relay(client, upstream, state),
             Err(e) if e.kind() == ErrorKind::WouldBlock => {
@@ -85,6 +97,7 @@ fn accept_loop(
             Err(_) => thread::sleep(Duration::from_millis(10)),
         }
     }
+    state.listening.store(false, Ordering::SeqCst);
 }
 
 fn relay(client: TcpStream, upstream: SocketAddr, state: &Arc<State>) {
