@@ -92,13 +92,15 @@ pub struct EdgeAgent {
     pub unconfirmed: Vec<Sent>,
 }
 
-/// The answer a wait got, or why it got none.
+/// The answer a wait got, or why it got none. A wait that runs out while the socket was
+/// down at some moment of it failed because of that, not because the mediator was slow.
 async fn answer(
     shared: &Shared,
     waiter: Waiter,
     deadline: Instant,
     what: &str,
 ) -> Result<Arrival, EdgeError> {
+    let since = Instant::now();
     match tokio::time::timeout_at(deadline.into(), waiter).await {
         Ok(Ok(a)) => Ok(a),
         Ok(Err(_)) => Err(EdgeError::new(
@@ -108,7 +110,13 @@ async fn answer(
                 .closed()
                 .unwrap_or_else(|| "the socket task ended".into()),
         )),
-        Err(_) => Err(EdgeError::new(format!("no {what} in time"), String::new())),
+        Err(_) => Err(match shared.down_during(since, Instant::now()) {
+            Some(outage) => EdgeError::new(
+                format!("no {what}: the socket to the mediator dropped"),
+                outage,
+            ),
+            None => EdgeError::new(format!("no {what} in time"), String::new()),
+        }),
     }
 }
 
@@ -206,7 +214,13 @@ impl EdgeAgent {
                 }
             };
         let (tx, rx) = mpsc::channel(32);
-        let task = tokio::spawn(super::socket::run(ws, shared.clone(), hub.clone(), rx));
+        let task = tokio::spawn(super::socket::run(
+            ws,
+            websocket.to_owned(),
+            shared.clone(),
+            hub.clone(),
+            rx,
+        ));
         let mut agent = EdgeAgent {
             hub,
             shared,
@@ -269,7 +283,9 @@ impl EdgeAgent {
         self.hub
             .post(&target.service_endpoint, envelope)
             .await
-            .map_err(|e| EdgeError::new("forward POST failed", e))?;
+            .map_err(|(kind, detail)| {
+                EdgeError::new(format!("forward POST failed: {kind}"), detail)
+            })?;
         Ok(at)
     }
 
@@ -280,8 +296,15 @@ impl EdgeAgent {
             .map_err(|why| EdgeError::new("socket closed", why))
     }
 
-    /// Authcrypts `plaintext` from our mediator key to `to` and writes it on the socket.
+    /// Authcrypts `plaintext` from our mediator key to `to` and writes it on the socket. While
+    /// the socket is down (being reopened) that fails at once, as Credo's send does.
     async fn send_socket(&self, plaintext: &[u8], to: &PublicKey) -> Result<(), EdgeError> {
+        if let Some(outage) = self.shared.down() {
+            return Err(EdgeError::new(
+                "socket to the mediator down (reconnecting)",
+                outage,
+            ));
+        }
         let envelope = pack_authcrypt(plaintext, std::slice::from_ref(to), &self.mediator.0)
             .map_err(err("cannot pack"))?;
         let out = self
@@ -591,9 +614,35 @@ impl EdgeAgent {
         }
     }
 
-    /// Waits for a ping response.
-    pub async fn pong(&self, waiter: Waiter, deadline: Instant) -> Result<Instant, EdgeError> {
-        let a = answer(&self.shared, waiter, deadline, "ping response").await?;
+    /// Waits for a ping response. A ping to the peer that got none while the peer's socket
+    /// was down says so.
+    pub async fn pong(
+        &self,
+        waiter: Waiter,
+        deadline: Instant,
+        to_peer: bool,
+    ) -> Result<Instant, EdgeError> {
+        let since = Instant::now();
+        let a = match answer(&self.shared, waiter, deadline, "ping response").await {
+            Ok(a) => a,
+            Err(e) if to_peer && e.reason.ends_with("in time") => {
+                let peer = self
+                    .peer
+                    .as_ref()
+                    .and_then(|l| l.their.recipient_keys.first())
+                    .and_then(|k| self.hub.agent_of(k.verkey()));
+                return Err(
+                    match peer.and_then(|p| p.down_during(since, Instant::now())) {
+                        Some(outage) => EdgeError::new(
+                            "no ping response: the peer's socket to the mediator dropped",
+                            outage,
+                        ),
+                        None => e,
+                    },
+                );
+            }
+            Err(e) => return Err(e),
+        };
         match a.message {
             Message::TrustPingResponse(_) => Ok(a.at),
             _ => Err(unexpected("the ping response", &a)),

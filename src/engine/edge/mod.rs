@@ -15,6 +15,7 @@ use crate::measure::metrics::Recorder;
 
 pub mod agent;
 pub mod inbox;
+pub mod link;
 pub mod socket;
 
 pub use agent::EdgeAgent;
@@ -85,10 +86,13 @@ impl EdgeHub {
     }
 
     /// POSTs an envelope; any 2xx is success (ACA-Py answers 200 with an empty body, which says
-    /// nothing about delivery).
-    pub async fn post(&self, endpoint: &str, envelope: String) -> Result<(), String> {
+    /// nothing about delivery). A failure is (what went wrong, to group by; the example).
+    pub async fn post(&self, endpoint: &str, envelope: String) -> Result<(), (String, String)> {
         if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
-            return Err(format!("cannot POST to endpoint `{endpoint}` (not http)"));
+            return Err((
+                "not http".into(),
+                format!("cannot POST to endpoint `{endpoint}` (not http)"),
+            ));
         }
         let r = self
             .http
@@ -98,26 +102,28 @@ impl EdgeHub {
             .send()
             .await
             .map_err(|e| {
-                if e.is_timeout() {
-                    format!("POST {endpoint}: timeout")
-                } else {
-                    format!("POST {endpoint}: {}", crate::engine::http::root_cause(&e))
-                }
+                (
+                    post_error_kind(&e).into(),
+                    format!("POST {endpoint}: {}", crate::engine::http::root_cause(&e)),
+                )
             })?;
         let status = r.status();
         if status.is_success() {
             Ok(())
         } else {
             let body = r.text().await.unwrap_or_default();
-            Err(format!(
-                "POST {endpoint}: status {}: {}",
-                status.as_u16(),
-                body.lines()
-                    .next()
-                    .unwrap_or("")
-                    .chars()
-                    .take(120)
-                    .collect::<String>()
+            Err((
+                format!("status {}", status.as_u16()),
+                format!(
+                    "POST {endpoint}: status {}: {}",
+                    status.as_u16(),
+                    body.lines()
+                        .next()
+                        .unwrap_or("")
+                        .chars()
+                        .take(120)
+                        .collect::<String>()
+                ),
             ))
         }
     }
@@ -145,6 +151,29 @@ impl EdgeHub {
     }
 }
 
+/// What kind of failure a POST that got no response had: a refused connection (the mediator
+/// is down) reads differently from a timeout (it is overloaded).
+fn post_error_kind(e: &reqwest::Error) -> &'static str {
+    let mut source: Option<&dyn std::error::Error> = Some(e);
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            match io.kind() {
+                std::io::ErrorKind::ConnectionRefused => return "connection refused",
+                std::io::ErrorKind::ConnectionReset => return "connection reset",
+                _ => {}
+            }
+        }
+        source = s.source();
+    }
+    if e.is_timeout() {
+        "timeout"
+    } else if e.is_connect() {
+        "cannot connect"
+    } else {
+        "no response"
+    }
+}
+
 /// The part of an agent its socket task also uses.
 #[derive(Default)]
 pub struct Shared {
@@ -157,9 +186,24 @@ pub struct Shared {
     pub peer: Mutex<Option<PeerLink>>,
     /// Send a trust ping on the socket after each received message.
     pub drain: AtomicBool,
+    /// Whether the socket is up, and its recent outages.
+    pub link: Mutex<link::Link>,
 }
 
 impl Shared {
+    /// The current outage, described, while the socket is down and being reopened.
+    pub fn down(&self) -> Option<String> {
+        let link = self.link.lock().ok()?;
+        link.down().map(|o| o.describe(Instant::now()))
+    }
+
+    /// The outage that overlapped `[from, to]`, described, if the socket dropped then.
+    pub fn down_during(&self, from: Instant, to: Instant) -> Option<String> {
+        let link = self.link.lock().ok()?;
+        link.down_during(from, to)
+            .map(|o| o.describe(Instant::now()))
+    }
+
     pub fn add_key(&self, k: &KeyPair) {
         if let Ok(mut keys) = self.keys.lock() {
             keys.insert(k.verkey().to_owned(), k.clone());

@@ -2,11 +2,11 @@
 //! well inside its 1.5 s pong deadline; tungstenite queues the pong and flushes it on the next
 //! read or write), writes what the agent sends, unpacks each frame once and routes it to the
 //! inbox, answers the peer's trust pings, and — when the plan opts in — sends a drain ping
-//! after every received message.
+//! after every received message. When the socket drops it reopens it as Credo does.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
@@ -16,11 +16,13 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use super::inbox::{Arrival, Taken};
+use super::link::Backoff;
 use super::{EdgeHub, Shared};
 use crate::didcomm::decorators::Thread;
 use crate::didcomm::envelope::{pack_authcrypt, unpack};
 use crate::didcomm::forward::pack_for_service;
 use crate::didcomm::incoming::Message;
+use crate::didcomm::keys::{KeyPair, PublicKey};
 use crate::didcomm::message_type as mt;
 use crate::didcomm::messages::{TrustPing, TrustPingResponse, new_id, to_plaintext};
 use crate::measure::metrics::{Event, Failure};
@@ -47,14 +49,59 @@ pub async fn open(url: &str) -> Result<Ws, String> {
     }
 }
 
-/// Reads and writes `ws` until the agent drops its sender or the socket ends.
+/// How long one reconnect attempt may take to open a socket.
+const OPEN_TIMEOUT: Duration = Duration::from_secs(10);
+/// The row of a reconnect: time from the drop to a new socket, associated again.
+pub const RECONNECTED: &str = "reconnected to mediator";
+
+/// How one socket ended.
+enum End {
+    /// The agent is done with it (its sender dropped): closed cleanly, not reopened.
+    Closed(String),
+    /// It dropped (the mediator closed it, restarted, the network): reopened.
+    Dropped(String),
+}
+
+/// Reads and writes the agent's socket until the agent drops its sender. When the socket
+/// drops after the mediator connection exists, it is reopened as Credo does (`reconnect`);
+/// waits registered in the inbox stay, and fail only when the task ends.
 pub async fn run(
-    mut ws: Ws,
+    ws: Ws,
+    url: String,
     shared: Arc<Shared>,
     hub: Arc<EdgeHub>,
     mut out: mpsc::Receiver<String>,
 ) {
+    let mut ws = ws;
     let why = loop {
+        let why = match session(ws, &shared, &hub, &mut out).await {
+            End::Closed(why) => break why,
+            End::Dropped(why) => why,
+        };
+        // Before DID Exchange with the mediator is done there is no connection to keep.
+        let Some(mediator) = shared.mediator.lock().ok().and_then(|m| m.clone()) else {
+            break why;
+        };
+        let dropped = Instant::now();
+        if let Ok(mut link) = shared.link.lock() {
+            link.dropped(dropped, why.clone());
+        }
+        match reconnect(&url, &mediator, &shared, &hub, &mut out, dropped).await {
+            Some(new) => ws = new,
+            None => break format!("{why}; the agent stopped before it reconnected"),
+        }
+    };
+    shared.inbox.close(why);
+}
+
+/// One socket's life: reads (routing what it reads) and writes until it ends.
+async fn session(
+    mut ws: Ws,
+    shared: &Arc<Shared>,
+    hub: &Arc<EdgeHub>,
+    out: &mut mpsc::Receiver<String>,
+) -> End {
+    loop {
         tokio::select! {
             frame = ws.next() => {
                 let at = Instant::now();
@@ -62,34 +109,144 @@ pub async fn run(
                     Some(Ok(Frame::Text(t))) => t.as_bytes().to_vec(),
                     Some(Ok(Frame::Binary(b))) => b.to_vec(),
                     Some(Ok(Frame::Close(c))) => {
-                        break format!("the mediator closed the socket{}", c.map(|c| format!(" ({} {})", c.code, c.reason)).unwrap_or_default());
+                        return End::Dropped(format!("the mediator closed the socket{}", c.map(|c| format!(" ({} {})", c.code, c.reason)).unwrap_or_default()));
                     }
                     Some(Ok(_)) => continue,
-                    Some(Err(e)) => break format!("socket error: {}", crate::engine::http::root_cause(&e)),
-                    None => break "the socket ended".to_string(),
+                    Some(Err(e)) => return End::Dropped(format!("socket error: {}", crate::engine::http::root_cause(&e))),
+                    None => return End::Dropped("the socket ended".to_string()),
                 };
                 hub.received.fetch_add(1, Ordering::Relaxed);
-                if let Some(reply) = take_in(&bytes, at, &shared, &hub)
+                if let Some(reply) = take_in(&bytes, at, shared, hub)
                     && let Err(e) = ws.send(Frame::text(reply)).await
                 {
-                    break format!("socket error: {}", crate::engine::http::root_cause(&e));
+                    return End::Dropped(format!("socket error: {}", crate::engine::http::root_cause(&e)));
                 }
             }
             msg = out.recv() => match msg {
                 Some(text) => {
                     if let Err(e) = ws.send(Frame::text(text)).await {
-                        break format!("socket error: {}", crate::engine::http::root_cause(&e));
+                        return End::Dropped(format!("socket error: {}", crate::engine::http::root_cause(&e)));
                     }
                 }
                 None => {
                     // the agent is done with it: close cleanly
                     let _ = ws.close(None).await;
-                    break "the socket was closed by the agent".to_string();
+                    return End::Closed("the socket was closed by the agent".to_string());
                 }
             }
         }
+    }
+}
+
+/// Reopens the socket with Credo's backoff (100 ms, doubling, no cap) until it is open, then
+/// makes the mediator associate it with the agent's keys the way Credo's implicit pickup does:
+/// a trust ping without response, `return_route: all`, authcrypted from the agent's key on
+/// the mediator connection (ACA-Py 1.7 gives a new socket no reply keys until a message
+/// arrives on it; that message also lets one queued message out). Each reconnect is a
+/// sample of [`RECONNECTED`], from the drop to the ping written; an agent that stops while
+/// still down is a failure of it. `None`: the agent stopped.
+async fn reconnect(
+    url: &str,
+    (mine, theirs): &(KeyPair, PublicKey),
+    shared: &Arc<Shared>,
+    hub: &Arc<EdgeHub>,
+    out: &mut mpsc::Receiver<String>,
+    dropped: Instant,
+) -> Option<Ws> {
+    let mut backoff = Backoff::default();
+    let give_up = |shared: &Shared| {
+        let detail = shared
+            .link
+            .lock()
+            .ok()
+            .and_then(|l| l.down().map(|o| o.describe(Instant::now())))
+            .unwrap_or_default();
+        record(
+            hub,
+            dropped,
+            Some(("not reconnected before the agent stopped", detail)),
+        );
     };
-    shared.inbox.close(why);
+    loop {
+        let wait = tokio::time::sleep(backoff.next_delay());
+        tokio::pin!(wait);
+        loop {
+            tokio::select! {
+                _ = &mut wait => break,
+                msg = out.recv() => if msg.is_none() {
+                    give_up(shared);
+                    return None;
+                },
+                // a message that raced the drop: its sender's wait counts it
+            }
+        }
+        let opening = tokio::time::timeout(OPEN_TIMEOUT, open(url));
+        tokio::pin!(opening);
+        let attempt = loop {
+            tokio::select! {
+                r = &mut opening => break r.unwrap_or_else(|_| Err(format!(
+                    "WebSocket {url}: not open within {}",
+                    crate::plan::duration::format(OPEN_TIMEOUT)
+                ))),
+                msg = out.recv() => if msg.is_none() {
+                    give_up(shared);
+                    return None;
+                },
+            }
+        };
+        let associated = match attempt {
+            Ok(mut ws) => {
+                let ping = to_plaintext(&TrustPing::new(false))
+                    .map_err(|e| e.to_string())
+                    .and_then(|p| {
+                        pack_authcrypt(&p, std::slice::from_ref(theirs), mine)
+                            .map_err(|e| e.to_string())
+                    });
+                match ping {
+                    Ok(ping) => match ws.send(Frame::text(ping)).await {
+                        Ok(()) => Ok(ws),
+                        Err(e) => Err(format!(
+                            "socket error: {}",
+                            crate::engine::http::root_cause(&e)
+                        )),
+                    },
+                    Err(e) => Err(format!("cannot pack the association ping: {e}")),
+                }
+            }
+            Err(e) => Err(e),
+        };
+        match associated {
+            Ok(ws) => {
+                let back = Instant::now();
+                if let Ok(mut link) = shared.link.lock() {
+                    link.back(back);
+                }
+                record(hub, dropped, None);
+                return Some(ws);
+            }
+            Err(e) => {
+                if let Ok(mut link) = shared.link.lock() {
+                    link.attempt_failed(e);
+                }
+            }
+        }
+    }
+}
+
+/// A sample of [`RECONNECTED`] timed from the drop (a failure when the agent gave up).
+fn record(hub: &EdgeHub, dropped: Instant, failure: Option<(&str, String)>) {
+    hub.recorder.send(Event::Sample {
+        phase: Phase::Tasks,
+        kind: StatKind::Poll,
+        name: Arc::from(RECONNECTED),
+        method: None,
+        micros: dropped.elapsed().as_micros() as u64,
+        at: dropped,
+        failure: failure.map(|(reason, detail)| Failure {
+            reason: reason.into(),
+            detail,
+        }),
+    });
 }
 
 /// Unpacks and routes one frame; returns a drain ping to write, when the agent drains.
@@ -205,4 +362,75 @@ fn answer_peer_ping(shared: &Shared, hub: &Arc<EdgeHub>, ping_id: &str, sender: 
         // a failed answer shows as the pinger's timeout
         let _ = hub.post(&endpoint, envelope).await;
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::didcomm::keys::KeyPair;
+
+    /// A mediator stand-in drops the agent's first socket; the agent is back after Credo's
+    /// first delay, and the first thing on its new socket is the association ping: authcrypted
+    /// from its mediator-connection key, no response wanted, `return_route: all`.
+    #[tokio::test]
+    async fn a_dropped_socket_is_reopened_after_100ms_and_associated_by_a_ping() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("ws://{}", listener.local_addr().unwrap());
+        let (k0, mediator) = (KeyPair::generate().unwrap(), KeyPair::generate().unwrap());
+        let server_key = mediator.clone();
+        let server = tokio::spawn(async move {
+            let (first, _) = listener.accept().await.unwrap();
+            let first = tokio_tungstenite::accept_async(first).await.unwrap();
+            drop(first);
+            let dropped = Instant::now();
+            let (second, _) = listener.accept().await.unwrap();
+            let waited = dropped.elapsed();
+            let mut second = tokio_tungstenite::accept_async(second).await.unwrap();
+            let Some(Ok(Frame::Text(t))) = second.next().await else {
+                panic!("no frame on the new socket");
+            };
+            let u = unpack(t.as_bytes(), &server_key).unwrap();
+            (waited, u, second)
+        });
+        let (recorder, _live, aggregate) = crate::measure::metrics::start(Instant::now());
+        let hub = Arc::new(
+            EdgeHub::new(recorder, Duration::from_secs(5), Duration::from_secs(5)).unwrap(),
+        );
+        let shared = Arc::new(Shared::default());
+        shared.add_key(&k0);
+        *shared.mediator.lock().unwrap() = Some((k0.clone(), mediator.public_key()));
+        let (tx, rx) = mpsc::channel(4);
+        let ws = open(&url).await.unwrap();
+        let task = tokio::spawn(run(ws, url, shared.clone(), hub.clone(), rx));
+
+        let (waited, ping, _socket) = server.await.unwrap();
+        assert!(
+            waited >= Duration::from_millis(100),
+            "back after {waited:?}"
+        );
+        assert_eq!(ping.sender_verkey.as_deref(), Some(k0.verkey()));
+        let ping: serde_json::Value = serde_json::from_slice(&ping.plaintext).unwrap();
+        assert_eq!(ping["@type"], mt::TRUST_PING);
+        assert_eq!(ping["response_requested"], false);
+        assert_eq!(ping["~transport"]["return_route"], "all");
+        let since = Instant::now() - Duration::from_secs(5);
+        assert!(shared.down().is_none(), "the link is up again");
+        assert!(shared.down_during(since, Instant::now()).is_some());
+
+        drop(tx);
+        task.await.unwrap();
+        assert_eq!(
+            shared.inbox.closed().as_deref(),
+            Some("the socket was closed by the agent")
+        );
+        drop(hub);
+        let agg = aggregate.await.unwrap();
+        let finished = agg.finish(Duration::from_secs(1));
+        let row = finished
+            .stats
+            .iter()
+            .find(|s| s.name == RECONNECTED)
+            .expect("a reconnect row");
+        assert_eq!((row.count, row.failures), (1, 0));
+    }
 }

@@ -20,6 +20,10 @@ const WS: &str = "WS";
 /// A failure and the row it is counted in (`None`: already recorded).
 type Counted = (StatKind, Option<&'static str>, EdgeError);
 
+/// Why a message was lost when the peer's socket to the mediator dropped (a mediator restart,
+/// a network drop) between its send and the end of its wait.
+pub const LOST_DROPPED: &str = "lost: the peer's socket to the mediator dropped before it arrived";
+
 /// The name of the onboarding time (connect → granted).
 const ONBOARDING: &str = "onboarding (connect to granted)";
 
@@ -242,12 +246,10 @@ impl VirtualUser {
             }
             CompiledDidcomm::Ping { to, timeout } => {
                 let agent = self.edge().map_err(event)?;
-                let (at, waiter) = agent
-                    .ping(*to == crate::plan::PingTo::Peer)
-                    .await
-                    .map_err(event)?;
+                let to_peer = *to == crate::plan::PingTo::Peer;
+                let (at, waiter) = agent.ping(to_peer).await.map_err(event)?;
                 let pong = agent
-                    .pong(waiter, at + ctx.durations.get(*timeout))
+                    .pong(waiter, at + ctx.durations.get(*timeout), to_peer)
                     .await
                     .map_err(event)?;
                 self.ctx.recorder.send(Event::Sample {
@@ -312,15 +314,25 @@ impl VirtualUser {
                         step: step.name.clone(),
                     },
                 );
-                self.lost(
-                    step,
-                    sent.at,
-                    &format!(
-                        "lost: not at the peer's socket within {}",
-                        crate::plan::duration::format(timeout)
+                // The mediator held it while the peer was disconnected: in its in-memory
+                // queue, lost if it restarted (or still there: it arrives late, as held).
+                match sent.to.down_during(sent.at, Instant::now()) {
+                    Some(outage) => self.lost(
+                        step,
+                        sent.at,
+                        LOST_DROPPED,
+                        format!("message {}: the peer's socket: {outage}", sent.id),
                     ),
-                    format!("message {}", sent.id),
-                );
+                    None => self.lost(
+                        step,
+                        sent.at,
+                        &format!(
+                            "lost: not at the peer's socket within {}",
+                            crate::plan::duration::format(timeout)
+                        ),
+                        format!("message {}", sent.id),
+                    ),
+                }
                 false
             }
         }
