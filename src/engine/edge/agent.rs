@@ -203,7 +203,9 @@ impl EdgeAgent {
             .drain
             .store(drain, std::sync::atomic::Ordering::Relaxed);
         let ws =
-            match tokio::time::timeout_at(deadline.into(), super::socket::open(websocket)).await {
+            match tokio::time::timeout_at(deadline.into(), super::socket::open(&hub, websocket))
+                .await
+            {
                 Ok(Ok(ws)) => ws,
                 Ok(Err(e)) => return Err(EdgeError::new("cannot open the WebSocket", e)),
                 Err(_) => {

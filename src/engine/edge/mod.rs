@@ -38,7 +38,16 @@ pub struct EdgeHub {
     /// has been granted, mediation requests go one at a time.
     granted_once: AtomicBool,
     first_grant: tokio::sync::Semaphore,
+    /// Socket opens in flight (connects and reconnects), at most [`OPENS_IN_FLIGHT`].
+    pub opening: tokio::sync::Semaphore,
 }
+
+/// Most WebSocket opens in flight at once. ACA-Py's aiohttp listens with a backlog of 128:
+/// a step of the shape that starts hundreds of agents, or hundreds of agents reconnecting at
+/// the same backoff step after a mediator restart, would overflow it, and the kernel would
+/// drop their SYNs (retried only after a second or more). Half the backlog leaves room for
+/// other clients; an open that waits for its turn counts in its step's time.
+pub const OPENS_IN_FLIGHT: usize = 64;
 
 impl EdgeHub {
     pub fn new(
@@ -63,6 +72,7 @@ impl EdgeHub {
             duplicates: AtomicU64::new(0),
             granted_once: AtomicBool::new(false),
             first_grant: tokio::sync::Semaphore::new(1),
+            opening: tokio::sync::Semaphore::new(OPENS_IN_FLIGHT),
         })
     }
 

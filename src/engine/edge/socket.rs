@@ -38,8 +38,9 @@ fn config() -> WebSocketConfig {
         .write_buffer_size(0)
 }
 
-/// Opens the socket.
-pub async fn open(url: &str) -> Result<Ws, String> {
+/// Opens the socket, as one of at most [`super::OPENS_IN_FLIGHT`] opens at a time.
+pub async fn open(hub: &EdgeHub, url: &str) -> Result<Ws, String> {
+    let _turn = hub.opening.acquire().await;
     match tokio_tungstenite::connect_async_with_config(url, Some(config()), true).await {
         Ok((ws, _)) => Ok(ws),
         Err(e) => Err(format!(
@@ -180,7 +181,7 @@ async fn reconnect(
                 // a message that raced the drop: its sender's wait counts it
             }
         }
-        let opening = tokio::time::timeout(OPEN_TIMEOUT, open(url));
+        let opening = tokio::time::timeout(OPEN_TIMEOUT, open(hub, url));
         tokio::pin!(opening);
         let attempt = loop {
             tokio::select! {
@@ -400,7 +401,7 @@ mod tests {
         shared.add_key(&k0);
         *shared.mediator.lock().unwrap() = Some((k0.clone(), mediator.public_key()));
         let (tx, rx) = mpsc::channel(4);
-        let ws = open(&url).await.unwrap();
+        let ws = open(&hub, &url).await.unwrap();
         let task = tokio::spawn(run(ws, url, shared.clone(), hub.clone(), rx));
 
         let (waited, ping, _socket) = server.await.unwrap();

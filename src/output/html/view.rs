@@ -24,6 +24,8 @@ pub(super) struct Page {
     pub(super) failures: Vec<FailureRow>,
     pub(super) levels: Vec<LevelRow>,
     pub(super) level_events: bool,
+    /// Watched agents with CPU, session or memory figures in some level (the capacity columns).
+    pub(super) level_agents: Vec<String>,
     pub(super) overview: Vec<ChartView>,
     pub(super) waits: Vec<ChartView>,
     pub(super) agents: Vec<ChartView>,
@@ -100,7 +102,12 @@ pub(super) struct LevelRow {
     p99: String,
     pub(super) events: u64,
     pub(super) lost: u64,
+    event_rate: String,
+    event_p50: String,
     event_p95: String,
+    event_p99: String,
+    /// One cell triple per name of [`Report::level_agents`]: CPU, most sessions, most RSS.
+    agents: Vec<[String; 3]>,
 }
 
 #[derive(Serialize)]
@@ -210,6 +217,7 @@ pub(super) fn page(results: &Results, verdicts: &[Verdict]) -> Page {
             .collect(),
         levels: level_rows(results),
         level_events: results.levels.iter().any(|l| l.events > 0),
+        level_agents: level_agents(results),
         overview: vec![users_chart(results, time_max), throughput_chart(results, time_max)],
         waits: [
             (
@@ -251,8 +259,21 @@ pub(super) fn page(results: &Results, verdicts: &[Verdict]) -> Page {
     }
 }
 
+/// Names of the watched agents that have a figure in some level.
+fn level_agents(results: &Results) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for a in results.levels.iter().flat_map(|l| &l.agents) {
+        let shown = a.cpu_pct.is_some() || a.sessions.is_some() || a.rss_mb.is_some();
+        if shown && !names.contains(&a.name) {
+            names.push(a.name.clone());
+        }
+    }
+    names
+}
+
 /// The load levels worth a row (see [`crate::output::report::shown_levels`]).
 pub(super) fn level_rows(results: &Results) -> Vec<LevelRow> {
+    let names = level_agents(results);
     crate::output::report::shown_levels(&results.levels)
         .into_iter()
         .map(|l| LevelRow {
@@ -268,7 +289,25 @@ pub(super) fn level_rows(results: &Results) -> Vec<LevelRow> {
             p99: ms(l.latency_ms.p99),
             events: l.events,
             lost: l.event_failures,
+            event_rate: format!("{:.2}", l.events_per_second()),
+            event_p50: ms(l.event_latency_ms.p50),
             event_p95: ms(l.event_latency_ms.p95),
+            event_p99: ms(l.event_latency_ms.p99),
+            agents: names
+                .iter()
+                .map(|n| {
+                    let a = l.agents.iter().find(|a| &a.name == n);
+                    let dash = || "–".to_string();
+                    [
+                        a.and_then(|a| a.cpu_pct)
+                            .map_or_else(dash, |c| format!("{c:.0}%")),
+                        a.and_then(|a| a.sessions)
+                            .map_or_else(dash, |s| s.to_string()),
+                        a.and_then(|a| a.rss_mb)
+                            .map_or_else(dash, |m| format!("{m:.0}")),
+                    ]
+                })
+                .collect(),
         })
         .collect()
 }
