@@ -13,12 +13,23 @@ use tokio::sync::oneshot;
 use crate::didcomm::incoming::{Header, Message};
 use crate::didcomm::message_type::MessageType;
 
+// Bounded per agent, for thousands of agents in one process (the budget is 20 KB
+// each): message ids are kept as 64-bit hashes.
 /// Messages kept for a later waiter; older ones are dropped.
-const PENDING: usize = 64;
+const PENDING: usize = 16;
+/// How long a kept message waits for a waiter (an answer that came after its wait gave up
+/// would otherwise sit here all run).
+const KEEP: std::time::Duration = std::time::Duration::from_secs(60);
 /// Basic-message ids remembered to spot a duplicate delivery.
-const SEEN: usize = 512;
+const SEEN: usize = 128;
 /// Timed-out messages remembered to report a late ("held") arrival.
-const LATE: usize = 256;
+const LATE: usize = 64;
+
+/// A message id as the inbox remembers it.
+fn key(id: &str) -> u64 {
+    use std::hash::{BuildHasher, BuildHasherDefault};
+    BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default().hash_one(id)
+}
 
 /// A message as it came off the socket.
 #[derive(Debug)]
@@ -76,9 +87,9 @@ pub enum Taken {
 struct State {
     waiters: Vec<(Vec<Match>, oneshot::Sender<Arrival>)>,
     pending: VecDeque<Arrival>,
-    seen: VecDeque<String>,
-    late: HashMap<String, Late>,
-    late_order: VecDeque<String>,
+    seen: VecDeque<u64>,
+    late: HashMap<u64, Late>,
+    late_order: VecDeque<u64>,
     closed: Option<String>,
 }
 
@@ -135,7 +146,11 @@ impl Inbox {
                 Err(back) => a = back,
             }
         }
-        if s.pending.len() >= PENDING {
+        while s
+            .pending
+            .front()
+            .is_some_and(|old| s.pending.len() >= PENDING || a.at.duration_since(old.at) > KEEP)
+        {
             s.pending.pop_front();
         }
         s.pending.push_back(a);
@@ -147,14 +162,15 @@ impl Inbox {
         let Ok(mut s) = self.state.lock() else {
             return Taken::New;
         };
-        if s.seen.iter().any(|x| x == id) {
+        let id = key(id);
+        if s.seen.contains(&id) {
             return Taken::Duplicate;
         }
         if s.seen.len() >= SEEN {
             s.seen.pop_front();
         }
-        s.seen.push_back(id.to_owned());
-        match s.late.remove(id) {
+        s.seen.push_back(id);
+        match s.late.remove(&id) {
             Some(l) => Taken::Late(l),
             None => Taken::New,
         }
@@ -170,8 +186,9 @@ impl Inbox {
         {
             s.late.remove(&old);
         }
-        s.late_order.push_back(id.to_owned());
-        s.late.insert(id.to_owned(), late);
+        let id = key(id);
+        s.late_order.push_back(id);
+        s.late.insert(id, late);
     }
 
     /// The socket closed: every waiter (now and later) fails with `why`.
@@ -244,5 +261,49 @@ mod tests {
         assert!(waiting.try_recv().is_err());
         assert_eq!(inbox.expect(vec![]).unwrap_err(), "gone");
         assert_eq!(inbox.closed().as_deref(), Some("gone"));
+    }
+
+    #[test]
+    fn kept_messages_are_bounded_in_number_and_age() {
+        let inbox = Inbox::default();
+        let grant = |id: &str, at: Instant| Arrival {
+            at,
+            ..arrival(&GRANT.replace("\"g1\"", &format!("\"{id}\"")))
+        };
+        let now = Instant::now();
+        let Some(old) = now.checked_sub(KEEP + std::time::Duration::from_secs(1)) else {
+            return; // the machine has been up for less than a minute
+        };
+        inbox.deliver(grant("stale", old));
+        inbox.deliver(grant("fresh", now));
+        let mut w = inbox
+            .expect(vec![Match::Kind(MessageType::MediateGrant)])
+            .unwrap();
+        assert_eq!(
+            w.try_recv().unwrap().header.id,
+            "fresh",
+            "the stale one was dropped"
+        );
+        for i in 0..PENDING + 5 {
+            inbox.deliver(grant(&format!("g{i}"), now));
+        }
+        let mut first = inbox
+            .expect(vec![Match::Kind(MessageType::MediateGrant)])
+            .unwrap();
+        assert_eq!(
+            first.try_recv().unwrap().header.id,
+            "g5",
+            "the oldest five were dropped"
+        );
+        // Duplicates are spotted among the last SEEN ids, no further back.
+        for i in 0..SEEN {
+            assert!(matches!(inbox.take_in(&format!("m{i}")), Taken::New));
+        }
+        assert!(matches!(inbox.take_in("m0"), Taken::Duplicate));
+        assert!(matches!(inbox.take_in("new"), Taken::New));
+        assert!(
+            matches!(inbox.take_in("m0"), Taken::New),
+            "m0 has left the window"
+        );
     }
 }
