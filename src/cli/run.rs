@@ -153,9 +153,10 @@ pub(super) fn resolve(
         .ok()
 }
 
-/// The async runtime; says why on stderr when it cannot start.
+/// The async runtime: single-threaded; a run adds a worker thread per further core
+/// (`engine::workers`). Says why on stderr when it cannot start.
 pub(super) fn runtime() -> Option<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| crate::errln!("error: cannot start the async runtime: {e}"))

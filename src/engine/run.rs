@@ -81,10 +81,12 @@ pub async fn execute(
         Ok(c) => c,
         Err(e) => return aborted(e, info, &cfg, started_at, start),
     };
+    let lanes = crate::engine::workers::count(resolved.target.max_connections);
     let http = match crate::engine::http::Client::new(
         &resolved.target,
         &resolved.base_url,
         &resolved.headers,
+        lanes,
     ) {
         Ok(c) => c,
         Err(e) => return aborted(RunError::Client(e), info, &cfg, started_at, start),
@@ -180,8 +182,16 @@ pub async fn execute(
         ))
     });
     let mut users = JoinSet::new();
-    let interrupted =
-        crate::engine::driver::drive(&ctx, &resolved.shape, start, &stop_all, &mut users).await;
+    let mut workers = crate::engine::workers::Workers::new(lanes);
+    let interrupted = crate::engine::driver::drive(
+        &ctx,
+        &resolved.shape,
+        start,
+        &stop_all,
+        &mut users,
+        &mut workers,
+    )
+    .await;
     stop_all.cancel();
     // The watcher has stopped the run, or sees the stop and returns: one answer either way.
     let stopped_by = match watcher {
@@ -238,6 +248,7 @@ pub async fn execute(
     }
     drop(edge);
     drop(ctx);
+    drop(workers);
     drop(recorder);
     let agg = aggregator.await.ok();
     let mut results = build(agg, info, &cfg, started_at, start.elapsed(), outcome);
