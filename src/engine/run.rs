@@ -98,11 +98,14 @@ pub async fn execute(
     };
     let aborting = resolved.thresholds.iter().any(|t| t.abort);
     let prometheus = Arc::new(crate::measure::prometheus::Exporter::new());
+    // Snapshots and Prometheus series cost CPU every second and per sample: kept only when
+    // someone reads them (an observer, or the abort watcher for snapshots).
+    let observed = !observers.is_empty();
     let (recorder, live, snapshots, aggregator) = crate::measure::metrics::start_with_snapshots(
         start,
-        Some(Duration::from_secs(1)),
+        (observed || aborting).then_some(Duration::from_secs(1)),
         aborting,
-        Some(prometheus.clone()),
+        observed.then(|| prometheus.clone()),
     );
     for w in &resolved.watch {
         tokio::spawn(crate::engine::gauges::sample(

@@ -269,6 +269,9 @@ pub fn start(
     (recorder, live, handle)
 }
 
+/// How long the aggregator lets samples gather between batches.
+const BATCH: Duration = Duration::from_millis(50);
+
 /// What [`start_with_snapshots`] returns: the recorder, the live counters, the
 /// snapshots and the aggregator's handle.
 pub type Started = (
@@ -333,6 +336,10 @@ pub fn start_with_snapshots(
                 agg.add(e);
             }
             live_tx.send_replace(agg.live);
+            // Take samples in batches: while this task sleeps it has no waker in the channel,
+            // so users on other threads send without waking this one, instead of a
+            // cross-thread wake-up per request at light load (bench/LEAN.md).
+            tokio::time::sleep(BATCH).await;
         }
         agg
     });
