@@ -123,23 +123,29 @@ impl Client {
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_nodelay(true);
-        let tls = if target.insecure {
-            tls_without_verification()
-        } else {
-            rustls::ClientConfig::builder_with_provider(Arc::new(
-                rustls::crypto::aws_lc_rs::default_provider(),
-            ))
-            .with_safe_default_protocol_versions()
-            .map_err(|e| format!("cannot set up TLS: {e}"))?
-            .try_with_platform_verifier()
-            .map_err(|e| format!("cannot load the system's TLS roots: {e}"))?
-            .with_no_client_auth()
+        let insecure = target.insecure;
+        // Built on the first https connection: loading the system's roots costs memory and
+        // time a run against a plain-http agent never needs.
+        let tls = move |http: HttpConnector| -> Result<connect::Tls, String> {
+            let config = if insecure {
+                tls_without_verification()
+            } else {
+                rustls::ClientConfig::builder_with_provider(Arc::new(
+                    rustls::crypto::aws_lc_rs::default_provider(),
+                ))
+                .with_safe_default_protocol_versions()
+                .map_err(|e| format!("cannot set up TLS: {e}"))?
+                .try_with_platform_verifier()
+                .map_err(|e| format!("cannot load the system's TLS roots: {e}"))?
+                .with_no_client_auth()
+            };
+            Ok(hyper_rustls::HttpsConnectorBuilder::new()
+                .with_tls_config(config)
+                .https_or_http()
+                .enable_http1()
+                .wrap_connector(http))
         };
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
+        let connector = connect::Lazy::new(http, tls);
         let lanes = lanes.max(1);
         let share = |i: usize| {
             target

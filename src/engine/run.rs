@@ -107,10 +107,15 @@ pub async fn execute(
         aborting,
         observed.then(|| prometheus.clone()),
     );
-    for w in &resolved.watch {
+    // A plan with `watch:` always has the client (see `preflight`).
+    for (w, client) in resolved
+        .watch
+        .iter()
+        .filter_map(|w| Some((w, client.clone()?)))
+    {
         tokio::spawn(crate::engine::gauges::sample(
             w.clone(),
-            client.clone(),
+            client,
             recorder.clone(),
             background.clone(),
         ));
@@ -360,16 +365,20 @@ async fn start_events(
     Ok((Some(hub), Arc::new(globals)))
 }
 
-/// Builds the client and, when the plan asks, checks the target answers 2xx.
+/// Builds the client for the preflight and the gauges (none when the plan has neither: it
+/// loads the system's TLS roots) and, when the plan asks, checks the target answers 2xx.
 async fn preflight(
     plan: &CompiledPlan,
     resolved: &Resolved,
     signals: &StopSignals,
-) -> Result<reqwest::Client, RunError> {
+) -> Result<Option<reqwest::Client>, RunError> {
+    if plan.plan.target.preflight.is_none() && resolved.watch.is_empty() {
+        return Ok(None);
+    }
     let client = crate::engine::http::admin_client(&resolved.target, &resolved.headers)
         .map_err(RunError::Client)?;
     let Some(path) = &plan.plan.target.preflight else {
-        return Ok(client);
+        return Ok(Some(client));
     };
     let url = format!("{}{}", resolved.base_url, path);
     let outcome = tokio::select! {
@@ -377,7 +386,7 @@ async fn preflight(
         _ = signals.graceful.cancelled() => return Err(RunError::Preflight { url, why: "interrupted".into() }),
     };
     let why = match outcome {
-        Ok(r) if r.status().is_success() => return Ok(client),
+        Ok(r) if r.status().is_success() => return Ok(Some(client)),
         Ok(r) => {
             let status = r.status().as_u16();
             let body = r.text().await.unwrap_or_default();
