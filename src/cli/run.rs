@@ -65,6 +65,9 @@ pub(super) fn run(args: RunArgs) -> u8 {
     let outcome = runtime.block_on(async {
         let signals = crate::engine::context::StopSignals::default();
         tokio::spawn(watch_signals(signals.clone(), "stopping: finishing in-flight requests and running teardowns (signal again to stop at once)"));
+        // On this single-threaded runtime the watcher registers its handlers only once it
+        // runs: let it, before the run can keep the thread busy.
+        tokio::task::yield_now().await;
         crate::engine::run::execute(plan.clone(), &env, resolved, cfg, signals, observers(&args)).await
     });
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));

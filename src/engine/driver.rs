@@ -60,6 +60,14 @@ pub async fn drive(
                 None => {
                     while slots.global < target.users {
                         slots.grow(ctx, stop_all, users, workers);
+                        // This thread also runs the signal handler and its share of users:
+                        // a large step must not hold it for seconds.
+                        if slots.global % 256 == 0 {
+                            tokio::task::yield_now().await;
+                            if stop_all.is_cancelled() {
+                                return true;
+                            }
+                        }
                     }
                 }
                 Some(rate) if rate > 0.0 => {
