@@ -5,6 +5,7 @@
 #   bench/lean.sh                       # 3 interleaved repetitions; medians; ~9 minutes
 #   REPS=1 bench/lean.sh                # one repetition
 #   ACALOAD_BIN=path bench/lean.sh      # measure that binary instead of building this tree
+#                                       # (default: `cargo build --profile dist`, as shipped)
 #   bench/lean.sh --real-stack          # also the seed's shape on real ACA-Py (see below)
 #
 # Cases (acaload runs unpinned on all CPUs, as a user would run it; the stubs are separate
@@ -87,9 +88,10 @@ mkdir -p "$PREFIX/logs" "$PREFIX/temp"
 if [[ -n ${ACALOAD_BIN:-} ]]; then
     cp "$ACALOAD_BIN" "$PREFIX/acaload"
 else
-    echo "building acaload (release)" >&2
-    (cd "$ROOT" && cargo build --release -q)
-    cp "$ROOT/target/release/acaload" "$PREFIX/acaload"
+    # The dist profile (fat LTO, one codegen unit) is what the Dockerfile ships.
+    echo "building acaload (dist profile)" >&2
+    (cd "$ROOT" && cargo build --profile dist -q)
+    cp "$ROOT/target/dist/acaload" "$PREFIX/acaload"
 fi
 ACALOAD=$PREFIX/acaload
 OUT=${BENCH_OUT:-$ROOT/target/bench/lean-$(date +%Y%m%d-%H%M%S)}
