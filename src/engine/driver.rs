@@ -62,7 +62,7 @@ pub async fn drive(
                         slots.grow(ctx, stop_all, users, workers);
                         // This thread also runs the signal handler and its share of users:
                         // a large step must not hold it for seconds.
-                        if slots.global % 256 == 0 {
+                        if slots.global.is_multiple_of(256) {
                             tokio::task::yield_now().await;
                             if stop_all.is_cancelled() {
                                 return true;
