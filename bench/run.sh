@@ -4,6 +4,7 @@
 #
 #   bench/run.sh                  # 3 interleaved repetitions of a, b, c; medians; ~4-6 minutes
 #   REPS=1 bench/run.sh           # one repetition
+#   ACALOAD_BIN=path bench/run.sh # measure that binary instead of building this tree
 #
 # Cases (acaload and wrk pinned to CPU 1, the stub's one nginx worker to CPU 0):
 #   a  bench/chain.yaml: 50 users, no think time, 15 s; POST wallet -> GET /connections with the
@@ -80,8 +81,10 @@ if curl -s -o /dev/null --max-time 1 "http://127.0.0.1:$PORT/"; then
     exit 2
 fi
 
-echo "building acaload (release)" >&2
-(cd "$ROOT" && cargo build --release -q)
+if [[ -z ${ACALOAD_BIN:-} ]]; then
+    echo "building acaload (release)" >&2
+    (cd "$ROOT" && cargo build --release -q)
+fi
 
 # --- the stub ----------------------------------------------------------------------------
 PREFIX=$(mktemp -d /tmp/acaload-bench.XXXXXX)
@@ -89,7 +92,7 @@ chmod 755 "$PREFIX"
 mkdir -p "$PREFIX/logs" "$PREFIX/temp"
 cp "$CONF" "$PREFIX/nginx.conf"
 # A private copy, so a rebuild by someone else during the bench does not swap the binary.
-cp "$ROOT/target/release/acaload" "$PREFIX/acaload"
+cp "${ACALOAD_BIN:-$ROOT/target/release/acaload}" "$PREFIX/acaload"
 ACALOAD=$PREFIX/acaload
 OUT=${BENCH_OUT:-$ROOT/target/bench/$(date +%Y%m%d-%H%M%S)}
 mkdir -p "$OUT"

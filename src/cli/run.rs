@@ -71,6 +71,9 @@ pub(super) fn run(args: RunArgs) -> u8 {
     let outcome = runtime.block_on(async {
         let signals = crate::engine::context::StopSignals::default();
         tokio::spawn(watch_signals(signals.clone(), "stopping: finishing in-flight requests and running teardowns (signal again to stop at once)"));
+        // On this single-threaded runtime the watcher registers its handlers only once it
+        // runs: let it, before the run can keep the thread busy.
+        tokio::task::yield_now().await;
         crate::engine::run::execute(plan.clone(), &env, resolved, cfg, signals, observers(&args)).await
     });
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
@@ -159,9 +162,10 @@ pub(super) fn resolve(
         .ok()
 }
 
-/// The async runtime; says why on stderr when it cannot start.
+/// The async runtime: single-threaded; a run adds a worker thread per further core
+/// (`engine::workers`). Says why on stderr when it cannot start.
 pub(super) fn runtime() -> Option<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| crate::errln!("error: cannot start the async runtime: {e}"))

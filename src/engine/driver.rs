@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 use crate::engine::context::RunContext;
 use crate::engine::shard::Shard;
 use crate::engine::user::VirtualUser;
+use crate::engine::workers::Workers;
 use crate::measure::metrics::Event;
 use crate::plan::shape::Shape;
 
@@ -20,6 +21,7 @@ pub async fn drive(
     start: Instant,
     stop_all: &CancellationToken,
     users: &mut JoinSet<()>,
+    workers: &mut Workers,
 ) -> bool {
     let mut slots = Slots {
         shard: ctx.shard,
@@ -33,7 +35,7 @@ pub async fn drive(
     // A spawn this late after its slot restarts the spawn clock instead of catching up.
     let late = Duration::from_millis(20);
     if let Shape::ArrivalRate { max_users, .. } = shape {
-        return drive_open(ctx, shape, *max_users, start, stop_all, users).await;
+        return drive_open(ctx, shape, *max_users, start, stop_all, users, workers).await;
     }
     loop {
         let now = Instant::now();
@@ -57,14 +59,22 @@ pub async fn drive(
             match target.spawn_rate {
                 None => {
                     while slots.global < target.users {
-                        slots.grow(ctx, stop_all, users);
+                        slots.grow(ctx, stop_all, users, workers);
+                        // This thread also runs the signal handler and its share of users:
+                        // a large step must not hold it for seconds.
+                        if slots.global.is_multiple_of(256) {
+                            tokio::task::yield_now().await;
+                            if stop_all.is_cancelled() {
+                                return true;
+                            }
+                        }
                     }
                 }
                 Some(rate) if rate > 0.0 => {
                     let gap = Duration::from_secs_f64(1.0 / rate);
                     let first = slots.global == 0;
                     if first || now >= last_spawn + gap {
-                        slots.grow(ctx, stop_all, users);
+                        slots.grow(ctx, stop_all, users, workers);
                         last_spawn = if first || now > last_spawn + gap + late {
                             now
                         } else {
@@ -104,13 +114,15 @@ impl Slots {
         ctx: &Arc<RunContext>,
         stop_all: &CancellationToken,
         users: &mut JoinSet<()>,
+        workers: &mut Workers,
     ) {
         let k = self.global;
         self.global += 1;
         if self.shard.owns(k) {
             let token = stop_all.child_token();
             self.local.push(token.clone());
-            users.spawn(VirtualUser::new(ctx.clone(), self.next_local, token).live());
+            let user = VirtualUser::new(ctx.clone(), self.next_local, token).live();
+            workers.spawn(users, self.next_local, user);
             self.next_local += 1;
         }
     }
@@ -137,6 +149,7 @@ pub async fn drive_open(
     start: Instant,
     stop_all: &CancellationToken,
     users: &mut JoinSet<()>,
+    workers: &mut Workers,
 ) -> bool {
     let cap = ctx.shard.share(max_users).max(1);
     let feed = crate::engine::user::Feed::new();
@@ -158,8 +171,8 @@ pub async fn drive_open(
         } else if (users.len() as u64) < cap {
             let user = VirtualUser::new(ctx.clone(), next_local, stop_all.child_token())
                 .with_feed(feed.clone(), scheduled);
+            workers.spawn(users, next_local, user.live());
             next_local += 1;
-            users.spawn(user.live());
         } else {
             // Nothing ran: a failure without a sample, not a 1 µs iteration.
             ctx.recorder.send(Event::Failure {

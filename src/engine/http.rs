@@ -88,12 +88,19 @@ fn default_headers(headers: &[(String, String)]) -> Result<HeaderMap, String> {
 /// one core that was a fifth of acaload's CPU time. See bench/PROFILE.md.) Redirects are
 /// not followed: a 3xx is the response a step checks.
 pub struct Client {
-    inner: hyper_util::client::legacy::Client<connect::Connector, Full<Bytes>>,
+    /// One pool per worker thread (see `engine::workers`): a request goes through its own
+    /// thread's pool, so the connection's task runs beside the user that sends on it.
+    lanes: Vec<Lane>,
     /// Target headers, the start of every request's header map.
     defaults: HeaderMap,
     base: Base,
-    /// At most this many requests in flight (`target.max_connections`; the connector holds
-    /// the sockets to the same number).
+}
+
+/// One worker's connection pool and its share of `target.max_connections`.
+struct Lane {
+    inner: hyper_util::client::legacy::Client<connect::Connector, Full<Bytes>>,
+    /// At most this many requests in flight (the worker's share of `target.max_connections`;
+    /// the connector holds the sockets to the same number).
     slots: Option<Arc<tokio::sync::Semaphore>>,
 }
 
@@ -105,51 +112,75 @@ struct Base {
 }
 
 impl Client {
+    /// A client with `lanes` pools (one per worker; `max_connections` is split among them).
     pub fn new(
         target: &TargetSettings,
         base_url: &str,
         headers: &[(String, String)],
+        lanes: usize,
     ) -> Result<Client, String> {
         let base = Base::parse(base_url)?;
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_nodelay(true);
-        let tls = if target.insecure {
-            tls_without_verification()
-        } else {
-            rustls::ClientConfig::builder_with_provider(Arc::new(
-                rustls::crypto::aws_lc_rs::default_provider(),
-            ))
-            .with_safe_default_protocol_versions()
-            .map_err(|e| format!("cannot set up TLS: {e}"))?
-            .try_with_platform_verifier()
-            .map_err(|e| format!("cannot load the system's TLS roots: {e}"))?
-            .with_no_client_auth()
+        let insecure = target.insecure;
+        // Built on the first https connection: loading the system's roots costs memory and
+        // time a run against a plain-http agent never needs.
+        let tls = move |http: HttpConnector| -> Result<connect::Tls, String> {
+            let config = if insecure {
+                tls_without_verification()
+            } else {
+                rustls::ClientConfig::builder_with_provider(Arc::new(
+                    rustls::crypto::aws_lc_rs::default_provider(),
+                ))
+                .with_safe_default_protocol_versions()
+                .map_err(|e| format!("cannot set up TLS: {e}"))?
+                .try_with_platform_verifier()
+                .map_err(|e| format!("cannot load the system's TLS roots: {e}"))?
+                .with_no_client_auth()
+            };
+            Ok(hyper_rustls::HttpsConnectorBuilder::new()
+                .with_tls_config(config)
+                .https_or_http()
+                .enable_http1()
+                .wrap_connector(http))
         };
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
-        let connector =
-            connect::Connector::new(connector, target.connect_timeout, target.max_connections);
-        let inner = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(90))
-            .pool_timer(TokioTimer::new())
-            .build(connector);
+        let connector = connect::Lazy::new(http, tls);
+        let lanes = lanes.max(1);
+        let share = |i: usize| {
+            target
+                .max_connections
+                .map(|n| (n / lanes + usize::from(i < n % lanes)).max(1))
+        };
+        let lanes = (0..lanes)
+            .map(|i| {
+                let connector =
+                    connect::Connector::new(connector.clone(), target.connect_timeout, share(i));
+                Lane {
+                    inner: hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+                        .pool_idle_timeout(Duration::from_secs(90))
+                        .pool_timer(TokioTimer::new())
+                        .build(connector),
+                    slots: share(i).map(|n| Arc::new(tokio::sync::Semaphore::new(n))),
+                }
+            })
+            .collect();
         Ok(Client {
-            inner,
+            lanes,
             defaults: default_headers(headers)?,
             base,
-            slots: target
-                .max_connections
-                .map(|n| Arc::new(tokio::sync::Semaphore::new(n))),
         })
+    }
+
+    /// The current worker's pool.
+    fn lane(&self) -> &Lane {
+        let i = crate::engine::workers::lane();
+        &self.lanes[i.min(self.lanes.len() - 1)]
     }
 
     /// Waits (at most `timeout`) for leave to send when the plan limits connections.
     pub async fn slot(&self, timeout: Duration) -> Slot {
-        let Some(s) = &self.slots else {
+        let Some(s) = &self.lane().slots else {
             return Slot::default();
         };
         if let Ok(p) = s.clone().try_acquire_owned() {
@@ -432,7 +463,7 @@ pub async fn send(
     *req.uri_mut() = p.uri.clone();
     *req.headers_mut() = p.headers.clone();
     let exchange = async {
-        let resp = client.inner.request(req).await.map_err(|e| {
+        let resp = client.lane().inner.request(req).await.map_err(|e| {
             let why = root_cause(&e);
             if e.is_connect() {
                 HttpError::Connect {

@@ -18,3 +18,4 @@ pub mod pairing;
 pub mod run;
 pub mod shard;
 pub mod user;
+pub mod workers;

@@ -94,10 +94,12 @@ pub async fn execute(
         Ok(c) => c,
         Err(e) => return aborted(e, info, &cfg, started_at, start),
     };
+    let lanes = crate::engine::workers::count(resolved.target.max_connections);
     let http = match crate::engine::http::Client::new(
         &resolved.target,
         &resolved.base_url,
         &resolved.headers,
+        lanes,
     ) {
         Ok(c) => c,
         Err(e) => return aborted(RunError::Client(e), info, &cfg, started_at, start),
@@ -109,16 +111,24 @@ pub async fn execute(
     };
     let aborting = resolved.thresholds.iter().any(|t| t.abort);
     let prometheus = Arc::new(crate::measure::prometheus::Exporter::new());
+    // Snapshots and Prometheus series cost CPU every second and per sample: kept only when
+    // someone reads them (an observer, or the abort watcher for snapshots).
+    let observed = !observers.is_empty();
     let (recorder, live, snapshots, aggregator) = crate::measure::metrics::start_with_snapshots(
         start,
-        Some(Duration::from_secs(1)),
+        (observed || aborting).then_some(Duration::from_secs(1)),
         aborting,
-        Some(prometheus.clone()),
+        observed.then(|| prometheus.clone()),
     );
-    for w in &resolved.watch {
+    // A plan with `watch:` always has the client (see `preflight`).
+    for (w, client) in resolved
+        .watch
+        .iter()
+        .filter_map(|w| Some((w, client.clone()?)))
+    {
         tokio::spawn(crate::engine::gauges::sample(
             w.clone(),
-            client.clone(),
+            client,
             recorder.clone(),
             background.clone(),
         ));
@@ -193,8 +203,16 @@ pub async fn execute(
         ))
     });
     let mut users = JoinSet::new();
-    let interrupted =
-        crate::engine::driver::drive(&ctx, &resolved.shape, start, &stop_all, &mut users).await;
+    let mut workers = crate::engine::workers::Workers::new(lanes);
+    let interrupted = crate::engine::driver::drive(
+        &ctx,
+        &resolved.shape,
+        start,
+        &stop_all,
+        &mut users,
+        &mut workers,
+    )
+    .await;
     stop_all.cancel();
     // The watcher has stopped the run, or sees the stop and returns: one answer either way.
     let stopped_by = match watcher {
@@ -251,6 +269,7 @@ pub async fn execute(
     }
     drop(edge);
     drop(ctx);
+    drop(workers);
     drop(recorder);
     let agg = aggregator.await.ok();
     let mut results = build(agg, info, &cfg, started_at, start.elapsed(), outcome);
@@ -359,16 +378,20 @@ async fn start_events(
     Ok((Some(hub), Arc::new(globals)))
 }
 
-/// Builds the client and, when the plan asks, checks the target answers 2xx.
+/// Builds the client for the preflight and the gauges (none when the plan has neither: it
+/// loads the system's TLS roots) and, when the plan asks, checks the target answers 2xx.
 async fn preflight(
     plan: &CompiledPlan,
     resolved: &Resolved,
     signals: &StopSignals,
-) -> Result<reqwest::Client, RunError> {
+) -> Result<Option<reqwest::Client>, RunError> {
+    if plan.plan.target.preflight.is_none() && resolved.watch.is_empty() {
+        return Ok(None);
+    }
     let client = crate::engine::http::admin_client(&resolved.target, &resolved.headers)
         .map_err(RunError::Client)?;
     let Some(path) = &plan.plan.target.preflight else {
-        return Ok(client);
+        return Ok(Some(client));
     };
     let url = format!("{}{}", resolved.base_url, path);
     let outcome = tokio::select! {
@@ -376,7 +399,7 @@ async fn preflight(
         _ = signals.graceful.cancelled() => return Err(RunError::Preflight { url, why: "interrupted".into() }),
     };
     let why = match outcome {
-        Ok(r) if r.status().is_success() => return Ok(client),
+        Ok(r) if r.status().is_success() => return Ok(Some(client)),
         Ok(r) => {
             let status = r.status().as_u16();
             let body = r.text().await.unwrap_or_default();

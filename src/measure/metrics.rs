@@ -270,6 +270,11 @@ pub fn start(
     (recorder, live, handle)
 }
 
+/// How long the aggregator lets samples gather between batches.
+const BATCH: Duration = Duration::from_millis(50);
+/// The most samples the aggregator takes from the channel at once.
+const BATCH_LEN: usize = 256;
+
 /// What [`start_with_snapshots`] returns: the recorder, the live counters, the
 /// snapshots and the aggregator's handle.
 pub type Started = (
@@ -316,12 +321,12 @@ pub fn start_with_snapshots(
             prometheus_steps: HashMap::new(),
             prometheus_seen: (0, 0),
         };
-        let mut buf = Vec::with_capacity(256);
+        let mut buf = Vec::with_capacity(BATCH_LEN);
         let mut tick = tokio::time::interval(every.unwrap_or(Duration::from_secs(3600)));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let n = tokio::select! {
-                n = rx.recv_many(&mut buf, 256) => n,
+                n = rx.recv_many(&mut buf, BATCH_LEN) => n,
                 _ = tick.tick(), if every.is_some() => {
                     snap_tx.send_replace(Some(Arc::new(agg.snapshot(start.elapsed(), histograms))));
                     continue;
@@ -334,6 +339,13 @@ pub fn start_with_snapshots(
                 agg.add(e);
             }
             live_tx.send_replace(agg.live);
+            // Take samples in batches: while this task sleeps it has no waker in the channel,
+            // so users on other threads send without waking this one, instead of a
+            // cross-thread wake-up per request at light load (bench/LEAN.md). A full batch
+            // means more are waiting: no pause then.
+            if n < BATCH_LEN {
+                tokio::time::sleep(BATCH).await;
+            }
         }
         agg
     });

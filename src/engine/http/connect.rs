@@ -2,6 +2,7 @@
 //! (`target.connect_timeout`), and with `target.max_connections` one permit per open socket,
 //! held until the socket closes, so the limit holds for sockets and not only for requests in
 //! flight (the pool may otherwise open a socket for a waiter while another is on its way back).
+//! TLS is set up on the first https connection.
 
 use std::future::Future;
 use std::io;
@@ -15,19 +16,63 @@ use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tower_service::Service;
 
-type Inner = hyper_rustls::HttpsConnector<HttpConnector>;
+/// The TLS-capable connector.
+pub type Tls = hyper_rustls::HttpsConnector<HttpConnector>;
 type Stream = hyper_rustls::MaybeHttpsStream<hyper_util::rt::TokioIo<tokio::net::TcpStream>>;
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+/// Plain TCP, and TLS built by `make` when an https URL first asks for it (shared by clones).
+#[derive(Clone)]
+pub struct Lazy {
+    http: HttpConnector,
+    tls: Arc<std::sync::OnceLock<Result<Tls, String>>>,
+    make: Arc<dyn Fn(HttpConnector) -> Result<Tls, String> + Send + Sync>,
+}
+
+impl Lazy {
+    pub fn new(
+        http: HttpConnector,
+        make: impl Fn(HttpConnector) -> Result<Tls, String> + Send + Sync + 'static,
+    ) -> Lazy {
+        Lazy {
+            http,
+            tls: Arc::default(),
+            make: Arc::new(make),
+        }
+    }
+
+    fn connect(&self, uri: Uri) -> Pin<Box<dyn Future<Output = Result<Stream, BoxError>> + Send>> {
+        if uri.scheme() == Some(&http::uri::Scheme::HTTPS) {
+            let tls = self.tls.get_or_init(|| (self.make)(self.http.clone()));
+            match tls {
+                Ok(t) => {
+                    let mut t = t.clone();
+                    Box::pin(async move { t.call(uri).await })
+                }
+                Err(e) => {
+                    let e = e.clone();
+                    Box::pin(async move { Err(e.into()) })
+                }
+            }
+        } else {
+            let mut http = self.http.clone();
+            Box::pin(async move {
+                let io = http.call(uri).await?;
+                Ok(hyper_rustls::MaybeHttpsStream::Http(io))
+            })
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct Connector {
-    inner: Inner,
+    inner: Lazy,
     timeout: Duration,
     sockets: Option<Arc<Semaphore>>,
 }
 
 impl Connector {
-    pub fn new(inner: Inner, timeout: Duration, max_sockets: Option<usize>) -> Connector {
+    pub fn new(inner: Lazy, timeout: Duration, max_sockets: Option<usize>) -> Connector {
         Connector {
             inner,
             timeout,
@@ -46,19 +91,20 @@ impl Service<Uri> for Connector {
     type Error = BoxError;
     type Future = Pin<Box<dyn Future<Output = Result<Socket, BoxError>> + Send>>;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
-        self.inner.poll_ready(cx)
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        // Both connectors are always ready (HttpConnector's poll_ready is).
+        Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, uri: Uri) -> Self::Future {
-        let mut inner = self.inner.clone();
+        let inner = self.inner.clone();
         let (timeout, sockets) = (self.timeout, self.sockets.clone());
         Box::pin(async move {
             let permit = match sockets {
                 Some(s) => Some(s.acquire_owned().await?),
                 None => None,
             };
-            let io = tokio::time::timeout(timeout, inner.call(uri))
+            let io = tokio::time::timeout(timeout, inner.connect(uri))
                 .await
                 .map_err(|_| ConnectTimeout(timeout))??;
             Ok(Socket {
