@@ -182,7 +182,7 @@ fn open_files(users: u64) {
     let most = limit.maximum.unwrap_or(1 << 20);
     if limit.current.is_some_and(|c| c < most) {
         limit.current = Some(most);
-        if setrlimit(Resource::Nofile, limit.clone()).is_err() {
+        if setrlimit(Resource::Nofile, limit).is_err() {
             limit = getrlimit(Resource::Nofile);
         }
     }
