@@ -137,6 +137,9 @@ pub struct LevelAgg {
     pub http_unsent: u64,
     pub events: Histogram<u64>,
     pub event_failures: u64,
+    /// A closed level's final figures, histograms encoded: its two histograms (~190 KB each)
+    /// are freed then, so a step shape of hundreds of levels does not hold them all run.
+    pub done: Option<LoadLevel>,
 }
 
 impl LevelAgg {
@@ -151,11 +154,30 @@ impl LevelAgg {
             http_unsent: 0,
             events: new_histogram(),
             event_failures: 0,
+            done: None,
         }
+    }
+
+    /// Closes the level at `t`: its figures are final, its histograms kept encoded only.
+    pub fn close(&mut self, t: f64) {
+        self.to = Some(t);
+        self.done = Some(self.result(t, true));
+        let empty =
+            || Histogram::new_with_bounds(1, 2, 1).expect("static histogram bounds are valid");
+        self.http = empty();
+        self.events = empty();
     }
 
     /// The level as results show it; an open level ends at `now` (seconds since the start).
     pub fn result(&self, now: f64, with_histograms: bool) -> LoadLevel {
+        if let Some(done) = &self.done {
+            let mut l = done.clone();
+            if !with_histograms {
+                l.histogram.clear();
+                l.event_histogram.clear();
+            }
+            return l;
+        }
         let to = self.to.unwrap_or(now);
         let secs = to - self.from;
         let http = totals(
@@ -535,6 +557,7 @@ impl Aggregate {
                     if let Some(steps) = &self.level_steps {
                         self.closed_level = Some(Arc::new(level_view(index, open, steps, t)));
                     }
+                    open.close(t);
                 }
                 if let Some(steps) = &mut self.level_steps {
                     steps.clear();
