@@ -5,6 +5,7 @@
 //! It may import the plan and results layers, never the engine or the reporters.
 
 pub mod histogram;
+pub mod levels;
 pub mod merge;
 pub mod metrics;
 pub mod prometheus;
