@@ -526,6 +526,16 @@ pub async fn send(
     ))
 }
 
+/// The first line of a response body, at most 120 characters: what an error line quotes.
+pub fn first_line(body: &str) -> String {
+    body.lines()
+        .next()
+        .unwrap_or("")
+        .chars()
+        .take(120)
+        .collect()
+}
+
 /// The innermost error message ("Connection refused (os error 111)").
 pub fn root_cause(e: &dyn std::error::Error) -> String {
     let mut cur: &dyn std::error::Error = e;

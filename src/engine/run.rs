@@ -405,12 +405,7 @@ async fn preflight(
             let body = r.text().await.unwrap_or_default();
             format!(
                 "status {status}: {}",
-                body.lines()
-                    .next()
-                    .unwrap_or("")
-                    .chars()
-                    .take(120)
-                    .collect::<String>()
+                crate::engine::http::first_line(&body)
             )
         }
         Err(e) => crate::engine::http::root_cause(&e),

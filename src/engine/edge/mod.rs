@@ -127,12 +127,7 @@ impl EdgeHub {
                 format!(
                     "POST {endpoint}: status {}: {}",
                     status.as_u16(),
-                    body.lines()
-                        .next()
-                        .unwrap_or("")
-                        .chars()
-                        .take(120)
-                        .collect::<String>()
+                    crate::engine::http::first_line(&body)
                 ),
             ))
         }
