@@ -167,13 +167,7 @@ fn levels(out: &mut String, levels: &[crate::results::LoadLevel]) {
 /// the watched agents' CPU, sessions and memory. Shown when a level has either.
 fn capacity(out: &mut String, levels: &[&crate::results::LoadLevel]) {
     let events = levels.iter().any(|l| l.events > 0);
-    let mut agents: Vec<&str> = Vec::new();
-    for a in levels.iter().flat_map(|l| &l.agents) {
-        let shown = a.cpu_pct.is_some() || a.sessions.is_some() || a.rss_mb.is_some();
-        if shown && !agents.contains(&a.name.as_str()) {
-            agents.push(&a.name);
-        }
-    }
+    let agents = level_agents(levels.iter().copied());
     if !events && agents.is_empty() {
         return;
     }
@@ -237,6 +231,21 @@ fn capacity(out: &mut String, levels: &[&crate::results::LoadLevel]) {
             "watched agents: "
         }
     );
+}
+
+/// Names of the watched agents with a CPU, session or memory figure in some level, in the
+/// order they first appear: the capacity table's agent columns.
+pub fn level_agents<'a>(
+    levels: impl Iterator<Item = &'a crate::results::LoadLevel>,
+) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for a in levels.flat_map(|l| &l.agents) {
+        let shown = a.cpu_pct.is_some() || a.sessions.is_some() || a.rss_mb.is_some();
+        if shown && !names.contains(&a.name) {
+            names.push(a.name.clone());
+        }
+    }
+    names
 }
 
 /// The levels a report shows: none for a shape of one part (the totals say it all), else

@@ -217,7 +217,7 @@ pub(super) fn page(results: &Results, verdicts: &[Verdict]) -> Page {
             .collect(),
         levels: level_rows(results),
         level_events: results.levels.iter().any(|l| l.events > 0),
-        level_agents: level_agents(results),
+        level_agents: crate::output::report::level_agents(results.levels.iter()),
         overview: vec![users_chart(results, time_max), throughput_chart(results, time_max)],
         waits: [
             (
@@ -259,21 +259,9 @@ pub(super) fn page(results: &Results, verdicts: &[Verdict]) -> Page {
     }
 }
 
-/// Names of the watched agents that have a figure in some level.
-fn level_agents(results: &Results) -> Vec<String> {
-    let mut names: Vec<String> = Vec::new();
-    for a in results.levels.iter().flat_map(|l| &l.agents) {
-        let shown = a.cpu_pct.is_some() || a.sessions.is_some() || a.rss_mb.is_some();
-        if shown && !names.contains(&a.name) {
-            names.push(a.name.clone());
-        }
-    }
-    names
-}
-
 /// The load levels worth a row (see [`crate::output::report::shown_levels`]).
 pub(super) fn level_rows(results: &Results) -> Vec<LevelRow> {
-    let names = level_agents(results);
+    let names = crate::output::report::level_agents(results.levels.iter());
     crate::output::report::shown_levels(&results.levels)
         .into_iter()
         .map(|l| LevelRow {
