@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::mpsc;
+use futures_channel::mpsc::UnboundedSender;
 use tokio::task::JoinHandle;
 
 use super::inbox::{Arrival, Match, Waiter};
@@ -76,7 +76,10 @@ struct OpenInvitation {
 pub struct EdgeAgent {
     hub: Arc<EdgeHub>,
     pub shared: Arc<Shared>,
-    out: Option<mpsc::Sender<String>>,
+    /// Envelopes for the socket task to write. Unbounded, but an agent runs one step at a
+    /// time and each step sends a few messages; a futures channel holds no slot block (a
+    /// bounded tokio channel preallocates 32 slots, ~1 KB an agent).
+    out: Option<UnboundedSender<String>>,
     task: Option<JoinHandle<()>>,
     label: String,
     /// When the connect began (onboarding time runs from here to the grant).
@@ -215,7 +218,7 @@ impl EdgeAgent {
                     ));
                 }
             };
-        let (tx, rx) = mpsc::channel(32);
+        let (tx, rx) = futures_channel::mpsc::unbounded();
         let task = tokio::spawn(super::socket::run(
             ws,
             websocket.to_owned(),
@@ -313,7 +316,7 @@ impl EdgeAgent {
             .out
             .as_ref()
             .ok_or_else(|| EdgeError::new("socket closed", "the agent disconnected"))?;
-        out.send(envelope).await.map_err(|_| {
+        out.unbounded_send(envelope).map_err(|_| {
             EdgeError::new(
                 "socket closed",
                 self.shared

@@ -21,7 +21,7 @@ const PENDING: usize = 16;
 /// would otherwise sit here all run).
 const KEEP: std::time::Duration = std::time::Duration::from_secs(60);
 /// Basic-message ids remembered to spot a duplicate delivery.
-const SEEN: usize = 128;
+const SEEN: usize = 64;
 /// Timed-out messages remembered to report a late ("held") arrival.
 const LATE: usize = 64;
 
@@ -116,6 +116,10 @@ impl Inbox {
             .position(|a| matches.iter().any(|m| m.matches(a)))
         {
             if let Some(a) = s.pending.remove(pos) {
+                if s.pending.is_empty() {
+                    // an idle agent keeps no buffer
+                    s.pending = VecDeque::new();
+                }
                 let _ = tx.send(a);
                 return Ok(rx);
             }
@@ -140,6 +144,9 @@ impl Inbox {
             .position(|(ms, _)| ms.iter().any(|m| m.matches(&a)))
         {
             let (_, tx) = s.waiters.swap_remove(i);
+            if s.waiters.is_empty() {
+                s.waiters = Vec::new();
+            }
             match tx.send(a) {
                 Ok(()) => return,
                 // the waiter gave up meanwhile: try the next one

@@ -17,6 +17,7 @@ pub mod agent;
 pub mod inbox;
 pub mod link;
 pub mod socket;
+pub mod wire;
 
 pub use agent::EdgeAgent;
 

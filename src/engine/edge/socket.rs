@@ -8,15 +8,12 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use futures_util::{SinkExt, StreamExt};
-use tokio::net::TcpStream;
-use tokio::sync::mpsc;
-use tokio_tungstenite::tungstenite::Message as Frame;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use futures_channel::mpsc::UnboundedReceiver;
+use futures_util::StreamExt;
 
 use super::inbox::{Arrival, Taken};
 use super::link::Backoff;
+use super::wire::{Incoming, Wire};
 use super::{EdgeHub, Shared};
 use crate::didcomm::decorators::Thread;
 use crate::didcomm::envelope::{pack_authcrypt, unpack};
@@ -29,25 +26,10 @@ use crate::measure::metrics::{Event, Failure};
 use crate::plan::Phase;
 use crate::results::StatKind;
 
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
-
-/// Small buffers: thousands of sockets in one process (see the DIDComm reference notes, §6).
-fn config() -> WebSocketConfig {
-    WebSocketConfig::default()
-        .read_buffer_size(4 * 1024)
-        .write_buffer_size(0)
-}
-
 /// Opens the socket, as one of at most [`super::OPENS_IN_FLIGHT`] opens at a time.
-pub async fn open(hub: &EdgeHub, url: &str) -> Result<Ws, String> {
+pub async fn open(hub: &EdgeHub, url: &str) -> Result<Wire, String> {
     let _turn = hub.opening.acquire().await;
-    match tokio_tungstenite::connect_async_with_config(url, Some(config()), true).await {
-        Ok((ws, _)) => Ok(ws),
-        Err(e) => Err(format!(
-            "WebSocket {url}: {}",
-            crate::engine::http::root_cause(&e)
-        )),
-    }
+    Wire::connect(url).await
 }
 
 /// How long one reconnect attempt may take to open a socket.
@@ -67,11 +49,11 @@ enum End {
 /// drops after the mediator connection exists, it is reopened as Credo does (`reconnect`);
 /// waits registered in the inbox stay, and fail only when the task ends.
 pub async fn run(
-    ws: Ws,
+    ws: Wire,
     url: String,
     shared: Arc<Shared>,
     hub: Arc<EdgeHub>,
-    mut out: mpsc::Receiver<String>,
+    mut out: UnboundedReceiver<String>,
 ) {
     let mut ws = ws;
     let why = loop {
@@ -87,7 +69,8 @@ pub async fn run(
         if let Ok(mut link) = shared.link.lock() {
             link.dropped(dropped, why.clone());
         }
-        match reconnect(&url, &mediator, &shared, &hub, &mut out, dropped).await {
+        // boxed: the task keeps only what a connected socket needs while it is connected
+        match Box::pin(reconnect(&url, &mediator, &shared, &hub, &mut out, dropped)).await {
             Some(new) => ws = new,
             None => break format!("{why}; the agent stopped before it reconnected"),
         }
@@ -97,41 +80,50 @@ pub async fn run(
 
 /// One socket's life: reads (routing what it reads) and writes until it ends.
 async fn session(
-    mut ws: Ws,
+    mut ws: Wire,
     shared: &Arc<Shared>,
     hub: &Arc<EdgeHub>,
-    out: &mut mpsc::Receiver<String>,
+    out: &mut UnboundedReceiver<String>,
 ) -> End {
     loop {
         tokio::select! {
-            frame = ws.next() => {
+            read = ws.read() => {
                 let at = Instant::now();
-                let bytes = match frame {
-                    Some(Ok(Frame::Text(t))) => t.as_bytes().to_vec(),
-                    Some(Ok(Frame::Binary(b))) => b.to_vec(),
-                    Some(Ok(Frame::Close(c))) => {
-                        return End::Dropped(format!("the mediator closed the socket{}", c.map(|c| format!(" ({} {})", c.code, c.reason)).unwrap_or_default()));
-                    }
-                    Some(Ok(_)) => continue,
-                    Some(Err(e)) => return End::Dropped(format!("socket error: {}", crate::engine::http::root_cause(&e))),
-                    None => return End::Dropped("the socket ended".to_string()),
+                let frames = match read {
+                    Ok(frames) => frames,
+                    Err(why) => return End::Dropped(why),
                 };
-                hub.received.fetch_add(1, Ordering::Relaxed);
-                if let Some(reply) = take_in(&bytes, at, shared, hub)
-                    && let Err(e) = ws.send(Frame::text(reply)).await
-                {
-                    return End::Dropped(format!("socket error: {}", crate::engine::http::root_cause(&e)));
+                for frame in frames {
+                    let written = match frame {
+                        Incoming::Message(bytes) => {
+                            hub.received.fetch_add(1, Ordering::Relaxed);
+                            match take_in(&bytes, at, shared, hub) {
+                                Some(reply) => ws.send_text(&reply).await,
+                                None => Ok(()),
+                            }
+                        }
+                        Incoming::Ping(payload) => ws.pong(&payload).await,
+                        Incoming::Close(c) => {
+                            return End::Dropped(format!(
+                                "the mediator closed the socket{}",
+                                c.map(|(code, reason)| format!(" ({code} {reason})")).unwrap_or_default()
+                            ));
+                        }
+                    };
+                    if let Err(why) = written {
+                        return End::Dropped(why);
+                    }
                 }
             }
-            msg = out.recv() => match msg {
+            msg = out.next() => match msg {
                 Some(text) => {
-                    if let Err(e) = ws.send(Frame::text(text)).await {
-                        return End::Dropped(format!("socket error: {}", crate::engine::http::root_cause(&e)));
+                    if let Err(why) = ws.send_text(&text).await {
+                        return End::Dropped(why);
                     }
                 }
                 None => {
                     // the agent is done with it: close cleanly
-                    let _ = ws.close(None).await;
+                    ws.close().await;
                     return End::Closed("the socket was closed by the agent".to_string());
                 }
             }
@@ -151,9 +143,9 @@ async fn reconnect(
     (mine, theirs): &(KeyPair, PublicKey),
     shared: &Arc<Shared>,
     hub: &Arc<EdgeHub>,
-    out: &mut mpsc::Receiver<String>,
+    out: &mut UnboundedReceiver<String>,
     dropped: Instant,
-) -> Option<Ws> {
+) -> Option<Wire> {
     let mut backoff = Backoff::default();
     let give_up = |shared: &Shared| {
         let detail = shared
@@ -174,7 +166,7 @@ async fn reconnect(
         loop {
             tokio::select! {
                 _ = &mut wait => break,
-                msg = out.recv() => if msg.is_none() {
+                msg = out.next() => if msg.is_none() {
                     give_up(shared);
                     return None;
                 },
@@ -189,7 +181,7 @@ async fn reconnect(
                     "WebSocket {url}: not open within {}",
                     crate::plan::duration::format(OPEN_TIMEOUT)
                 ))),
-                msg = out.recv() => if msg.is_none() {
+                msg = out.next() => if msg.is_none() {
                     give_up(shared);
                     return None;
                 },
@@ -204,13 +196,7 @@ async fn reconnect(
                             .map_err(|e| e.to_string())
                     });
                 match ping {
-                    Ok(ping) => match ws.send(Frame::text(ping)).await {
-                        Ok(()) => Ok(ws),
-                        Err(e) => Err(format!(
-                            "socket error: {}",
-                            crate::engine::http::root_cause(&e)
-                        )),
-                    },
+                    Ok(ping) => ws.send_text(&ping).await.map(|()| ws),
                     Err(e) => Err(format!("cannot pack the association ping: {e}")),
                 }
             }
@@ -281,8 +267,12 @@ fn take_in(bytes: &[u8], at: Instant, shared: &Arc<Shared>, hub: &Arc<EdgeHub>) 
         }
     };
     match &message {
-        Message::TrustPing(p) if p.response_requested => {
-            answer_peer_ping(shared, hub, &header.id, unpacked.sender_verkey.as_deref())
+        Message::TrustPing(p) => {
+            // answered here; no step waits for one, so it is not kept
+            if p.response_requested {
+                answer_peer_ping(shared, hub, &header.id, unpacked.sender_verkey.as_deref());
+            }
+            return drain_ping(shared);
         }
         Message::BasicMessage(_) => match shared.inbox.take_in(&header.id) {
             Taken::New => {}
@@ -387,7 +377,9 @@ mod tests {
             let (second, _) = listener.accept().await.unwrap();
             let waited = dropped.elapsed();
             let mut second = tokio_tungstenite::accept_async(second).await.unwrap();
-            let Some(Ok(Frame::Text(t))) = second.next().await else {
+            let Some(Ok(tokio_tungstenite::tungstenite::Message::Text(t))) =
+                futures_util::StreamExt::next(&mut second).await
+            else {
                 panic!("no frame on the new socket");
             };
             let u = unpack(t.as_bytes(), &server_key).unwrap();
@@ -400,7 +392,7 @@ mod tests {
         let shared = Arc::new(Shared::default());
         shared.add_key(&k0);
         *shared.mediator.lock().unwrap() = Some((k0.clone(), mediator.public_key()));
-        let (tx, rx) = mpsc::channel(4);
+        let (tx, rx) = futures_channel::mpsc::unbounded();
         let ws = open(&hub, &url).await.unwrap();
         let task = tokio::spawn(run(ws, url, shared.clone(), hub.clone(), rx));
 
