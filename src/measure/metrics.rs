@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use tokio::sync::{mpsc, watch};
 
-use crate::measure::histogram::{encode, latency, new_histogram};
+use crate::measure::histogram::{self, encode, latency, new_histogram};
 use crate::measure::prometheus::{Exporter, StepLabels, StepSeries};
 use crate::plan::Phase;
 use crate::results::{
@@ -167,7 +167,7 @@ impl Stat {
         failed: bool,
     ) {
         let s = Stat::of(map, key, method);
-        s.hist.saturating_record(micros.max(1));
+        histogram::record(&mut s.hist, micros);
         s.failures += u64::from(failed);
     }
 
@@ -366,7 +366,7 @@ impl Aggregate {
                     .this_second
                     .entry((phase, kind, name.clone()))
                     .or_insert_with(|| (new_histogram(), 0));
-                slot.0.saturating_record(micros.max(1));
+                histogram::record(&mut slot.0, micros);
                 slot.1 += u64::from(failure.is_some());
                 let failed = failure.is_some();
                 let key = (phase, kind, name.clone());
@@ -384,11 +384,11 @@ impl Aggregate {
                 if let Some(level) = self.levels.last_mut().filter(|l| l.to.is_none()) {
                     match kind {
                         StatKind::Http => {
-                            level.http.saturating_record(micros.max(1));
+                            histogram::record(&mut level.http, micros);
                             level.http_failures += u64::from(failed);
                         }
                         StatKind::Event => {
-                            level.events.saturating_record(micros.max(1));
+                            histogram::record(&mut level.events, micros);
                             level.event_failures += u64::from(failed);
                         }
                         _ => {}
@@ -402,7 +402,7 @@ impl Aggregate {
                     entry.0 += 1;
                 }
                 if kind == StatKind::Http {
-                    self.total.saturating_record(micros.max(1));
+                    histogram::record(&mut self.total, micros);
                     self.live.requests += 1;
                     self.total_failures += u64::from(failed);
                     self.live.failures += u64::from(failed);

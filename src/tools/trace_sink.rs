@@ -74,7 +74,7 @@ impl Summary {
         let group = self.groups.entry(key).or_insert_with(|| Group {
             hist: crate::measure::histogram::new_histogram(),
         });
-        group.hist.saturating_record(((ms * 1000.0) as u64).max(1));
+        crate::measure::histogram::record(&mut group.hist, (ms * 1000.0) as u64);
     }
 
     pub fn report(&self) -> Report {
