@@ -26,7 +26,8 @@
 # every 10 s up to 40, 90 s) and prints acaload's CPU as a share of the two agents' CPU
 # (utime + stime from /proc/PID/stat over the run). Target <= 1 %.
 #
-# Settings (environment): REPS (3), SECS (50: length of the instant/slow runs), IDLE_SECS (30),
+# Settings (environment): LEAN_CASES (default "instant slow idle rss": which cases, in order),
+# REPS (3), SECS (50: length of the instant/slow runs), IDLE_SECS (30),
 # WARM (5), BENCH_NICE (-10, as bench/run.sh), LEAN_PORT (18180), SLOW_PORT (18181),
 # BENCH_CONF, BENCH_OUT (default target/bench/lean-DATE).
 set -euo pipefail
@@ -49,6 +50,7 @@ ROOT=$(dirname "$HERE")
 REAL=0
 [[ ${1:-} == --real-stack ]] && REAL=1
 REPS=${REPS:-3}
+CASES=${LEAN_CASES:-instant slow idle rss}
 SECS=${SECS:-50}
 IDLE_SECS=${IDLE_SECS:-30}
 WARM=${WARM:-5}
@@ -159,14 +161,19 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 for rep in $(seq "$REPS"); do
     echo "repetition $rep of $REPS" >&2
-    measure instant "$rep" "$PORT" "$WARM" "$((SECS - 2))" "$HERE/think.yaml" \
-        --set BASE_URL="http://127.0.0.1:$PORT" --set USERS=40 --set DURATION="${SECS}s"
-    measure slow "$rep" "$SLOW_PORT" "$WARM" "$((SECS - 2))" "$HERE/think.yaml" \
-        --set BASE_URL="http://127.0.0.1:$SLOW_PORT" --set USERS=40 --set DURATION="${SECS}s"
-    measure idle "$rep" "$PORT" "$WARM" "$((IDLE_SECS - 2))" "$HERE/idle.yaml" \
-        --set BASE_URL="http://127.0.0.1:$PORT" --set DURATION="${IDLE_SECS}s"
-    measure rss "$rep" "$PORT" 2 18 "$HERE/think.yaml" \
-        --set BASE_URL="http://127.0.0.1:$PORT" --set USERS=1 --set DURATION=20s
+    for case in $CASES; do
+        case $case in
+        instant) measure instant "$rep" "$PORT" "$WARM" "$((SECS - 2))" "$HERE/think.yaml" \
+            --set BASE_URL="http://127.0.0.1:$PORT" --set USERS=40 --set DURATION="${SECS}s" ;;
+        slow) measure slow "$rep" "$SLOW_PORT" "$WARM" "$((SECS - 2))" "$HERE/think.yaml" \
+            --set BASE_URL="http://127.0.0.1:$SLOW_PORT" --set USERS=40 --set DURATION="${SECS}s" ;;
+        idle) measure idle "$rep" "$PORT" "$WARM" "$((IDLE_SECS - 2))" "$HERE/idle.yaml" \
+            --set BASE_URL="http://127.0.0.1:$PORT" --set DURATION="${IDLE_SECS}s" ;;
+        rss) measure rss "$rep" "$PORT" 2 18 "$HERE/think.yaml" \
+            --set BASE_URL="http://127.0.0.1:$PORT" --set USERS=1 --set DURATION=20s ;;
+        *) echo "error: unknown case \`$case\` in LEAN_CASES (instant slow idle rss)" >&2; exit 2 ;;
+        esac
+    done
 done
 if [[ -s $PREFIX/logs/errors.log || -s $PREFIX/logs/slow-errors.log ]]; then
     echo "warning: the stubs answered non-2xx (see $OUT/stub-errors.log)" >&2

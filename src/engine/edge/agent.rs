@@ -118,7 +118,13 @@ async fn answer(
                 format!("no {what}: the socket to the mediator dropped"),
                 outage,
             ),
-            None => EdgeError::new(format!("no {what} in time"), String::new()),
+            None => EdgeError::new(
+                format!("no {what} in time"),
+                format!(
+                    "none within {} (the socket stayed up)",
+                    crate::plan::duration::format(deadline.saturating_duration_since(since))
+                ),
+            ),
         }),
     }
 }
