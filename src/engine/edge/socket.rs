@@ -104,6 +104,8 @@ async fn session(
                         }
                         Incoming::Ping(payload) => ws.pong(&payload).await,
                         Incoming::Close(c) => {
+                            // answer it, as the closing handshake asks
+                            ws.close().await;
                             return End::Dropped(format!(
                                 "the mediator closed the socket{}",
                                 c.map(|(code, reason)| format!(" ({code} {reason})")).unwrap_or_default()
