@@ -94,7 +94,7 @@ fn failures_by_reason(r: &Value) -> Vec<(String, String, u64)> {
 }
 
 /// Every failure is in a group with a reason, and the groups add up to the total.
-fn failures_add_up(r: &Value) {
+pub(crate) fn failures_add_up(r: &Value) {
     let groups = failures_by_reason(r);
     assert!(groups.iter().all(|(_, reason, _)| !reason.is_empty()));
     let grouped: u64 = groups.iter().map(|g| g.2).sum();

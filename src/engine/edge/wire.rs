@@ -208,10 +208,15 @@ impl Wire {
             .map_err(|e| format!("socket error: {e}"))?;
         let start = frame.len();
         frame.extend_from_slice(payload);
-        for (i, b) in frame[start..].iter_mut().enumerate() {
-            *b ^= mask[i & 3];
-        }
+        apply_mask(&mut frame[start..], mask);
         self.stream.write_all(&frame).await.map_err(socket_error)
+    }
+}
+
+/// Masks or unmasks a payload (RFC 6455 §5.3; tungstenite keeps its own private).
+fn apply_mask(payload: &mut [u8], mask: [u8; 4]) {
+    for (i, b) in payload.iter_mut().enumerate() {
+        *b ^= mask[i & 3];
     }
 }
 
@@ -248,9 +253,7 @@ fn parse(
         at = end;
         let mut payload = bytes[start..end].to_vec();
         if let Some(mask) = header.mask {
-            for (i, b) in payload.iter_mut().enumerate() {
-                *b ^= mask[i & 3];
-            }
+            apply_mask(&mut payload, mask);
         }
         match header.opcode {
             OpCode::Data(Data::Text | Data::Binary) if assembling.is_some() => {
