@@ -43,14 +43,19 @@ pub async fn drive(
             return false;
         };
         if target.users != last_target {
-            ctx.recorder
-                .send(Event::Target(ctx.shard.share(target.users)));
+            ctx.recorder.send(Event::Target {
+                users: ctx.shard.share(target.users),
+                at: now,
+            });
             last_target = target.users;
         }
         let level = shape.level_at(now - start);
         if level.map(|l| l.index) != last_level {
             last_level = level.map(|l| l.index);
-            ctx.recorder.send(Event::Level(level));
+            ctx.recorder.send(Event::Level {
+                next: level,
+                at: now,
+            });
         }
         // Nothing changes before the shape's next change or the next spawn: sleep until then
         // (an idle run wakes a few times per step, not 50 times a second).

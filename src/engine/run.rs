@@ -219,8 +219,15 @@ pub async fn execute(
         Some(w) => w.await.ok().flatten(),
         None => None,
     };
-    recorder.send(Event::Target(0));
-    recorder.send(Event::Level(None));
+    let stopped = Instant::now();
+    recorder.send(Event::Target {
+        users: 0,
+        at: stopped,
+    });
+    recorder.send(Event::Level {
+        next: None,
+        at: stopped,
+    });
     // Grace: in-flight work and teardowns finish, bounded; then hard stop.
     let graceful_end = async { while users.join_next().await.is_some() {} };
     let mut outcome = if stopped_by.is_some() {

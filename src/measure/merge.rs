@@ -332,7 +332,7 @@ mod tests {
                 failure,
             });
         }
-        rec.send(Event::UserStarted);
+        rec.send(Event::UserStarted(start));
         drop(rec);
         let f = handle.await.unwrap().finish(Duration::from_secs(10));
         Results {

@@ -47,15 +47,23 @@ pub enum Event {
         at: Instant,
         failure: Failure,
     },
-    UserStarted,
-    UserStopped,
+    /// A user started (at this time).
+    UserStarted(Instant),
+    /// A user finished (at this time).
+    UserStopped(Instant),
     SetupOk,
     StoppedByError,
     Iteration,
-    /// The shape's target changed (this shard's share).
-    Target(u64),
-    /// The shape entered a new load level (None: the last one ended).
-    Level(Option<crate::plan::shape::Level>),
+    /// The shape's target changed (this shard's share) at `at`.
+    Target {
+        users: u64,
+        at: Instant,
+    },
+    /// The shape entered a new load level at `at` (`next` None: the last one ended).
+    Level {
+        next: Option<crate::plan::shape::Level>,
+        at: Instant,
+    },
     Gauge {
         agent: String,
         at: Instant,
@@ -71,6 +79,9 @@ pub enum Event {
 #[derive(Debug, Clone)]
 pub struct Recorder {
     tx: mpsc::UnboundedSender<Event>,
+    /// Cancels the aggregator's pause when the last recorder is dropped, so the run's end
+    /// is aggregated at once rather than at the next batch.
+    _open: Arc<tokio_util::sync::DropGuard>,
 }
 
 impl Recorder {
@@ -208,9 +219,14 @@ pub fn start(
     (recorder, live, handle)
 }
 
-/// How long the aggregator lets samples gather between batches.
-const BATCH: Duration = Duration::from_millis(50);
-/// The most samples the aggregator takes from the channel at once.
+/// The longest the aggregator lets samples gather between batches. Every figure is placed by
+/// the time its event carries, not by when it is aggregated, so the pause only delays the live
+/// counters.
+const BATCH: Duration = Duration::from_secs(1);
+/// The aggregator's first pause; later ones follow the rate.
+const FIRST_PAUSE: Duration = Duration::from_millis(50);
+/// The most samples the aggregator takes from the channel at once, and about how many it
+/// lets gather before it takes them.
 const BATCH_LEN: usize = 256;
 
 /// What [`start_with_snapshots`] returns: the recorder, the live counters, the
@@ -234,6 +250,8 @@ pub fn start_with_snapshots(
     prometheus: Option<Arc<Exporter>>,
 ) -> Started {
     let (tx, mut rx) = mpsc::unbounded_channel();
+    let open = tokio_util::sync::CancellationToken::new();
+    let closed = open.clone();
     let (live_tx, live_rx) = watch::channel(Live::default());
     let (snap_tx, snap_rx) = watch::channel(None);
     let handle = tokio::spawn(async move {
@@ -260,34 +278,69 @@ pub fn start_with_snapshots(
             prometheus_seen: (0, 0),
         };
         let mut buf = Vec::with_capacity(BATCH_LEN);
-        let mut tick = tokio::time::interval(every.unwrap_or(Duration::from_secs(3600)));
+        let mut tick = tokio::time::interval(every.unwrap_or(BATCH));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            let n = tokio::select! {
-                n = rx.recv_many(&mut buf, BATCH_LEN) => n,
-                _ = tick.tick(), if every.is_some() => {
-                    snap_tx.send_replace(Some(Arc::new(agg.snapshot(start.elapsed(), histograms))));
-                    continue;
+        // Samples are taken in batches: while this task pauses it has no waker in the
+        // channel, so users send without waking it (instead of a wake-up per request at
+        // light load, bench/LEAN.md). The pause lasts as long as about BATCH_LEN samples
+        // take to come at the last batch's rate, at most BATCH: a light run wakes this task
+        // once a second, a busy one keeps few samples waiting. Only when a pause brought
+        // nothing does it wait in the channel: a quiet run costs nothing until its next sample.
+        let mut idle = true;
+        let mut open = true;
+        let mut pause = FIRST_PAUSE;
+        let mut last = Instant::now();
+        while open {
+            let ticked = if idle {
+                tokio::select! {
+                    n = rx.recv_many(&mut buf, BATCH_LEN) => {
+                        open = n > 0;
+                        false
+                    }
+                    _ = tick.tick(), if every.is_some() => true,
+                }
+            } else {
+                tokio::select! {
+                    _ = tokio::time::sleep(pause) => false,
+                    _ = tick.tick(), if every.is_some() => true,
+                    // The last recorder is gone: take the rest now.
+                    _ = closed.cancelled() => false,
                 }
             };
-            if n == 0 {
-                break;
-            }
+            let mut took = buf.len();
             for e in buf.drain(..) {
                 agg.add(e);
             }
+            // The rest of what waits, in batches: each await lets this thread's users run.
+            while !rx.is_empty() {
+                took += rx.recv_many(&mut buf, BATCH_LEN).await;
+                for e in buf.drain(..) {
+                    agg.add(e);
+                }
+            }
+            // Closed first: once every sender is gone, empty stays empty.
+            open = open && !(rx.is_closed() && rx.is_empty());
+            idle = took == 0;
+            let now = Instant::now();
+            if took > 0 {
+                let each = now.duration_since(last).as_secs_f64() / took as f64;
+                // Shorter at once, longer by doubling (a quiet start does not pile up a BATCH).
+                let fits = Duration::try_from_secs_f64(each * BATCH_LEN as f64).unwrap_or(BATCH);
+                pause = fits.min(pause * 2).min(BATCH);
+            }
+            last = now;
             live_tx.send_replace(agg.live);
-            // Take samples in batches: while this task sleeps it has no waker in the channel,
-            // so users on other threads send without waking this one, instead of a
-            // cross-thread wake-up per request at light load (bench/LEAN.md). A full batch
-            // means more are waiting: no pause then.
-            if n < BATCH_LEN {
-                tokio::time::sleep(BATCH).await;
+            if ticked {
+                snap_tx.send_replace(Some(Arc::new(agg.snapshot(start.elapsed(), histograms))));
             }
         }
         agg
     });
-    (Recorder { tx }, live_rx, snap_rx, handle)
+    let recorder = Recorder {
+        tx,
+        _open: Arc::new(open.drop_guard()),
+    };
+    (recorder, live_rx, snap_rx, handle)
 }
 
 impl Aggregate {
@@ -350,7 +403,10 @@ impl Aggregate {
     }
 
     fn add(&mut self, e: Event) {
-        let now = Instant::now();
+        // When the users running or their target changed: the second it changed in ends
+        // with the new figures (events are placed by their own time, not by when they are
+        // aggregated).
+        let mut changed = None;
         match e {
             Event::Sample {
                 phase,
@@ -361,7 +417,7 @@ impl Aggregate {
                 at,
                 failure,
             } => {
-                self.roll(now);
+                self.roll(at + Duration::from_micros(micros));
                 let slot = self
                     .this_second
                     .entry((phase, kind, name.clone()))
@@ -456,17 +512,28 @@ impl Aggregate {
                 self.live.failures += 1;
                 self.second(at).failures += 1;
             }
-            Event::UserStarted => {
+            Event::UserStarted(at) => {
+                // Seconds before this one end with the users before it.
+                self.second(at);
                 self.users.started += 1;
                 self.live.users += 1;
+                changed = Some(at);
             }
-            Event::UserStopped => self.live.users = self.live.users.saturating_sub(1),
+            Event::UserStopped(at) => {
+                self.second(at);
+                self.live.users = self.live.users.saturating_sub(1);
+                changed = Some(at);
+            }
             Event::SetupOk => self.users.setup_ok += 1,
             Event::StoppedByError => self.users.stopped_by_error += 1,
             Event::Iteration => self.users.iterations += 1,
-            Event::Target(share) => self.live.target = share,
-            Event::Level(next) => {
-                let t = now.saturating_duration_since(self.start).as_secs_f64();
+            Event::Target { users, at } => {
+                self.second(at);
+                self.live.target = users;
+                changed = Some(at);
+            }
+            Event::Level { next, at } => {
+                let t = at.saturating_duration_since(self.start).as_secs_f64();
                 let index = self.levels.len().saturating_sub(1);
                 if let Some(open) = self.levels.last_mut().filter(|l| l.to.is_none()) {
                     open.to = Some(t);
@@ -523,9 +590,11 @@ impl Aggregate {
         if let Some(level) = self.levels.last_mut().filter(|l| l.to.is_none()) {
             level.users = users;
         }
-        let sec = self.second(now);
-        sec.users = users;
-        sec.target_users = target;
+        if let Some(at) = changed {
+            let sec = self.second(at);
+            sec.users = users;
+            sec.target_users = target;
+        }
     }
 
     /// Turns the aggregate into result sections; `elapsed` is the run's length.

@@ -150,7 +150,7 @@ impl VirtualUser {
     /// The whole life of the user.
     pub async fn live(mut self) {
         let ctx = self.ctx.clone();
-        ctx.recorder.send(Event::UserStarted);
+        ctx.recorder.send(Event::UserStarted(Instant::now()));
         ctx.busy.enter();
         let setup = self.run_steps(&ctx.plan.setup).await;
         let mut started_tasks = false;
@@ -185,7 +185,7 @@ impl VirtualUser {
             // a plan without a `disconnect` step still closes its socket (boxed, as steps are)
             Box::pin(async move { agent.close(Duration::from_secs(1)).await }).await;
         }
-        ctx.recorder.send(Event::UserStopped);
+        ctx.recorder.send(Event::UserStopped(Instant::now()));
     }
 
     /// Open model: one iteration per ticket; latency counts from the scheduled start, so
