@@ -1,6 +1,7 @@
 //! One integration-test binary: plan diagnostics, the engine against a local stub,
 //! and end to end against real ACA-Py agents.
 
+mod aggregate;
 mod as_written;
 mod deploy;
 mod didcomm;
