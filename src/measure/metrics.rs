@@ -75,6 +75,16 @@ pub enum Event {
     },
 }
 
+impl Event {
+    /// When this event changes the users running or their target.
+    fn changes_users_at(&self) -> Option<Instant> {
+        match self {
+            Event::UserStarted(at) | Event::UserStopped(at) | Event::Target { at, .. } => Some(*at),
+            _ => None,
+        }
+    }
+}
+
 /// A cheap handle users clone to report events.
 #[derive(Debug, Clone)]
 pub struct Recorder {
@@ -403,10 +413,12 @@ impl Aggregate {
     }
 
     fn add(&mut self, e: Event) {
-        // When the users running or their target changed: the second it changed in ends
-        // with the new figures (events are placed by their own time, not by when they are
-        // aggregated).
-        let mut changed = None;
+        // A change of the users or their target (by its own time): the seconds before it end
+        // with the figures before it, its own second with the new ones.
+        let changed = e.changes_users_at();
+        if let Some(at) = changed {
+            self.second(at);
+        }
         match e {
             Event::Sample {
                 phase,
@@ -512,26 +524,15 @@ impl Aggregate {
                 self.live.failures += 1;
                 self.second(at).failures += 1;
             }
-            Event::UserStarted(at) => {
-                // Seconds before this one end with the users before it.
-                self.second(at);
+            Event::UserStarted(_) => {
                 self.users.started += 1;
                 self.live.users += 1;
-                changed = Some(at);
             }
-            Event::UserStopped(at) => {
-                self.second(at);
-                self.live.users = self.live.users.saturating_sub(1);
-                changed = Some(at);
-            }
+            Event::UserStopped(_) => self.live.users = self.live.users.saturating_sub(1),
             Event::SetupOk => self.users.setup_ok += 1,
             Event::StoppedByError => self.users.stopped_by_error += 1,
             Event::Iteration => self.users.iterations += 1,
-            Event::Target { users, at } => {
-                self.second(at);
-                self.live.target = users;
-                changed = Some(at);
-            }
+            Event::Target { users, .. } => self.live.target = users,
             Event::Level { next, at } => {
                 let t = at.saturating_duration_since(self.start).as_secs_f64();
                 let index = self.levels.len().saturating_sub(1);
