@@ -1,17 +1,21 @@
 //! Agent events: ACA-Py webhooks (an embedded listener) or the admin websocket, kept
 //! per tenant wallet so `wait_event` steps can find them, including events that came
 //! before the wait started.
+//!
+//! A webhook is kept as the bytes received and parsed only when a wait looks at it: most
+//! events (`out_of_band`, `keylist`, a peer's pings) are never waited on.
 
 use std::collections::{HashMap, VecDeque};
+use std::convert::Infallible;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
-use axum::routing::post;
+use bytes::Bytes;
 use futures_util::StreamExt as _;
+use http_body_util::{BodyExt as _, Empty, Limited};
+use hyper::{Method, Request, Response, StatusCode};
 use tokio_util::sync::CancellationToken;
 
 /// Events kept per wallet; older ones are dropped (a wait looks at recent events only).
@@ -29,9 +33,42 @@ pub const MAX_EVENT_BODY: usize = 1 << 20;
 pub struct AgentEvent {
     pub seq: u64,
     pub received: Instant,
-    pub topic: String,
-    pub payload: Arc<serde_json::Value>,
+    pub topic: Arc<str>,
+    pub payload: Arc<Payload>,
     hash: u64,
+}
+
+/// An event's body: as received, parsed as JSON the first time a wait looks at it (and
+/// then kept parsed for every other wait).
+#[derive(Debug)]
+pub struct Payload {
+    raw: Bytes,
+    json: OnceLock<Option<Arc<serde_json::Value>>>,
+}
+
+impl Payload {
+    /// A body as received.
+    pub fn raw(raw: Bytes) -> Payload {
+        Payload {
+            raw,
+            json: OnceLock::new(),
+        }
+    }
+
+    /// A body parsed already (a websocket frame's `payload`).
+    pub fn parsed(value: serde_json::Value) -> Payload {
+        Payload {
+            raw: Bytes::new(),
+            json: OnceLock::from(Some(Arc::new(value))),
+        }
+    }
+
+    /// The body as JSON; `None` when it is not JSON.
+    pub fn json(&self) -> Option<&Arc<serde_json::Value>> {
+        self.json
+            .get_or_init(|| serde_json::from_slice(&self.raw).ok().map(Arc::new))
+            .as_ref()
+    }
 }
 
 #[derive(Default)]
@@ -84,18 +121,22 @@ impl EventHub {
         wallet: &str,
     ) -> &'a mut WalletLog {
         use std::sync::atomic::Ordering::Relaxed;
-        if !wallets.contains_key(wallet) && wallets.len() >= self.max_wallets {
-            let mut quiet: Vec<(u64, String)> = wallets
-                .iter()
-                .map(|(k, l)| (l.touched, k.clone()))
-                .collect();
-            quiet.sort_unstable();
-            let drop = (self.max_wallets / 10).max(1);
-            for (_, k) in quiet.into_iter().take(drop) {
-                wallets.remove(&k);
+        if !wallets.contains_key(wallet) {
+            if wallets.len() >= self.max_wallets {
+                let mut quiet: Vec<(u64, String)> = wallets
+                    .iter()
+                    .map(|(k, l)| (l.touched, k.clone()))
+                    .collect();
+                quiet.sort_unstable();
+                let drop = (self.max_wallets / 10).max(1);
+                for (_, k) in quiet.into_iter().take(drop) {
+                    wallets.remove(&k);
+                }
             }
+            // The id is copied once per wallet, not once per event.
+            wallets.insert(wallet.to_string(), WalletLog::default());
         }
-        let log = wallets.entry(wallet.to_string()).or_default();
+        let log = wallets.get_mut(wallet).expect("inserted above");
         log.touched = self.seq.load(Relaxed);
         log
     }
@@ -110,8 +151,8 @@ impl EventHub {
         self.push_received(wallet, topic, payload, Instant::now());
     }
 
-    /// Stores an event that arrived at `received` (stamped by the listener on arrival,
-    /// before any lock: a busy hub does not add to delivery latency).
+    /// Stores a parsed event that arrived at `received` (stamped by the listener on
+    /// arrival, before any lock: a busy hub does not add to delivery latency).
     pub fn push_received(
         &self,
         wallet: &str,
@@ -119,12 +160,19 @@ impl EventHub {
         payload: serde_json::Value,
         received: Instant,
     ) {
+        let hash = event_hash(topic, payload.to_string().as_bytes());
+        self.keep(wallet, topic, Payload::parsed(payload), hash, received);
+    }
+
+    /// Stores a webhook body as received; it is parsed when a wait first looks at it.
+    pub fn push_raw(&self, wallet: &str, topic: &str, body: Bytes, received: Instant) {
+        let hash = event_hash(topic, &body);
+        self.keep(wallet, topic, Payload::raw(body), hash, received);
+    }
+
+    fn keep(&self, wallet: &str, topic: &str, payload: Payload, hash: u64, received: Instant) {
         use std::sync::atomic::Ordering::Relaxed;
         self.received.fetch_add(1, Relaxed);
-        let mut h = DefaultHasher::new();
-        topic.hash(&mut h);
-        payload.to_string().hash(&mut h);
-        let hash = h.finish();
         let Ok(mut wallets) = self.wallets.lock() else {
             return;
         };
@@ -140,7 +188,7 @@ impl EventHub {
         log.events.push_back(AgentEvent {
             seq,
             received,
-            topic: topic.to_string(),
+            topic: topic.into(),
             payload: Arc::new(payload),
             hash,
         });
@@ -148,8 +196,9 @@ impl EventHub {
     }
 
     /// Waits for the first event of `wallet` on `topic`, received at or after `since` and
-    /// not in `skip`, for which `matches` holds. None on timeout. `matches` runs without the
-    /// hub's lock (on copies of the candidates), so conditions never hold up arriving events.
+    /// not in `skip`, whose payload is JSON and for which `matches` holds; returns it with
+    /// its payload. None on timeout. Payloads are parsed and `matches` runs without the
+    /// hub's lock (on copies of the candidates), so neither holds up arriving events.
     pub async fn wait(
         &self,
         wallet: &str,
@@ -157,8 +206,8 @@ impl EventHub {
         since: Instant,
         skip: &[u64],
         timeout: Duration,
-        mut matches: impl FnMut(&AgentEvent) -> bool,
-    ) -> Option<AgentEvent> {
+        mut matches: impl FnMut(&AgentEvent, &Arc<serde_json::Value>) -> bool,
+    ) -> Option<(AgentEvent, Arc<serde_json::Value>)> {
         let deadline = tokio::time::Instant::now() + timeout;
         // Events up to this sequence number were looked at already.
         let mut seen: Option<u64> = None;
@@ -176,7 +225,7 @@ impl EventHub {
                     .iter()
                     .filter(|e| {
                         seen.is_none_or(|s| e.seq > s)
-                            && e.topic == topic
+                            && &*e.topic == topic
                             && e.received >= since
                             && !skip.contains(&e.seq)
                     })
@@ -189,8 +238,12 @@ impl EventHub {
                 notified = Box::pin(notify.notified());
                 notified.as_mut().enable();
             }
-            if let Some(e) = candidates.into_iter().find(|e| matches(e)) {
-                return Some(e);
+            for e in candidates {
+                if let Some(json) = e.payload.json().cloned()
+                    && matches(&e, &json)
+                {
+                    return Some((e, json));
+                }
             }
             if tokio::time::timeout_at(deadline, notified).await.is_err() {
                 return None;
@@ -199,7 +252,17 @@ impl EventHub {
     }
 }
 
-/// Starts the webhook listener: `POST …/topic/{topic}/` with `x-wallet-id`; answers 200 at once.
+/// What makes two deliveries the same event: its topic and its body's bytes (ACA-Py
+/// resends the same body when it retries).
+fn event_hash(topic: &str, body: &[u8]) -> u64 {
+    let mut h = DefaultHasher::new();
+    topic.hash(&mut h);
+    body.hash(&mut h);
+    h.finish()
+}
+
+/// Starts the webhook listener: `POST …/topic/{topic}/` with `x-wallet-id`; answers 200 at
+/// once. A plain HTTP/1 server: one task per agent connection (ACA-Py keeps them alive).
 pub async fn listen(
     addr: &str,
     hub: Arc<EventHub>,
@@ -209,47 +272,90 @@ pub async fn listen(
         .await
         .map_err(|e| format!("cannot listen for webhooks on {addr}: {e}"))?;
     let bound = listener.local_addr().map_err(|e| e.to_string())?;
-    let app = axum::Router::new()
-        .route("/topic/{topic}/", post(webhook))
-        .route("/topic/{topic}", post(webhook))
-        .route("/{prefix}/topic/{topic}/", post(prefixed_webhook))
-        .with_state(hub);
     tokio::spawn(async move {
-        let _ = axum::serve(listener, app)
-            .with_graceful_shutdown(stop.cancelled_owned())
-            .await;
+        loop {
+            let accepted = tokio::select! {
+                a = listener.accept() => a,
+                _ = stop.cancelled() => return,
+            };
+            let stream = match accepted {
+                Ok((stream, _)) => stream,
+                // Out of file descriptors and the like: try again shortly, do not spin.
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let _ = stream.set_nodelay(true);
+            let hub = hub.clone();
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |request| {
+                    let hub = hub.clone();
+                    async move { Ok::<_, Infallible>(webhook(&hub, request).await) }
+                });
+                let connection = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+                tokio::select! {
+                    _ = connection => {}
+                    _ = stop.cancelled() => {}
+                }
+            });
+        }
     });
     Ok(bound)
 }
 
+/// The topic of a webhook path: `/topic/{topic}/`, `/topic/{topic}` or
+/// `/{prefix}/topic/{topic}/`.
+fn topic_of(path: &str) -> Option<&str> {
+    let path = path.strip_prefix('/')?;
+    let path = path.strip_suffix('/').unwrap_or(path);
+    let mut segments = path.rsplit('/');
+    let topic = segments.next().filter(|t| !t.is_empty())?;
+    (segments.next()? == "topic").then_some(())?;
+    match (segments.next(), segments.next()) {
+        (None, _) => Some(topic),
+        (Some(prefix), None) if !prefix.is_empty() => Some(topic),
+        _ => None,
+    }
+}
+
 async fn webhook(
-    State(hub): State<Arc<EventHub>>,
-    Path(topic): Path<String>,
-    request: axum::extract::Request,
-) -> StatusCode {
+    hub: &EventHub,
+    request: Request<hyper::body::Incoming>,
+) -> Response<Empty<Bytes>> {
     let arrived = Instant::now();
+    let answer = |status: StatusCode| {
+        let mut response = Response::new(Empty::new());
+        *response.status_mut() = status;
+        response
+    };
+    let Some(topic) = topic_of(request.uri().path()).map(str::to_string) else {
+        return answer(StatusCode::NOT_FOUND);
+    };
+    if request.method() != Method::POST {
+        return answer(StatusCode::METHOD_NOT_ALLOWED);
+    }
     let (parts, body) = request.into_parts();
     // At most MAX_EVENT_BODY bytes are read; a larger body is refused and not kept.
-    let Ok(body) = axum::body::to_bytes(body, MAX_EVENT_BODY).await else {
-        return StatusCode::PAYLOAD_TOO_LARGE;
+    let Ok(body) = Limited::new(body, MAX_EVENT_BODY).collect().await else {
+        return answer(StatusCode::PAYLOAD_TOO_LARGE);
     };
     let wallet = parts
         .headers
         .get("x-wallet-id")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    if let Ok(payload) = serde_json::from_slice(&body) {
-        hub.push_received(wallet, &topic, payload, arrived);
-    }
-    StatusCode::OK
-}
-
-async fn prefixed_webhook(
-    State(hub): State<Arc<EventHub>>,
-    Path((_prefix, topic)): Path<(String, String)>,
-    request: axum::extract::Request,
-) -> StatusCode {
-    webhook(State(hub), Path(topic), request).await
+    // A copy of the exact size: the received chunk may share a far larger read buffer,
+    // which the hub would otherwise keep alive with the event.
+    hub.push_raw(
+        wallet,
+        &topic,
+        Bytes::copy_from_slice(&body.to_bytes()),
+        arrived,
+    );
+    answer(StatusCode::OK)
 }
 
 /// Follows the admin websocket (`/ws`), routing frames by `wallet_id`; reconnects
@@ -345,13 +451,13 @@ mod tests {
                 since,
                 &[],
                 Duration::from_secs(5),
-                |e| {
+                |_, payload| {
                     // A slow condition (a large payload, a complex `until`).
                     if let Some(tx) = inside.take() {
                         tx.send(()).unwrap();
                         std::thread::sleep(Duration::from_millis(300));
                     }
-                    e.payload["content"] == "new"
+                    payload["content"] == "new"
                 },
             )
             .await
@@ -368,7 +474,7 @@ mod tests {
             push_took < Duration::from_millis(150),
             "an arriving event waited {push_took:?} for a waiter's condition"
         );
-        let found = waiter.await.unwrap().unwrap();
+        let (found, _) = waiter.await.unwrap().unwrap();
         let stamped = found.received.saturating_duration_since(arrived);
         assert!(
             stamped < Duration::from_millis(150),
@@ -395,7 +501,7 @@ mod tests {
                     Instant::now() - Duration::from_secs(60),
                     &[],
                     Duration::ZERO,
-                    |_| true,
+                    |_, _| true,
                 )
                 .await
                 .is_some()
@@ -432,6 +538,55 @@ mod tests {
         stop.cancel();
     }
 
+    #[test]
+    fn webhook_paths_name_their_topic() {
+        assert_eq!(topic_of("/topic/ping/"), Some("ping"));
+        assert_eq!(topic_of("/topic/ping"), Some("ping"));
+        assert_eq!(
+            topic_of("/tenant-7/topic/basicmessages/"),
+            Some("basicmessages")
+        );
+        for bad in [
+            "/topic/",
+            "/topic//",
+            "/ping/",
+            "/a/b/topic/ping/",
+            "//topic/ping/",
+            "topic/ping",
+        ] {
+            assert_eq!(topic_of(bad), None, "{bad}");
+        }
+    }
+
+    #[tokio::test]
+    async fn bodies_are_parsed_when_looked_at_and_retries_are_dropped_by_their_bytes() {
+        let hub = EventHub::default();
+        let since = Instant::now();
+        let body = Bytes::from_static(br#"{"state": "active", "connection_id": "c1"}"#);
+        hub.push_raw("w1", "connections", Bytes::from_static(b"not json"), since);
+        hub.push_raw("w1", "connections", body.clone(), since);
+        hub.push_raw("w1", "connections", body, since);
+        use std::sync::atomic::Ordering::Relaxed;
+        assert_eq!(
+            (hub.received.load(Relaxed), hub.duplicates.load(Relaxed)),
+            (3, 1)
+        );
+        let mut looked = Vec::new();
+        let (event, payload) = hub
+            .wait("w1", "connections", since, &[], Duration::ZERO, |e, p| {
+                looked.push(e.seq);
+                p["state"] == "active"
+            })
+            .await
+            .unwrap();
+        assert_eq!(payload["connection_id"], "c1");
+        assert_eq!(
+            looked,
+            [event.seq],
+            "the body that is not JSON is never offered"
+        );
+    }
+
     #[tokio::test]
     async fn finds_earlier_events_and_waits_for_later_ones() {
         let hub = Arc::new(EventHub::default());
@@ -446,7 +601,7 @@ mod tests {
                 since,
                 &[],
                 Duration::from_millis(10),
-                |e| e.payload["content"] == "n1",
+                |_, p| p["content"] == "n1",
             )
             .await;
         assert!(e.is_some(), "an event from before the wait is found");
@@ -461,9 +616,9 @@ mod tests {
                 since,
                 &[],
                 Duration::from_secs(5),
-                |e| {
+                |_, p| {
                     let _ = looked.send(());
-                    e.payload["content"] == "n2"
+                    p["content"] == "n2"
                 },
             )
             .await
@@ -472,16 +627,21 @@ mod tests {
         let pushed = Instant::now();
         hub.push("w2", "basicmessages", json!({"content": "n2"}));
         hub.push("w1", "basicmessages", json!({"content": "n2"}));
-        let found = later.await.unwrap().unwrap();
-        assert_eq!(found.payload["content"], "n2");
+        let (_, found) = later.await.unwrap().unwrap();
+        assert_eq!(found["content"], "n2");
         assert!(
             pushed.elapsed() < Duration::from_secs(2),
             "woken by the push, not by the timeout"
         );
         let none = hub
-            .wait("w1", "ping", since, &[], Duration::from_millis(20), |_| {
-                true
-            })
+            .wait(
+                "w1",
+                "ping",
+                since,
+                &[],
+                Duration::from_millis(20),
+                |_, _| true,
+            )
             .await;
         assert!(none.is_none());
     }

@@ -170,9 +170,9 @@ impl VirtualUser {
         let mut eval_error = None;
         let base = self.scope_parts();
         let found = tokio::select! {
-            e = hub.wait(&wallet, &w.topic, since, &self.consumed, timeout.saturating_sub(since.elapsed()), |e| {
+            e = hub.wait(&wallet, &w.topic, since, &self.consumed, timeout.saturating_sub(since.elapsed()), |_, payload| {
                 let Some(until) = w.until else { return true };
-                let scope = base.with_event(e.payload.clone());
+                let scope = base.with_event(payload.clone());
                 match templates.holds(until, &scope) {
                     Ok(b) => b,
                     Err(err) => {
@@ -184,7 +184,7 @@ impl VirtualUser {
             _ = ctx.hard_stop.cancelled() => return Err(StepError::Stopped),
         };
         match found {
-            Some(event) => {
+            Some((event, payload)) => {
                 let micros = event.received.saturating_duration_since(since).as_micros() as u64;
                 if self.consumed.len() >= 64 {
                     self.consumed.remove(0);
@@ -192,9 +192,9 @@ impl VirtualUser {
                 self.consumed.push(event.seq);
                 // One event, one sample: a capture that fails marks it failed.
                 let failure = self
-                    .apply_captures(&w.captures, &event.payload)
+                    .apply_captures(&w.captures, &payload)
                     .err()
-                    .map(|why| self.failure(step, why, excerpt(&event.payload.to_string())));
+                    .map(|why| self.failure(step, why, excerpt(&payload.to_string())));
                 ctx.recorder.send(Event::Sample {
                     phase: step.phase,
                     kind: StatKind::Event,
