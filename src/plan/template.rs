@@ -28,8 +28,96 @@ pub const FUNCTIONS: &[&str] = &["uuid", "random_word", "random_key", "now"];
 
 /// A plan's compiled templates and expressions; steps refer to them by id.
 pub struct Templates {
-    texts: Vec<Template<'static, 'static>>,
-    exprs: Vec<(Expression<'static, 'static>, String)>,
+    texts: Vec<(Template<'static, 'static>, Option<Interpolation>)>,
+    exprs: Vec<(Expression<'static, 'static>, String, Option<VarPath>)>,
+}
+
+/// A variable, or an attribute path into one: `token`, `peer.wallet_id`.
+type VarPath = Vec<String>;
+
+/// A template that is only literal text and `{{ variable }}` holes (most request paths,
+/// bearer tokens and bodies). It is rendered by looking the variables up, without the
+/// template engine; a value that is not a string goes to the engine, so that the output
+/// and the errors are always the engine's.
+#[derive(Debug)]
+struct Interpolation(Vec<Piece>);
+
+#[derive(Debug)]
+enum Piece {
+    Text(String),
+    Var(VarPath),
+}
+
+impl Interpolation {
+    /// `None` when `source` has anything but text and `{{ name(.name)* }}`: statements,
+    /// comments, filters, whitespace control, or a final newline (which the engine drops).
+    fn parse(source: &str) -> Option<Interpolation> {
+        if source.ends_with('\n') || source.contains("{%") || source.contains("{#") {
+            return None;
+        }
+        let mut pieces = Vec::new();
+        let mut rest = source;
+        while let Some(open) = rest.find("{{") {
+            let text = &rest[..open];
+            if text.contains("}}") {
+                return None;
+            }
+            if !text.is_empty() {
+                pieces.push(Piece::Text(text.to_string()));
+            }
+            let after = &rest[open + 2..];
+            let close = after.find("}}")?;
+            pieces.push(Piece::Var(var_path(&after[..close])?));
+            rest = &after[close + 2..];
+        }
+        if rest.contains("}}") {
+            return None;
+        }
+        if !rest.is_empty() {
+            pieces.push(Piece::Text(rest.to_string()));
+        }
+        Some(Interpolation(pieces))
+    }
+
+    /// The rendered text, when every variable holds a string.
+    fn render(&self, ctx: &Value) -> Option<String> {
+        let mut out = String::new();
+        for piece in &self.0 {
+            match piece {
+                Piece::Text(t) => out.push_str(t),
+                Piece::Var(path) => out.push_str(lookup(ctx, path)?.as_str()?),
+            }
+        }
+        Some(out)
+    }
+}
+
+/// `name(.name)*` with spaces around it, and not a name the engine itself defines.
+fn var_path(inner: &str) -> Option<VarPath> {
+    let inner = inner.trim_matches(' ');
+    let path: VarPath = inner.split('.').map(str::to_string).collect();
+    let ident = |s: &String| {
+        s.chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    };
+    let reserved = [
+        "true", "false", "none", "True", "False", "None", "loop", "range",
+    ];
+    (path.iter().all(ident) && !reserved.contains(&path[0].as_str())).then_some(path)
+}
+
+/// The value at `path` in the scope; `None` when any part of it is undefined.
+fn lookup(ctx: &Value, path: &[String]) -> Option<Value> {
+    let mut v = ctx.get_attr(&path[0]).ok()?;
+    for name in &path[1..] {
+        if v.is_undefined() {
+            return None;
+        }
+        v = v.get_attr(name).ok()?;
+    }
+    (!v.is_undefined()).then_some(v)
 }
 
 impl std::fmt::Debug for Templates {
@@ -188,14 +276,19 @@ impl Compiler {
         let texts = self
             .texts
             .iter()
-            .map(|name| env.get_template(name).map_err(|e| describe(&e)))
-            .collect::<Result<_, _>>()?;
+            .map(|name| {
+                let t = env.get_template(name).map_err(|e| describe(&e))?;
+                let simple = Interpolation::parse(t.source());
+                Ok((t, simple))
+            })
+            .collect::<Result<_, String>>()?;
         let exprs = self
             .exprs
             .into_iter()
             .map(|src| {
+                let path = var_path(&src);
                 env.compile_expression_owned(src.clone())
-                    .map(|e| (e, src))
+                    .map(|e| (e, src, path))
                     .map_err(|e| describe(&e))
             })
             .collect::<Result<_, _>>()?;
@@ -207,12 +300,24 @@ impl Templates {
     pub fn render(&self, text: &Text, ctx: &Value) -> Result<String, Error> {
         match text {
             Text::Literal(s) => Ok(s.clone()),
-            Text::Template(i) => self.texts[*i].render(ctx),
+            Text::Template(i) => {
+                let (template, simple) = &self.texts[*i];
+                match simple.as_ref().and_then(|s| s.render(ctx)) {
+                    Some(out) => Ok(out),
+                    None => template.render(ctx),
+                }
+            }
         }
     }
 
     pub fn eval(&self, expr: Expr, ctx: &Value) -> Result<Value, Error> {
-        self.exprs[expr.0].0.eval(ctx)
+        let (expression, _, path) = &self.exprs[expr.0];
+        // A bare variable is looked up; anything else (or an undefined one: the engine
+        // says why) goes to the engine.
+        match path.as_deref().and_then(|p| lookup(ctx, p)) {
+            Some(v) => Ok(v),
+            None => expression.eval(ctx),
+        }
     }
 
     /// The expression's source, for failure messages.
@@ -510,6 +615,73 @@ mod tests {
         let tpl = c.finish().unwrap();
         let err = tpl.render(&t, &ctx(&[])).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::UndefinedError);
+    }
+
+    #[test]
+    fn plain_interpolations_render_as_the_engine_does() {
+        let sources = [
+            "/connections/{{ conn_id }}/send-ping",
+            "{{token}}",
+            "ping from {{ name }} to {{  peer.name  }}!",
+            "{{ n }} items",
+            "{{ peer }}",
+            "a }} b {{ conn_id }}",
+            "{{ conn_id | upper }}",
+            "{{- conn_id }}",
+            "line {{ conn_id }}\n",
+            "{{ true }}",
+            "{{ missing }}",
+            "{{ peer.missing }}",
+        ];
+        let mut c = Compiler::new();
+        let texts: Vec<Text> = sources
+            .iter()
+            .enumerate()
+            .map(|(i, s)| c.text(&format!("/t/{i}"), s, false))
+            .collect();
+        let exprs: Vec<Expr> = ["conn_id", "peer.name", "n", "missing", "none"]
+            .iter()
+            .enumerate()
+            .map(|(i, s)| c.expr(&format!("/e/{i}"), s, false))
+            .collect();
+        let tpl = c.finish().unwrap();
+        let simple: Vec<bool> = tpl.texts.iter().map(|(_, s)| s.is_some()).collect();
+        assert_eq!(
+            simple,
+            [
+                true, true, true, true, true, false, false, false, false, false, true, true
+            ]
+        );
+        let peer = to_value(serde_json::json!({"name": "bob", "n": 2}));
+        let scope = ctx(&[
+            ("conn_id", Value::from("c-1")),
+            ("token", Value::from("t0k")),
+            ("name", Value::from("alice")),
+            ("n", Value::from(3)),
+            ("peer", peer),
+        ]);
+        for (i, t) in texts.iter().enumerate() {
+            let Text::Template(k) = t else {
+                panic!("{} is a template", sources[i])
+            };
+            let engine = tpl.texts[*k].0.render(&scope).map_err(|e| e.kind());
+            let ours = tpl.render(t, &scope).map_err(|e| e.kind());
+            assert_eq!(ours, engine, "{}", sources[i]);
+        }
+        assert_eq!(
+            tpl.render(&texts[2], &scope).unwrap(),
+            "ping from alice to bob!"
+        );
+        for e in exprs {
+            let (expression, src, _) = &tpl.exprs[e.0];
+            let engine = expression.eval(&scope).map_err(|e| e.kind());
+            let ours = tpl.eval(e, &scope).map_err(|e| e.kind());
+            assert_eq!(ours, engine, "{src}");
+        }
+        assert_eq!(
+            tpl.render(&texts[10], &scope).unwrap_err().kind(),
+            ErrorKind::UndefinedError
+        );
     }
 
     #[test]
