@@ -84,8 +84,20 @@ fn mediator_plan_end_to_end_against_real_acapy() {
     assert_eq!(r["users"]["setup_ok"], 6);
     assert_eq!(r["users"]["stopped_by_error"], 0);
     let stat = |phase: &str, kind: &str, name: &str| crate::stack::stat(&r, phase, kind, name);
-    assert_eq!(stat("setup", "poll", "mediation granted")["count"], 6);
-    assert_eq!(stat("setup", "poll", "peer connection active")["count"], 6);
+    // Setup waits for the agent's webhooks, not for polls: one event each, none failed.
+    for (name, users) in [
+        ("mediator connection active", 6),
+        ("mediation granted", 6),
+        ("inviter connection active", 3),
+        ("invitee connection active", 3),
+    ] {
+        let s = stat("setup", "event", name);
+        assert_eq!(
+            (s["count"].as_u64(), s["failures"].as_u64()),
+            (Some(users), Some(0)),
+            "{name}"
+        );
+    }
     assert_eq!(stat("setup", "take", "take peer invitation")["count"], 3);
     assert_eq!(stat("teardown", "http", "remove tenant wallet")["count"], 6);
     assert!(
@@ -131,8 +143,14 @@ fn mediator_plan_end_to_end_against_real_acapy() {
             .all(|l| n(l, "requests") > 0 && n(l, "event_failures") == 0)
     );
     assert!(n(&levels[2], "events") > 0, "{stdout}");
+    // The levels' events are the tasks' (deliveries and pings) and the setup's four per pair
+    // of users (mediator connection and grant for each user, the peer connection for each).
+    let setup_events = 6 + 6 + 3 + 3;
     let in_levels: u64 = levels.iter().map(|l| n(l, "events")).sum();
-    assert!(in_levels <= sent + pings && in_levels > (sent + pings) / 2);
+    assert!(
+        in_levels <= sent + pings + setup_events && in_levels > (sent + pings) / 2,
+        "{in_levels} events in levels, {sent} messages, {pings} pings"
+    );
     assert!(stdout.contains(" by load    from"), "{stdout}");
     // Status gauges of both agents, once per second.
     let agents = r["agents"].as_array().unwrap();

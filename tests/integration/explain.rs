@@ -59,7 +59,11 @@ fn shows_the_seed_staircase_with_seed_defaults() {
         "wallet keys are hidden: {out}"
     );
     assert!(
-        out.contains("GET http://127.0.0.1:3011/connections/<mediator_conn_id>"),
+        out.contains("GET http://127.0.0.1:3011/connections/<peer_conn_id>"),
+        "{out}"
+    );
+    assert!(
+        out.contains("wait for a `mediation` event of wallet <wallet_id> with `event.mediation_id == mediation_id and event.state == 'granted'` (give up after 30s)"),
         "{out}"
     );
 }

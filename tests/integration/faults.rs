@@ -129,10 +129,13 @@ fn live_count(step: &str, kind: &str) -> f64 {
 }
 
 /// Every user past its setup (the last setup step is the peer connection becoming
-/// active), and messages already delivered through the mediator.
+/// active, on the inviter's side or the invitee's), and messages already delivered
+/// through the mediator.
 fn wait_for_tasks() {
     wait_until("every user in its tasks", Duration::from_secs(60), || {
-        live_count("peer connection active", "poll") >= USERS as f64
+        live_count("inviter connection active", "event")
+            + live_count("invitee connection active", "event")
+            >= USERS as f64
     });
     wait_until(
         "a delivery through the mediator",
