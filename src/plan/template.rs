@@ -29,7 +29,70 @@ pub const FUNCTIONS: &[&str] = &["uuid", "random_word", "random_key", "now"];
 /// A plan's compiled templates and expressions; steps refer to them by id.
 pub struct Templates {
     texts: Vec<(Template<'static, 'static>, Option<Interpolation>)>,
-    exprs: Vec<(Expression<'static, 'static>, String, Option<VarPath>)>,
+    exprs: Vec<(Expression<'static, 'static>, String, Option<Plain>)>,
+}
+
+/// An expression simple enough to evaluate without the engine: a bare variable, or
+/// comparisons of variables and string literals joined by `and` (most `until` and `that`
+/// conditions: `event.state == 'active' and event.connection_id == conn_id`).
+#[derive(Debug)]
+enum Plain {
+    Var(VarPath),
+    All(Vec<(Operand, bool, Operand)>),
+}
+
+#[derive(Debug)]
+enum Operand {
+    Var(VarPath),
+    Str(String),
+}
+
+impl Plain {
+    fn parse(source: &str) -> Option<Plain> {
+        if let Some(path) = var_path(source) {
+            return Some(Plain::Var(path));
+        }
+        let operand = |s: &str| {
+            let s = s.trim_matches(' ');
+            for q in ['\'', '"'] {
+                if let Some(inner) = s.strip_prefix(q).and_then(|r| r.strip_suffix(q)) {
+                    let plain = !inner.contains(q) && !inner.contains('\\');
+                    return plain.then(|| Operand::Str(inner.to_string()));
+                }
+            }
+            var_path(s).map(Operand::Var)
+        };
+        let mut all = Vec::new();
+        for part in source.split(" and ") {
+            let (l, eq, r) = match (part.split_once(" == "), part.split_once(" != ")) {
+                (Some((l, r)), None) => (l, true, r),
+                (None, Some((l, r))) => (l, false, r),
+                _ => return None,
+            };
+            all.push((operand(l)?, eq, operand(r)?));
+        }
+        Some(Plain::All(all))
+    }
+
+    /// The value, as the engine would give it; `None` when a variable is undefined (the
+    /// engine then says what is wrong).
+    fn eval(&self, ctx: &Value) -> Option<Value> {
+        let value = |o: &Operand| match o {
+            Operand::Var(p) => lookup(ctx, p),
+            Operand::Str(s) => Some(Value::from(s.as_str())),
+        };
+        match self {
+            Plain::Var(p) => lookup(ctx, p),
+            Plain::All(all) => {
+                for (l, eq, r) in all {
+                    if (value(l)? == value(r)?) != *eq {
+                        return Some(Value::from(false));
+                    }
+                }
+                Some(Value::from(true))
+            }
+        }
+    }
 }
 
 /// A variable, or an attribute path into one: `token`, `peer.wallet_id`.
@@ -110,6 +173,12 @@ fn var_path(inner: &str) -> Option<VarPath> {
 
 /// The value at `path` in the scope; `None` when any part of it is undefined.
 fn lookup(ctx: &Value, path: &[String]) -> Option<Value> {
+    if let Some(found) = ctx
+        .downcast_object_ref::<Scope>()
+        .and_then(|scope| scope.json_at(path))
+    {
+        return found;
+    }
     let mut v = ctx.get_attr(&path[0]).ok()?;
     for name in &path[1..] {
         if v.is_undefined() {
@@ -286,9 +355,9 @@ impl Compiler {
             .exprs
             .into_iter()
             .map(|src| {
-                let path = var_path(&src);
+                let plain = Plain::parse(&src);
                 env.compile_expression_owned(src.clone())
-                    .map(|e| (e, src, path))
+                    .map(|e| (e, src, plain))
                     .map_err(|e| describe(&e))
             })
             .collect::<Result<_, _>>()?;
@@ -311,10 +380,9 @@ impl Templates {
     }
 
     pub fn eval(&self, expr: Expr, ctx: &Value) -> Result<Value, Error> {
-        let (expression, _, path) = &self.exprs[expr.0];
-        // A bare variable is looked up; anything else (or an undefined one: the engine
-        // says why) goes to the engine.
-        match path.as_deref().and_then(|p| lookup(ctx, p)) {
+        let (expression, _, plain) = &self.exprs[expr.0];
+        // Anything else, or an undefined variable (the engine says why), goes to the engine.
+        match plain.as_ref().and_then(|p| p.eval(ctx)) {
             Some(v) => Ok(v),
             None => expression.eval(ctx),
         }
@@ -523,6 +591,27 @@ impl ResponseView {
     }
 }
 
+impl Scope {
+    /// `event.…` and `body.…` read straight from the JSON, so only the value at the end of
+    /// the path is converted, not the whole payload. `None` when the path starts elsewhere;
+    /// `Some(None)` when a key on it is missing.
+    fn json_at(&self, path: &[String]) -> Option<Option<Value>> {
+        let root = match path[0].as_str() {
+            "event" => self.event.as_deref()?,
+            "body" => self.response.as_ref()?.json.as_ref()?,
+            _ => return None,
+        };
+        let mut v = root;
+        for key in &path[1..] {
+            match v.get(key.as_str()) {
+                Some(next) => v = next,
+                None => return Some(None),
+            }
+        }
+        Some(Some(to_value(v)))
+    }
+}
+
 impl Object for Scope {
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
         let key = key.as_str()?;
@@ -639,11 +728,27 @@ mod tests {
             .enumerate()
             .map(|(i, s)| c.text(&format!("/t/{i}"), s, false))
             .collect();
-        let exprs: Vec<Expr> = ["conn_id", "peer.name", "n", "missing", "none"]
-            .iter()
-            .enumerate()
-            .map(|(i, s)| c.expr(&format!("/e/{i}"), s, false))
-            .collect();
+        let exprs: Vec<Expr> = [
+            "conn_id",
+            "peer.name",
+            "n",
+            "missing",
+            "none",
+            "conn_id == 'c-1'",
+            "conn_id != \"c-1\"",
+            "peer.name == name and conn_id == 'c-1'",
+            "peer.name == 'bob' and conn_id == 'c-2'",
+            "peer.n == n",
+            "conn_id == 'c-2' and missing == 'x'",
+            "conn_id == 'c-1' and missing == 'x'",
+            "conn_id == 'a and b'",
+            "conn_id == 'c-1' or n",
+            "user.index == 3",
+        ]
+        .iter()
+        .enumerate()
+        .map(|(i, s)| c.expr(&format!("/e/{i}"), s, false))
+        .collect();
         let tpl = c.finish().unwrap();
         let simple: Vec<bool> = tpl.texts.iter().map(|(_, s)| s.is_some()).collect();
         assert_eq!(
@@ -682,6 +787,62 @@ mod tests {
             tpl.render(&texts[10], &scope).unwrap_err().kind(),
             ErrorKind::UndefinedError
         );
+    }
+
+    #[test]
+    fn conditions_on_events_and_bodies_agree_with_the_engine() {
+        let event = serde_json::json!({"state": "active", "connection_id": "c-1", "n": 2, "nested": {"k": "v"}, "nothing": null});
+        let scope = Value::from_object(Scope {
+            globals: Arc::new(Globals::default()),
+            user: to_value(serde_json::json!({"index": 3})),
+            vars: Arc::new(BTreeMap::from([(
+                "conn_id".to_string(),
+                Value::from("c-1"),
+            )])),
+            response: Some(Arc::new(ResponseView {
+                status: 200,
+                body: bytes::Bytes::new(),
+                json: Some(serde_json::json!({"state": "done", "results": [1]})),
+                headers: http::HeaderMap::new(),
+            })),
+            event: Some(Arc::new(event)),
+            rng: Value::from(()),
+        });
+        let sources = [
+            "event.state == 'active' and event.connection_id == conn_id",
+            "event.state == 'active' and event.connection_id == 'c-2'",
+            "event.n == 2",
+            "event.nested.k != 'v'",
+            "event.nothing == none",
+            "event.nothing",
+            "event.missing == 'x'",
+            "event.state.deeper == 'x'",
+            "body.state == 'done'",
+            "body.results",
+            "body",
+            "event",
+        ];
+        let mut c = Compiler::new();
+        let exprs: Vec<Expr> = sources
+            .iter()
+            .enumerate()
+            .map(|(i, s)| c.expr(&format!("/e/{i}"), s, true))
+            .collect();
+        let tpl = c.finish().unwrap();
+        let plain: Vec<bool> = tpl.exprs.iter().map(|e| e.2.is_some()).collect();
+        assert_eq!(
+            plain,
+            [
+                true, true, false, true, false, true, true, true, true, true, true, true
+            ]
+        );
+        for (e, src) in exprs.into_iter().zip(sources) {
+            let engine = tpl.exprs[e.0].0.eval(&scope).map_err(|e| e.kind());
+            let ours = tpl.eval(e, &scope).map_err(|e| e.kind());
+            assert_eq!(ours, engine, "{src}");
+        }
+        let held = |i: usize| tpl.holds(Expr(i), &scope).unwrap();
+        assert_eq!((held(0), held(1), held(8)), (true, false, true));
     }
 
     #[test]
