@@ -13,6 +13,7 @@ pub mod diagnostic;
 pub mod duration;
 pub mod env;
 pub mod model;
+mod plain;
 pub mod resolve;
 pub mod schema;
 pub mod shape;
