@@ -530,8 +530,92 @@ mod tests {
         assert_eq!(err.kind(), ErrorKind::UndefinedError);
     }
 
+    /// Each text compiled and rendered three ways: whether the shortcut recognised it, what
+    /// the shortcut gave (`None`: it left the text to the engine), and what the engine alone
+    /// gives. `Templates::render` must give the engine's answer in every case.
+    #[allow(clippy::type_complexity)]
+    fn texts_both_ways(
+        sources: &[&str],
+        scope: &Value,
+    ) -> Vec<(bool, Option<String>, Result<String, ErrorKind>)> {
+        let mut c = Compiler::new();
+        let texts: Vec<Text> = sources
+            .iter()
+            .enumerate()
+            .map(|(i, s)| c.text(&format!("/t/{i}"), s, false))
+            .collect();
+        let tpl = c.finish().unwrap();
+        texts
+            .iter()
+            .zip(sources)
+            .map(|(t, src)| {
+                let Text::Template(k) = t else {
+                    panic!("{src} is a template")
+                };
+                let (template, shortcut) = &tpl.texts[*k];
+                let engine = template.render(scope).map_err(|e| e.kind());
+                let ours = tpl.render(t, scope).map_err(|e| e.kind());
+                assert_eq!(ours, engine, "{src}");
+                let answered = shortcut.as_ref().and_then(|s| s.render(scope));
+                (shortcut.is_some(), answered, engine)
+            })
+            .collect()
+    }
+
+    /// The same for expressions (`Templates::eval` against the engine's own evaluation).
+    #[allow(clippy::type_complexity)]
+    fn exprs_both_ways(
+        sources: &[&str],
+        scope: &Value,
+    ) -> Vec<(bool, Option<Value>, Result<Value, ErrorKind>)> {
+        let mut c = Compiler::new();
+        let exprs: Vec<Expr> = sources
+            .iter()
+            .enumerate()
+            .map(|(i, s)| c.expr(&format!("/e/{i}"), s, true))
+            .collect();
+        let tpl = c.finish().unwrap();
+        exprs
+            .into_iter()
+            .zip(sources)
+            .map(|(e, src)| {
+                let (expression, _, shortcut) = &tpl.exprs[e.0];
+                let engine = expression.eval(scope).map_err(|e| e.kind());
+                let ours = tpl.eval(e, scope).map_err(|e| e.kind());
+                assert_eq!(ours, engine, "{src}");
+                let answered = shortcut.as_ref().and_then(|s| s.eval(scope));
+                (shortcut.is_some(), answered, engine)
+            })
+            .collect()
+    }
+
+    /// Which cases the shortcut recognised and which it answered; every answer is the
+    /// engine's.
+    fn shortcut_flags<T: PartialEq + std::fmt::Debug>(
+        results: &[(bool, Option<T>, Result<T, ErrorKind>)],
+        sources: &[&str],
+    ) -> (Vec<bool>, Vec<bool>) {
+        for ((_, answered, engine), src) in results.iter().zip(sources) {
+            if let Some(a) = answered {
+                assert_eq!(Ok(a), engine.as_ref(), "{src}");
+            }
+        }
+        (
+            results.iter().map(|r| r.0).collect(),
+            results.iter().map(|r| r.1.is_some()).collect(),
+        )
+    }
+
     #[test]
     fn plain_interpolations_render_as_the_engine_does() {
+        let peer = to_value(serde_json::json!({"name": "bob", "n": 2}));
+        let scope = ctx(&[
+            ("conn_id", Value::from("c-1")),
+            ("token", Value::from("t0k")),
+            ("name", Value::from("alice")),
+            ("n", Value::from(3)),
+            ("peer", peer),
+        ]);
         let sources = [
             "/connections/{{ conn_id }}/send-ping",
             "{{token}}",
@@ -546,13 +630,16 @@ mod tests {
             "{{ missing }}",
             "{{ peer.missing }}",
         ];
-        let mut c = Compiler::new();
-        let texts: Vec<Text> = sources
-            .iter()
-            .enumerate()
-            .map(|(i, s)| c.text(&format!("/t/{i}"), s, false))
-            .collect();
-        let exprs: Vec<Expr> = [
+        let texts = texts_both_ways(&sources, &scope);
+        let (recognised, answered) = shortcut_flags(&texts, &sources);
+        let (t, f) = (true, false);
+        assert_eq!(recognised, [t, t, t, t, t, f, f, f, f, f, t, t]);
+        // Numbers, objects and undefined variables are left to the engine.
+        assert_eq!(answered, [t, t, t, f, f, f, f, f, f, f, f, f]);
+        assert_eq!(texts[2].2, Ok("ping from alice to bob!".to_string()));
+        assert_eq!(texts[10].2, Err(ErrorKind::UndefinedError));
+
+        let sources = [
             "conn_id",
             "peer.name",
             "n",
@@ -568,49 +655,13 @@ mod tests {
             "conn_id == 'a and b'",
             "conn_id == 'c-1' or n",
             "user.index == 3",
-        ]
-        .iter()
-        .enumerate()
-        .map(|(i, s)| c.expr(&format!("/e/{i}"), s, false))
-        .collect();
-        let tpl = c.finish().unwrap();
-        let simple: Vec<bool> = tpl.texts.iter().map(|(_, s)| s.is_some()).collect();
-        assert_eq!(
-            simple,
-            [
-                true, true, true, true, true, false, false, false, false, false, true, true
-            ]
-        );
-        let peer = to_value(serde_json::json!({"name": "bob", "n": 2}));
-        let scope = ctx(&[
-            ("conn_id", Value::from("c-1")),
-            ("token", Value::from("t0k")),
-            ("name", Value::from("alice")),
-            ("n", Value::from(3)),
-            ("peer", peer),
-        ]);
-        for (i, t) in texts.iter().enumerate() {
-            let Text::Template(k) = t else {
-                panic!("{} is a template", sources[i])
-            };
-            let engine = tpl.texts[*k].0.render(&scope).map_err(|e| e.kind());
-            let ours = tpl.render(t, &scope).map_err(|e| e.kind());
-            assert_eq!(ours, engine, "{}", sources[i]);
-        }
-        assert_eq!(
-            tpl.render(&texts[2], &scope).unwrap(),
-            "ping from alice to bob!"
-        );
-        for e in exprs {
-            let (expression, src, _) = &tpl.exprs[e.0];
-            let engine = expression.eval(&scope).map_err(|e| e.kind());
-            let ours = tpl.eval(e, &scope).map_err(|e| e.kind());
-            assert_eq!(ours, engine, "{src}");
-        }
-        assert_eq!(
-            tpl.render(&texts[10], &scope).unwrap_err().kind(),
-            ErrorKind::UndefinedError
-        );
+        ];
+        let exprs = exprs_both_ways(&sources, &scope);
+        let (recognised, answered) = shortcut_flags(&exprs, &sources);
+        assert_eq!(recognised, [t, t, t, t, f, t, t, t, t, t, t, t, f, f, f]);
+        // `and` stops at the first false comparison, as the engine does; an undefined
+        // variable it reaches goes to the engine, which says what is wrong.
+        assert_eq!(answered, [t, t, t, f, f, t, t, t, t, t, t, f, f, f, f]);
     }
 
     #[test]
@@ -646,26 +697,13 @@ mod tests {
             "body",
             "event",
         ];
-        let mut c = Compiler::new();
-        let exprs: Vec<Expr> = sources
-            .iter()
-            .enumerate()
-            .map(|(i, s)| c.expr(&format!("/e/{i}"), s, true))
-            .collect();
-        let tpl = c.finish().unwrap();
-        let plain: Vec<bool> = tpl.exprs.iter().map(|e| e.2.is_some()).collect();
-        assert_eq!(
-            plain,
-            [
-                true, true, false, true, false, true, true, true, true, true, true, true
-            ]
-        );
-        for (e, src) in exprs.into_iter().zip(sources) {
-            let engine = tpl.exprs[e.0].0.eval(&scope).map_err(|e| e.kind());
-            let ours = tpl.eval(e, &scope).map_err(|e| e.kind());
-            assert_eq!(ours, engine, "{src}");
-        }
-        let held = |i: usize| tpl.holds(Expr(i), &scope).unwrap();
+        let exprs = exprs_both_ways(&sources, &scope);
+        let (recognised, answered) = shortcut_flags(&exprs, &sources);
+        let (t, f) = (true, false);
+        assert_eq!(recognised, [t, t, f, t, f, t, t, t, t, t, t, t]);
+        // A key missing on the path goes to the engine.
+        assert_eq!(answered, [t, t, f, t, f, t, f, f, t, t, t, t]);
+        let held = |i: usize| exprs[i].2.as_ref().unwrap().is_true();
         assert_eq!((held(0), held(1), held(8)), (true, false, true));
     }
 
