@@ -2,8 +2,8 @@
 //! per tenant wallet so `wait_event` steps can find them, including events that came
 //! before the wait started.
 //!
-//! A webhook is kept as the bytes received and parsed only when a wait looks at it: most
-//! events (`out_of_band`, `keylist`, a peer's pings) are never waited on.
+//! A webhook is kept as the bytes received and parsed only when a wait looks at it: events
+//! on topics no step waits for (`out_of_band`, `keylist`, …) are never parsed.
 
 use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
@@ -331,13 +331,13 @@ async fn webhook(
         *response.status_mut() = status;
         response
     };
-    let Some(topic) = topic_of(request.uri().path()).map(str::to_string) else {
+    let (parts, body) = request.into_parts();
+    let Some(topic) = topic_of(parts.uri.path()) else {
         return answer(StatusCode::NOT_FOUND);
     };
-    if request.method() != Method::POST {
+    if parts.method != Method::POST {
         return answer(StatusCode::METHOD_NOT_ALLOWED);
     }
-    let (parts, body) = request.into_parts();
     // At most MAX_EVENT_BODY bytes are read; a larger body is refused and not kept.
     let Ok(body) = Limited::new(body, MAX_EVENT_BODY).collect().await else {
         return answer(StatusCode::PAYLOAD_TOO_LARGE);
@@ -351,7 +351,7 @@ async fn webhook(
     // which the hub would otherwise keep alive with the event.
     hub.push_raw(
         wallet,
-        &topic,
+        topic,
         Bytes::copy_from_slice(&body.to_bytes()),
         arrived,
     );
