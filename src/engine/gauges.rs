@@ -12,41 +12,38 @@ use crate::plan::resolve::WatchSettings;
 use crate::results::GaugeSample;
 
 /// Samples one agent until stopped. A failed sample is recorded as such, not skipped.
+/// `client` is the agent's own (its base URL and API key only: never the target's headers).
 pub async fn sample(
     w: WatchSettings,
-    client: reqwest::Client,
+    client: crate::engine::http::Client,
     recorder: Recorder,
     stop: CancellationToken,
 ) {
     let mut tick = tokio::time::interval(w.interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let url = format!("{}/status", w.url);
+    let timeout = w.interval.max(Duration::from_secs(1));
     loop {
         tokio::select! {
             _ = tick.tick() => {}
             _ = stop.cancelled() => return,
         }
         let at = Instant::now();
-        let mut req = client
-            .get(&url)
-            .timeout(w.interval.max(Duration::from_secs(1)));
-        if let Some(k) = &w.api_key {
-            req = req.header("x-api-key", k);
-        }
-        let mut sample = match req.send().await {
-            Ok(r) if r.status().is_success() => match r.json::<serde_json::Value>().await {
-                Ok(v) => parse(&v),
-                Err(e) => GaugeSample {
-                    error: Some(format!("not JSON: {e}")),
-                    ..Default::default()
-                },
-            },
-            Ok(r) => GaugeSample {
-                error: Some(format!("status {}", r.status().as_u16())),
+        let mut sample = match client.get("/status", timeout).await {
+            Ok((status, body)) if status.is_success() => {
+                match serde_json::from_slice::<serde_json::Value>(&body) {
+                    Ok(v) => parse(&v),
+                    Err(e) => GaugeSample {
+                        error: Some(format!("not JSON: {e}")),
+                        ..Default::default()
+                    },
+                }
+            }
+            Ok((status, _)) => GaugeSample {
+                error: Some(format!("status {}", status.as_u16())),
                 ..Default::default()
             },
             Err(e) => GaugeSample {
-                error: Some(crate::engine::http::root_cause(&e)),
+                error: Some(e.reason()),
                 ..Default::default()
             },
         };

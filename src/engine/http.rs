@@ -47,26 +47,6 @@ impl HttpError {
     }
 }
 
-/// Builds the reqwest client for the preflight check and the `watch:` samplers (a few
-/// requests a second; the plan's own requests go through [`Client`]).
-pub fn admin_client(
-    target: &TargetSettings,
-    headers: &[(String, String)],
-) -> Result<reqwest::Client, String> {
-    reqwest::Client::builder()
-        .no_proxy()
-        .default_headers(default_headers(headers)?)
-        // As the plan's own requests: a 3xx is the answer, not a hop.
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(target.timeout)
-        .connect_timeout(target.connect_timeout)
-        .pool_idle_timeout(Duration::from_secs(90))
-        .tcp_nodelay(true)
-        .tls_danger_accept_invalid_certs(target.insecure)
-        .build()
-        .map_err(|e| format!("cannot build the HTTP client: {e}"))
-}
-
 /// `Accept: */*` and the target's headers (API keys: marked sensitive, so they never print).
 fn default_headers(headers: &[(String, String)]) -> Result<HeaderMap, String> {
     let mut map = HeaderMap::new();
@@ -170,6 +150,70 @@ impl Client {
             defaults: default_headers(headers)?,
             base,
         })
+    }
+
+    /// `GET path` (below the base URL) with the target's headers; the status and the whole
+    /// body. For the `watch:` samplers, which read an agent's `/status` once a second.
+    pub async fn get(
+        &self,
+        path: &str,
+        timeout: Duration,
+    ) -> Result<(http::StatusCode, Bytes), HttpError> {
+        let uri = self.base.uri(path, None).map_err(|why| HttpError::Other {
+            url: path.to_string(),
+            why,
+        })?;
+        let mut req = http::Request::new(Full::new(Bytes::new()));
+        *req.uri_mut() = uri.clone();
+        *req.headers_mut() = self.defaults.clone();
+        let (parts, body) = self.exchange(req, &uri, timeout, timeout).await?;
+        Ok((parts.status, body))
+    }
+
+    /// Sends `req` (to `uri`) and reads the whole response within `budget`.
+    async fn exchange(
+        &self,
+        req: http::Request<Full<Bytes>>,
+        uri: &Uri,
+        timeout: Duration,
+        budget: Duration,
+    ) -> Result<(http::response::Parts, Bytes), HttpError> {
+        let exchange = async {
+            let resp = self.lane().inner.request(req).await.map_err(|e| {
+                let why = root_cause(&e);
+                if e.is_connect() {
+                    HttpError::Connect {
+                        url: uri.to_string(),
+                        why,
+                    }
+                } else {
+                    HttpError::Other {
+                        url: uri.to_string(),
+                        why,
+                    }
+                }
+            })?;
+            let (parts, body) = resp.into_parts();
+            let body = http_body_util::Limited::new(body, MAX_RESPONSE_BODY)
+                .collect()
+                .await
+                .map_err(|e| HttpError::Other {
+                    url: uri.to_string(),
+                    why: if e.is::<http_body_util::LengthLimitError>() {
+                        format!("response body over {} MiB", MAX_RESPONSE_BODY >> 20)
+                    } else {
+                        root_cause(&*e)
+                    },
+                })?
+                .to_bytes();
+            Ok((parts, body))
+        };
+        tokio::time::timeout(budget, exchange)
+            .await
+            .map_err(|_| HttpError::Timeout {
+                url: uri.to_string(),
+                timeout,
+            })?
     }
 
     /// The current worker's pool.
@@ -462,43 +506,7 @@ pub async fn send(
     *req.method_mut() = method;
     *req.uri_mut() = p.uri.clone();
     *req.headers_mut() = p.headers.clone();
-    let exchange = async {
-        let resp = client.lane().inner.request(req).await.map_err(|e| {
-            let why = root_cause(&e);
-            if e.is_connect() {
-                HttpError::Connect {
-                    url: p.uri.to_string(),
-                    why,
-                }
-            } else {
-                HttpError::Other {
-                    url: p.uri.to_string(),
-                    why,
-                }
-            }
-        })?;
-        let (parts, body) = resp.into_parts();
-        let body = http_body_util::Limited::new(body, MAX_RESPONSE_BODY)
-            .collect()
-            .await
-            .map_err(|e| HttpError::Other {
-                url: p.uri.to_string(),
-                why: if e.is::<http_body_util::LengthLimitError>() {
-                    format!("response body over {} MiB", MAX_RESPONSE_BODY >> 20)
-                } else {
-                    root_cause(&*e)
-                },
-            })?
-            .to_bytes();
-        Ok((parts, body))
-    };
-    let (parts, body) =
-        tokio::time::timeout(budget, exchange)
-            .await
-            .map_err(|_| HttpError::Timeout {
-                url: p.uri.to_string(),
-                timeout,
-            })??;
+    let (parts, body) = client.exchange(req, &p.uri, timeout, budget).await?;
     let read_at = std::time::Instant::now();
     // The body is parsed only when the step reads it (captures, checks, polls).
     let json = if rq.reads_body() {

@@ -90,10 +90,6 @@ pub async fn execute(
     }) {
         return aborted(e, info, &cfg, started_at, start);
     }
-    let client = match preflight(&plan, &resolved, &signals).await {
-        Ok(c) => c,
-        Err(e) => return aborted(e, info, &cfg, started_at, start),
-    };
     let lanes = crate::engine::workers::count(resolved.target.max_connections);
     let http = match crate::engine::http::Client::new(
         &resolved.target,
@@ -104,6 +100,9 @@ pub async fn execute(
         Ok(c) => c,
         Err(e) => return aborted(RunError::Client(e), info, &cfg, started_at, start),
     };
+    if let Err(e) = preflight(&plan, &resolved, &http, &signals).await {
+        return aborted(e, info, &cfg, started_at, start);
+    }
     let background = CancellationToken::new();
     let (events, globals) = match start_events(&plan, &resolved, &background).await {
         Ok(x) => x,
@@ -120,15 +119,28 @@ pub async fn execute(
         aborting,
         observed.then(|| prometheus.clone()),
     );
-    // A plan with `watch:` always has the client (see `preflight`).
-    for (w, client) in resolved
-        .watch
-        .iter()
-        .filter_map(|w| Some((w, client.clone()?)))
-    {
+    // Each watched agent gets a client of its own: its URL and API key, and never the
+    // target's headers (an API key for one agent is not sent to another).
+    for w in &resolved.watch {
+        let key = w
+            .api_key
+            .iter()
+            .map(|k| ("x-api-key".to_string(), k.clone()));
+        let gauge = match crate::engine::http::Client::new(
+            &resolved.target,
+            &w.url,
+            &key.collect::<Vec<_>>(),
+            1,
+        ) {
+            Ok(c) => c,
+            Err(e) => {
+                let e = RunError::Client(format!("watch {}: {e}", w.name));
+                return aborted(e, info, &cfg, started_at, start);
+            }
+        };
         tokio::spawn(crate::engine::gauges::sample(
             w.clone(),
-            client,
+            gauge,
             recorder.clone(),
             background.clone(),
         ));
@@ -385,37 +397,33 @@ async fn start_events(
     Ok((Some(hub), Arc::new(globals)))
 }
 
-/// Builds the client for the preflight and the gauges (none when the plan has neither: it
-/// loads the system's TLS roots) and, when the plan asks, checks the target answers 2xx.
+/// When the plan asks, checks the target answers 2xx before any user starts.
 async fn preflight(
     plan: &CompiledPlan,
     resolved: &Resolved,
+    http: &crate::engine::http::Client,
     signals: &StopSignals,
-) -> Result<Option<reqwest::Client>, RunError> {
-    if plan.plan.target.preflight.is_none() && resolved.watch.is_empty() {
-        return Ok(None);
-    }
-    let client = crate::engine::http::admin_client(&resolved.target, &resolved.headers)
-        .map_err(RunError::Client)?;
+) -> Result<(), RunError> {
     let Some(path) = &plan.plan.target.preflight else {
-        return Ok(Some(client));
+        return Ok(());
     };
     let url = format!("{}{}", resolved.base_url, path);
     let outcome = tokio::select! {
-        r = client.get(&url).send() => r,
+        r = http.get(path, resolved.target.timeout) => r,
         _ = signals.graceful.cancelled() => return Err(RunError::Preflight { url, why: "interrupted".into() }),
     };
     let why = match outcome {
-        Ok(r) if r.status().is_success() => return Ok(Some(client)),
-        Ok(r) => {
-            let status = r.status().as_u16();
-            let body = r.text().await.unwrap_or_default();
-            format!(
-                "status {status}: {}",
-                crate::engine::http::first_line(&body)
-            )
-        }
-        Err(e) => crate::engine::http::root_cause(&e),
+        Ok((status, _)) if status.is_success() => return Ok(()),
+        Ok((status, body)) => format!(
+            "status {}: {}",
+            status.as_u16(),
+            crate::engine::http::first_line(&String::from_utf8_lossy(&body))
+        ),
+        Err(
+            crate::engine::http::HttpError::Connect { why, .. }
+            | crate::engine::http::HttpError::Other { why, .. },
+        ) => why,
+        Err(e) => e.to_string(),
     };
     Err(RunError::Preflight { url, why })
 }

@@ -43,7 +43,7 @@ fn serve(conn: TcpStream, counts: Counts) {
             parts.next().unwrap_or("").to_string(),
             parts.next().unwrap_or("").to_string(),
         );
-        let (mut length, mut bearer) = (0, String::new());
+        let (mut length, mut bearer, mut api_key) = (0, String::new(), None);
         loop {
             let mut h = String::new();
             reader.read_line(&mut h).unwrap();
@@ -56,12 +56,18 @@ fn serve(conn: TcpStream, counts: Counts) {
             if h.to_ascii_lowercase().starts_with("authorization:") {
                 bearer = h["authorization:".len()..].trim().to_string();
             }
+            if h.to_ascii_lowercase().starts_with("x-api-key:") {
+                api_key = Some(h["x-api-key:".len()..].trim().to_string());
+            }
         }
         let mut body = vec![0; length];
         reader.read_exact(&mut body).unwrap();
         let route = format!("{method} {}", path.split('?').next().unwrap());
         let n = {
             let mut map = counts.lock().unwrap();
+            if let Some(k) = &api_key {
+                *map.entry(format!("x-api-key {k}: {route}")).or_default() += 1;
+            }
             let e = map.entry(route.clone()).or_default();
             *e += 1;
             *e
@@ -1130,7 +1136,7 @@ fn results_are_not_written_when_scrubbing_would_break_them() {
 
 #[test]
 fn a_watched_local_process_shows_its_cpu_by_load_level() {
-    let (url, _counts) = stub();
+    let (url, counts) = stub();
     let dir = std::env::temp_dir().join(format!("acaload-pidwatch-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     // A process that keeps one core busy stands in for a loaded agent.
@@ -1144,10 +1150,11 @@ fn a_watched_local_process_shows_its_cpu_by_load_level() {
         format!(
             r#"name: t
 env: {{ U: {{ type: string }} }}
-target: {{ base_url: "{{{{ env.U }}}}" }}
+target: {{ base_url: "{{{{ env.U }}}}", headers: {{ X-API-Key: target-key }} }}
 load: {{ steps: {{ step_time: 1500ms, users_per_step: 1, user_limit: 2, time_limit: 3s }} }}
 watch:
   - {{ name: busy, url: "{{{{ env.U }}}}", interval: 200ms, pid_file: "{}" }}
+  - {{ name: keyed, url: "{{{{ env.U }}}}/keyed", interval: 200ms, api_key: watch-key }}
 user:
   tasks:
     - {{ name: ping, request: {{ method: GET, path: /state }} }}
@@ -1160,6 +1167,21 @@ user:
     let _ = busy.kill();
     let _ = busy.wait();
     assert_eq!(code, Some(0), "{r}");
+    // A watched agent gets its own API key, or none: never the target's.
+    {
+        let c = counts.lock().unwrap();
+        let n = |k: &str| c.get(k).copied().unwrap_or(0);
+        assert!(n("x-api-key target-key: GET /state") >= 10, "{c:?}");
+        assert_eq!(n("x-api-key target-key: GET /status"), 0, "{c:?}");
+        assert_eq!(n("x-api-key target-key: GET /keyed/status"), 0, "{c:?}");
+        assert!(n("x-api-key watch-key: GET /keyed/status") >= 10, "{c:?}");
+        assert!(n("GET /status") >= 10, "{c:?}");
+        assert_eq!(
+            n("x-api-key watch-key: GET /keyed/status"),
+            n("GET /keyed/status"),
+            "{c:?}"
+        );
+    }
     let levels = r["levels"].as_array().unwrap();
     assert_eq!(levels.len(), 2, "{r}");
     for l in levels {
