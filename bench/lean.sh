@@ -5,7 +5,7 @@
 #   bench/lean.sh                       # 3 interleaved repetitions; medians; ~9 minutes
 #   REPS=1 bench/lean.sh                # one repetition
 #   ACALOAD_BIN=path bench/lean.sh      # measure that binary instead of building this tree
-#                                       # (default: `cargo build --profile dist`, as shipped)
+#                                       # (default: scripts/build-dist.sh, as shipped)
 #   bench/lean.sh --real-stack          # also the seed's shape on real ACA-Py (see below)
 #
 # Placement, as in bench/run.sh: the stubs on CPU 0 (nginx by its conf, slow_stub.py by
@@ -96,9 +96,9 @@ mkdir -p "$PREFIX/logs" "$PREFIX/temp"
 if [[ -n ${ACALOAD_BIN:-} ]]; then
     cp "$ACALOAD_BIN" "$PREFIX/acaload"
 else
-    # The dist profile (fat LTO, one codegen unit) is what the Dockerfile ships.
-    echo "building acaload (dist profile)" >&2
-    (cd "$ROOT" && cargo build --profile dist -q)
+    # The dist profile (fat LTO, one codegen unit, PGO) is what the Dockerfile ships.
+    echo "building acaload (dist profile, scripts/build-dist.sh)" >&2
+    "$ROOT/scripts/build-dist.sh" -q
     cp "$ROOT/target/dist/acaload" "$PREFIX/acaload"
 fi
 ACALOAD=$PREFIX/acaload
