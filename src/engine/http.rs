@@ -93,13 +93,15 @@ struct Base {
 
 impl Client {
     /// A client with `lanes` pools (one per worker; `max_connections` is split among them).
+    /// `what` names `base_url` in errors (`base_url`, or `url` for a watched agent).
     pub fn new(
         target: &TargetSettings,
+        what: &str,
         base_url: &str,
         headers: &[(String, String)],
         lanes: usize,
     ) -> Result<Client, String> {
-        let base = Base::parse(base_url)?;
+        let base = Base::parse(what, base_url)?;
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_nodelay(true);
@@ -267,24 +269,30 @@ impl Default for Slot {
 }
 
 impl Base {
-    fn parse(base_url: &str) -> Result<Base, String> {
+    /// `what` names the setting in errors (`base_url`, or a watched agent's `url`).
+    fn parse(what: &str, base_url: &str) -> Result<Base, String> {
         let uri: Uri = base_url
             .parse()
-            .map_err(|e| format!("base_url `{base_url}` is not a valid URL: {e}"))?;
+            .map_err(|e| format!("{what} `{base_url}` is not a valid URL: {e}"))?;
         let (Some(scheme), Some(authority)) = (uri.scheme().cloned(), uri.authority().cloned())
         else {
-            return Err(format!("base_url `{base_url}` needs a scheme and a host"));
+            return Err(format!("{what} `{base_url}` needs a scheme and a host"));
         };
+        let target = what == "base_url";
         if authority.as_str().contains('@') {
-            return Err(
+            return Err(if target {
                 "base_url must not carry a user or password; send credentials with target.headers"
-                    .into(),
-            );
+                    .into()
+            } else {
+                format!("{what} must not carry a user or password; send the key with api_key")
+            });
         }
         if uri.query().is_some() {
-            return Err(format!(
-                "base_url `{base_url}` has a query; put it in each step's `query:`"
-            ));
+            return Err(if target {
+                format!("base_url `{base_url}` has a query; put it in each step's `query:`")
+            } else {
+                format!("{what} `{base_url}` has a query")
+            });
         }
         Ok(Base {
             scheme,
@@ -558,7 +566,7 @@ mod tests {
     use super::*;
 
     fn join(base: &str, path: &str, query: Option<&str>) -> String {
-        Base::parse(base)
+        Base::parse("base_url", base)
             .unwrap()
             .uri(path, query.map(str::to_string))
             .map(|u| u.to_string())
@@ -613,7 +621,7 @@ mod tests {
 
     #[test]
     fn a_base_without_a_host_or_with_credentials_or_a_query_is_refused() {
-        let refused = |b: &str| Base::parse(b).err().unwrap();
+        let refused = |b: &str| Base::parse("base_url", b).err().unwrap();
         assert_eq!(
             refused("/admin"),
             "base_url `/admin` needs a scheme and a host"

@@ -28,7 +28,8 @@ pub enum RunError {
     Preflight { url: String, why: String },
     #[error("{0}")]
     Events(String),
-    /// A watched agent's `pid_file` does not name a process on this machine.
+    /// A watched agent's `pid_file` does not name a process on this machine, or its `url`
+    /// is not one.
     #[error("watch {name}: {why}")]
     Watch { name: String, why: String },
 }
@@ -93,6 +94,7 @@ pub async fn execute(
     let lanes = crate::engine::workers::count(resolved.target.max_connections);
     let http = match crate::engine::http::Client::new(
         &resolved.target,
+        "base_url",
         &resolved.base_url,
         &resolved.headers,
         lanes,
@@ -100,6 +102,31 @@ pub async fn execute(
         Ok(c) => c,
         Err(e) => return aborted(RunError::Client(e), info, &cfg, started_at, start),
     };
+    // Each watched agent gets a client of its own: its URL and API key, and never the
+    // target's headers (an API key for one agent is not sent to another).
+    let mut gauges = Vec::with_capacity(resolved.watch.len());
+    for w in &resolved.watch {
+        let key = w
+            .api_key
+            .iter()
+            .map(|k| ("x-api-key".to_string(), k.clone()));
+        match crate::engine::http::Client::new(
+            &resolved.target,
+            "url",
+            &w.url,
+            &key.collect::<Vec<_>>(),
+            1,
+        ) {
+            Ok(c) => gauges.push(c),
+            Err(e) => {
+                let e = RunError::Watch {
+                    name: w.name.clone(),
+                    why: e,
+                };
+                return aborted(e, info, &cfg, started_at, start);
+            }
+        }
+    }
     if let Err(e) = preflight(&plan, &resolved, &http, &signals).await {
         return aborted(e, info, &cfg, started_at, start);
     }
@@ -119,25 +146,7 @@ pub async fn execute(
         aborting,
         observed.then(|| prometheus.clone()),
     );
-    // Each watched agent gets a client of its own: its URL and API key, and never the
-    // target's headers (an API key for one agent is not sent to another).
-    for w in &resolved.watch {
-        let key = w
-            .api_key
-            .iter()
-            .map(|k| ("x-api-key".to_string(), k.clone()));
-        let gauge = match crate::engine::http::Client::new(
-            &resolved.target,
-            &w.url,
-            &key.collect::<Vec<_>>(),
-            1,
-        ) {
-            Ok(c) => c,
-            Err(e) => {
-                let e = RunError::Client(format!("watch {}: {e}", w.name));
-                return aborted(e, info, &cfg, started_at, start);
-            }
-        };
+    for (w, gauge) in resolved.watch.iter().zip(gauges) {
         tokio::spawn(crate::engine::gauges::sample(
             w.clone(),
             gauge,

@@ -1202,17 +1202,32 @@ user:
         "{text}"
     );
 
-    // A pid file that names no running process: the run does not start, in one line.
-    std::fs::write(&pid_file, "4194000").unwrap();
-    std::fs::write(dir.join("p.yaml"), plan(&pid_file)).unwrap();
-    let run = std::process::Command::new(env!("CARGO_BIN_EXE_acaload"))
-        .args(["run", dir.join("p.yaml").to_str().unwrap(), "-q"])
-        .env("U", &url)
-        .output()
-        .unwrap();
-    assert_eq!(run.status.code(), Some(2));
+    // A run that does not start: exit 2 and one line.
+    let refused = |file: &str, text: String| {
+        std::fs::write(dir.join(file), text).unwrap();
+        let run = std::process::Command::new(env!("CARGO_BIN_EXE_acaload"))
+            .args(["run", dir.join(file).to_str().unwrap(), "-q"])
+            .env("U", &url)
+            .output()
+            .unwrap();
+        assert_eq!(run.status.code(), Some(2));
+        String::from_utf8_lossy(&run.stderr).into_owned()
+    };
+
+    // A watched agent's URL that is not one.
+    let alive = dir.join("self.pid");
+    std::fs::write(&alive, std::process::id().to_string()).unwrap();
+    let bad = plan(&alive).replace("\"{{ env.U }}/keyed\"", "\"127.0.0.1:9/keyed\"");
+    assert_ne!(bad, plan(&alive));
     assert_eq!(
-        String::from_utf8_lossy(&run.stderr),
+        refused("u.yaml", bad),
+        "error: watch keyed: url `127.0.0.1:9/keyed` is not a valid URL: invalid format\n"
+    );
+
+    // A pid file that names no running process.
+    std::fs::write(&pid_file, "4194000").unwrap();
+    assert_eq!(
+        refused("p.yaml", plan(&pid_file)),
         format!(
             "error: watch busy: process 4194000 (from {}) is not running on this machine\n",
             pid_file.display()
