@@ -50,3 +50,11 @@ printf 'real stack: exit %s, %s requests; acaload %s s CPU, mediator %s s, multi
     "$rc" "$requests" "$(python3 -c "print(round($user + $sys, 2))")" \
     "$(((m1 - m0) / tck))" "$(((a1 - a0) / tck))" \
     "$(python3 -c "print(round(100 * $acaload_ticks / max($((m1 - m0 + a1 - a0)), 1), 2))")" >&2
+# For bench/pgo.sh (LEAN_REAL_EDGE=1): 20 edge agents for 30 s on the same stack afterwards,
+# so the profile also covers the edge-agent paths (not measured).
+if [[ -n ${LEAN_REAL_EDGE:-} ]]; then
+    (cd "$ROOT" && "$ACALOAD" run plans/edge-agents.yaml --env-file "$ENV_FILE" -q \
+        --out "$OUT/edge.json" --set STEP_TIME_SECS=10 --set USERS_ADDED_PER_STEP=10 \
+        --set USER_LIMIT=20 --set TIME_LIMIT_MINS=0.5 --set DRAIN_PINGS=true) \
+        >"$OUT/edge.stdout" 2>"$OUT/edge.stderr"
+fi

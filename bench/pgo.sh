@@ -41,26 +41,8 @@ BIN=$GEN/dist/acaload
 # Build scripts and proc macros were instrumented too and wrote counts while building.
 rm -rf "$RAW" && mkdir -p "$RAW"
 
-echo "1/3 plans/mediator.yaml on the real stack (seed's shape)" >&2
-"$HERE/lean-real.sh" "$BIN" "$OUT/real" 2>&1 | tail -1 >&2
-
-echo "2/3 plans/edge-agents.yaml, 20 agents" >&2
-(
-    exec 9>/tmp/acaload-realstack.lock
-    flock 9
-    export ACAPY_STACK_DIR=$GEN/stack
-    BASE=${LEAN_STACK_PORT:-5000}
-    export MEDIATOR_PORT=$BASE MEDIATOR_ADMIN_PORT=$((BASE + 1)) MEDIATOR_WS_PORT=$((BASE + 2))
-    export AGENT_PORT=$((BASE + 10)) AGENT_ADMIN_PORT=$((BASE + 11))
-    STACK=$ROOT/scripts/acapy-stack.sh
-    "$STACK" down >/dev/null 2>&1 || true
-    trap '"$STACK" down >/dev/null 2>&1 || true' EXIT
-    "$STACK" up "$OUT/edge.env" >"$OUT/edge-stack.log" 2>&1 || { cat "$OUT/edge-stack.log" >&2; exit 1; }
-    cd "$ROOT"
-    "$BIN" run plans/edge-agents.yaml --env-file "$OUT/edge.env" -q --out "$OUT/edge.json" \
-        --set STEP_TIME_SECS=10 --set USERS_ADDED_PER_STEP=10 --set USER_LIMIT=20 \
-        --set TIME_LIMIT_MINS=0.5 --set DRAIN_PINGS=true >"$OUT/edge.stdout" 2>"$OUT/edge.stderr"
-)
+echo "1-2/3 plans/mediator.yaml (seed's shape), then plans/edge-agents.yaml (20 agents), on the real stack" >&2
+LEAN_REAL_EDGE=1 "$HERE/lean-real.sh" "$BIN" "$OUT/real" 2>&1 | tail -1 >&2
 
 echo "3/3 bench/lean.sh stub cases" >&2
 LEAN_CASES="instant slow" SECS=15 REPS=1 ACALOAD_BIN=$BIN BENCH_OUT=$OUT/lean \

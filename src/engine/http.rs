@@ -154,8 +154,15 @@ impl Client {
         })
     }
 
+    /// The URL a request to `path` goes to, as messages show it.
+    pub fn url(&self, path: &str) -> String {
+        self.base
+            .uri(path, None)
+            .map_or_else(|_| path.to_string(), |u| u.to_string())
+    }
+
     /// `GET path` (below the base URL) with the target's headers; the status and the whole
-    /// body. For the `watch:` samplers, which read an agent's `/status` once a second.
+    /// body. For the preflight and the `watch:` samplers (an agent's `/status` once a second).
     pub async fn get(
         &self,
         path: &str,

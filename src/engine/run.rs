@@ -416,7 +416,7 @@ async fn preflight(
     let Some(path) = &plan.plan.target.preflight else {
         return Ok(());
     };
-    let url = format!("{}{}", resolved.base_url, path);
+    let url = http.url(path);
     let outcome = tokio::select! {
         r = http.get(path, resolved.target.timeout) => r,
         _ = signals.graceful.cancelled() => return Err(RunError::Preflight { url, why: "interrupted".into() }),

@@ -210,10 +210,7 @@ pub fn resolve(
         .enumerate()
         .map(|(i, (w, interval))| WatchSettings {
             name: w.name.clone(),
-            url: settings
-                .text(&format!("/watch/{i}/url"))
-                .trim_end_matches('/')
-                .to_string(),
+            url: settings.url(&format!("/watch/{i}/url")),
             api_key: w
                 .api_key
                 .as_ref()
@@ -431,6 +428,24 @@ impl SettingsCx<'_> {
             return String::new();
         };
         self.render(pointer, text).unwrap_or_default()
+    }
+
+    /// A watched agent's URL, held to `base_url`'s rule (http or https), without a trailing `/`.
+    fn url(&mut self, pointer: &str) -> String {
+        let Some(text) = self.plan.settings.get(pointer) else {
+            return String::new();
+        };
+        let Some(url) = self.render(pointer, text) else {
+            return String::new();
+        };
+        let url = url.trim_end_matches('/').to_string();
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            self.fail(
+                pointer,
+                format!("url `{url}` must start with http:// or https://"),
+            );
+        }
+        url
     }
 
     fn render(&mut self, pointer: &str, text: &Text) -> Option<String> {

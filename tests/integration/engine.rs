@@ -1214,14 +1214,26 @@ user:
         String::from_utf8_lossy(&run.stderr).into_owned()
     };
 
-    // A watched agent's URL that is not one.
+    // A watched agent's URL that is not one: without http(s), located as `base_url` is;
+    // one that has the scheme but does not parse, in one line before anything starts.
     let alive = dir.join("self.pid");
     std::fs::write(&alive, std::process::id().to_string()).unwrap();
-    let bad = plan(&alive).replace("\"{{ env.U }}/keyed\"", "\"127.0.0.1:9/keyed\"");
-    assert_ne!(bad, plan(&alive));
+    let with_url = |u: &str| {
+        let text = plan(&alive).replace("\"{{ env.U }}/keyed\"", &format!("\"{u}\""));
+        assert_ne!(text, plan(&alive));
+        text
+    };
+    let located = refused("u.yaml", with_url("127.0.0.1:9/keyed"));
+    assert!(
+        located.starts_with(&format!(
+            "{}:7:25: url `127.0.0.1:9/keyed` must start with http:// or https://\n",
+            dir.join("u.yaml").display()
+        )),
+        "{located}"
+    );
     assert_eq!(
-        refused("u.yaml", bad),
-        "error: watch keyed: url `127.0.0.1:9/keyed` is not a valid URL: invalid format\n"
+        refused("v.yaml", with_url("http://[::1/keyed")),
+        "error: watch keyed: url `http://[::1/keyed` is not a valid URL: invalid authority\n"
     );
 
     // A pid file that names no running process.
