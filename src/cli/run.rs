@@ -163,10 +163,12 @@ pub(super) fn resolve(
 }
 
 /// The async runtime: single-threaded; a run adds a worker thread per further core
-/// (`engine::workers`). Says why on stderr when it cannot start.
+/// (`engine::workers`). Think times may end on its wake-ups (`engine::slack`). Says why on
+/// stderr when it cannot start.
 pub(super) fn runtime() -> Option<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
+        .on_thread_unpark(crate::engine::slack::wake_due)
         .build()
         .map_err(|e| crate::errln!("error: cannot start the async runtime: {e}"))
         .ok()

@@ -21,7 +21,7 @@ pub async fn drive(
     start: Instant,
     stop_all: &CancellationToken,
     users: &mut JoinSet<()>,
-    workers: &mut Workers,
+    workers: &Workers,
 ) -> bool {
     let mut slots = Slots {
         shard: ctx.shard,
@@ -119,7 +119,7 @@ impl Slots {
         ctx: &Arc<RunContext>,
         stop_all: &CancellationToken,
         users: &mut JoinSet<()>,
-        workers: &mut Workers,
+        workers: &Workers,
     ) {
         let k = self.global;
         self.global += 1;
@@ -154,7 +154,7 @@ pub async fn drive_open(
     start: Instant,
     stop_all: &CancellationToken,
     users: &mut JoinSet<()>,
-    workers: &mut Workers,
+    workers: &Workers,
 ) -> bool {
     let cap = ctx.shard.share(max_users).max(1);
     let feed = crate::engine::user::Feed::new();

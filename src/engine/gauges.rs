@@ -19,14 +19,24 @@ pub async fn sample(
     recorder: Recorder,
     stop: CancellationToken,
 ) {
-    let mut tick = tokio::time::interval(w.interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let timeout = w.interval.max(Duration::from_secs(1));
+    // The first sample at once, then one per interval; each may be taken up to 1 % of the
+    // interval late, on a wake-up the thread has anyway (`engine::slack`). Its time is
+    // recorded with it, so rates stay exact; a sample later than a whole interval moves the
+    // schedule instead of bunching the next ones.
+    let mut next = tokio::time::Instant::now();
     loop {
+        let wait = next.saturating_duration_since(tokio::time::Instant::now());
         tokio::select! {
-            _ = tick.tick() => {}
+            _ = crate::engine::slack::pause(wait) => {}
             _ = stop.cancelled() => return,
         }
+        let now = tokio::time::Instant::now();
+        next = if next + w.interval > now {
+            next + w.interval
+        } else {
+            now + w.interval
+        };
         let at = Instant::now();
         let mut sample = match client.get("/status", timeout).await {
             Ok((status, body)) if status.is_success() => {

@@ -167,6 +167,11 @@ pub async fn execute(
         None
     };
     let stop_all = signals.graceful.child_token();
+    // Split connections stay with the worker they were split to: such a run never packs.
+    let workers = Arc::new(crate::engine::workers::Workers::new(
+        lanes,
+        resolved.target.max_connections.is_none(),
+    ));
     let ctx = Arc::new(RunContext {
         plan: plan.clone(),
         globals,
@@ -189,6 +194,7 @@ pub async fn execute(
         edge: edge.clone(),
         run_stop: stop_all.clone(),
         busy: Busy::default(),
+        workers: workers.clone(),
     });
     let view = RunView {
         live: live.clone(),
@@ -224,14 +230,17 @@ pub async fn execute(
         ))
     });
     let mut users = JoinSet::new();
-    let mut workers = crate::engine::workers::Workers::new(lanes);
+    let balancer = workers.packed().then(|| {
+        let workers = workers.clone();
+        tokio::spawn(async move { workers.balance().await })
+    });
     let interrupted = crate::engine::driver::drive(
         &ctx,
         &resolved.shape,
         start,
         &stop_all,
         &mut users,
-        &mut workers,
+        &workers,
     )
     .await;
     stop_all.cancel();
@@ -296,8 +305,11 @@ pub async fn execute(
         });
     }
     drop(edge);
+    if let Some(b) = balancer {
+        b.abort();
+    }
     drop(ctx);
-    drop(workers);
+    workers.shutdown();
     drop(recorder);
     let agg = aggregator.await.ok();
     let mut results = build(agg, info, &cfg, started_at, start.elapsed(), outcome);

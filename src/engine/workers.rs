@@ -1,11 +1,21 @@
 //! Worker threads: one single-threaded tokio runtime per core, each virtual user pinned to
 //! one of them, so a user's requests, its connections' tasks and its timers all wake on one
 //! thread (a work-stealing runtime parks and wakes threads around every request when the load
-//! is light; bench/LEAN.md). Worker 0 is the engine's own thread; the others start when the
-//! first user is placed on them.
+//! is light; bench/LEAN.md). Worker 0 is the engine's own thread.
+//!
+//! A run starts packed: every user on worker 0, the other workers not started. At real-agent
+//! rates one thread has the time, and its code and data stay in one core's caches (on the
+//! real stack, user CPU 12 % lower than with users split over two threads; bench/LEAN.md).
+//! Once worker 0 is busy for half of a second, the run spreads for good: the workers start,
+//! new users go round-robin, and each packed user moves to its own worker between two
+//! iterations. Runs that split `target.max_connections` among the workers, and edge agents
+//! (their sockets belong to the runtime that opened them), never move.
 
 use std::cell::Cell;
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
 
 use tokio::runtime::Handle;
 use tokio::task::JoinSet;
@@ -14,6 +24,9 @@ use tokio_util::sync::CancellationToken;
 thread_local! {
     static LANE: Cell<usize> = const { Cell::new(0) };
 }
+
+/// Worker 0's busy share of a second at which a packed run spreads.
+const SPREAD_AT: f64 = 0.5;
 
 /// The worker the current thread is (0 on any thread that is not a worker): which HTTP
 /// connection pool its requests use.
@@ -28,51 +41,97 @@ pub fn count(max_connections: Option<usize>) -> usize {
     cpus.min(max_connections.unwrap_or(usize::MAX)).max(1)
 }
 
-/// The run's worker threads (worker 0, the caller's runtime, is not among them).
+/// The run's workers (worker 0, the engine's runtime, is not among the threads).
 pub struct Workers {
     count: usize,
-    /// Workers 1.. once started; `None` when one could not start (its users run on worker 0).
-    started: Vec<Option<Handle>>,
-    threads: Vec<std::thread::JoinHandle<()>>,
+    /// Users are placed round-robin (else all on worker 0).
+    spread: AtomicBool,
+    /// Workers 1.., once started; `None` for one that could not start (its users stay on
+    /// worker 0).
+    started: OnceLock<Vec<Option<Handle>>>,
+    threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
     stop: CancellationToken,
 }
 
 impl Workers {
-    pub fn new(count: usize) -> Workers {
+    /// `packed`: start with every user on worker 0 (see the module's text); otherwise users
+    /// are placed round-robin from the first.
+    pub fn new(count: usize, packed: bool) -> Workers {
+        let count = count.max(1);
         Workers {
-            count: count.max(1),
-            started: Vec::new(),
-            threads: Vec::new(),
+            count,
+            spread: AtomicBool::new(count > 1 && !packed),
+            started: OnceLock::new(),
+            threads: Mutex::default(),
             stop: CancellationToken::new(),
         }
     }
 
-    /// Spawns user `index`'s task on its worker (round-robin).
-    pub fn spawn<F>(&mut self, users: &mut JoinSet<()>, index: u64, task: F)
+    /// Whether the run is packed on worker 0 and may still spread.
+    pub fn packed(&self) -> bool {
+        self.count > 1 && !self.spread.load(Ordering::Relaxed)
+    }
+
+    /// User `index`'s own worker once the run is spread.
+    fn home(&self, index: u64) -> usize {
+        (index % self.count as u64) as usize
+    }
+
+    /// Spawns user `index`'s task: on worker 0 while packed, else on its own worker.
+    pub fn spawn<F>(&self, users: &mut JoinSet<()>, index: u64, task: F)
     where
         F: Future<Output = ()> + Send + 'static,
     {
-        let w = (index % self.count as u64) as usize;
-        match self.handle(w) {
+        match self.spread_handle(self.home(index)) {
             Some(h) => users.spawn_on(task, &h),
             None => users.spawn(task),
         };
     }
 
-    /// Worker `w`'s runtime, started on first use; `None` for worker 0 (the current runtime).
-    fn handle(&mut self, w: usize) -> Option<Handle> {
-        if w == 0 {
+    /// Where user `index`, running on the current worker, should move to: its own worker,
+    /// once the run is spread and it is not there. `None` otherwise.
+    pub fn move_for(&self, index: u64) -> Option<Handle> {
+        let home = self.home(index);
+        if home == lane() {
             return None;
         }
-        while self.started.len() < w {
-            let n = self.started.len() + 1;
-            let h = self.start(n);
-            self.started.push(h);
-        }
-        self.started[w - 1].clone()
+        self.spread_handle(home)
     }
 
-    fn start(&mut self, lane: usize) -> Option<Handle> {
+    /// Worker `w`'s runtime when the run is spread and `w` is not worker 0.
+    fn spread_handle(&self, w: usize) -> Option<Handle> {
+        if w == 0 || !self.spread.load(Ordering::Acquire) {
+            return None;
+        }
+        self.started
+            .get_or_init(|| (1..self.count).map(|n| self.start(n)).collect())
+            .get(w - 1)
+            .cloned()
+            .flatten()
+    }
+
+    /// While packed: once a second, spreads the run when worker 0 (the caller's runtime) was
+    /// busy for at least half of it. Returns when spread.
+    pub async fn balance(&self) {
+        let metrics = Handle::current().metrics();
+        let busy = || metrics.worker_total_busy_duration(0);
+        let mut last = (tokio::time::Instant::now(), busy());
+        while self.packed() {
+            // on a wake-up the thread has anyway (its share is measured over the time taken)
+            crate::engine::slack::pause(Duration::from_secs(1)).await;
+            let now = (tokio::time::Instant::now(), busy());
+            let share = (now.1.saturating_sub(last.1)).as_secs_f64()
+                / now.0.duration_since(last.0).as_secs_f64().max(1e-3);
+            if share >= SPREAD_AT {
+                self.started
+                    .get_or_init(|| (1..self.count).map(|n| self.start(n)).collect());
+                self.spread.store(true, Ordering::Release);
+            }
+            last = now;
+        }
+    }
+
+    fn start(&self, lane: usize) -> Option<Handle> {
         let (tx, rx) = std::sync::mpsc::channel();
         let stop = self.stop.clone();
         let thread = std::thread::Builder::new()
@@ -81,6 +140,7 @@ impl Workers {
                 LANE.with(|l| l.set(lane));
                 match tokio::runtime::Builder::new_current_thread()
                     .enable_all()
+                    .on_thread_unpark(crate::engine::slack::wake_due)
                     .build()
                 {
                     Ok(rt) => {
@@ -94,20 +154,96 @@ impl Workers {
             });
         match thread {
             Ok(t) => {
-                self.threads.push(t);
+                if let Ok(mut threads) = self.threads.lock() {
+                    threads.push(t);
+                }
                 rx.recv().ok().flatten()
             }
             Err(_) => None,
         }
     }
+
+    /// Stops the workers and waits for them; their runtimes drop whatever tasks are left
+    /// (idle connections). Called by the engine's thread once the users are done.
+    pub fn shutdown(&self) {
+        self.stop.cancel();
+        let threads = self
+            .threads
+            .lock()
+            .map(|mut t| std::mem::take(&mut *t))
+            .unwrap_or_default();
+        for t in threads {
+            let _ = t.join();
+        }
+    }
 }
 
 impl Drop for Workers {
-    /// Stops the workers; their runtimes drop whatever tasks are left (idle connections).
+    /// Lets the workers end (without waiting: the last holder may be a worker itself).
     fn drop(&mut self) {
         self.stop.cancel();
-        for t in self.threads.drain(..) {
-            let _ = t.join();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_packed_run_places_users_on_worker_0_until_it_spreads() {
+        let w = Workers::new(2, true);
+        assert!(w.packed());
+        let mut users = JoinSet::new();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        for i in 0..2 {
+            let tx = tx.clone();
+            w.spawn(&mut users, i, async move {
+                let _ = tx.send(lane());
+            });
         }
+        assert_eq!((rx.recv().await, rx.recv().await), (Some(0), Some(0)));
+        assert!(w.move_for(0).is_none() && w.move_for(1).is_none());
+        // worker 0 busy (this thread blocked) for the whole of the balancer's second: the
+        // run spreads
+        let spread = tokio::spawn(async move {
+            w.balance().await;
+            w
+        });
+        tokio::task::yield_now().await;
+        std::thread::sleep(Duration::from_millis(1100));
+        let w = spread.await.unwrap();
+        assert!(!w.packed());
+        assert!(w.move_for(0).is_none(), "user 0's worker is worker 0");
+        let to = w.move_for(1).expect("user 1 moves to worker 1");
+        let (tx2, mut rx2) = tokio::sync::mpsc::unbounded_channel();
+        to.spawn(async move {
+            let _ = tx2.send(lane());
+        });
+        assert_eq!(rx2.recv().await, Some(1));
+        w.spawn(&mut users, 3, async move {
+            let _ = tx.send(lane());
+        });
+        assert_eq!(rx.recv().await, Some(1));
+        while users.join_next().await.is_some() {}
+        w.shutdown();
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn an_unpacked_run_places_users_round_robin_from_the_first() {
+        let w = Workers::new(2, false);
+        assert!(!w.packed());
+        let mut users = JoinSet::new();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        for i in 0..2 {
+            let tx = tx.clone();
+            w.spawn(&mut users, i, async move {
+                let _ = tx.send((i, lane()));
+            });
+        }
+        let mut got = vec![rx.recv().await.unwrap(), rx.recv().await.unwrap()];
+        got.sort();
+        assert_eq!(got, vec![(0, 0), (1, 1)]);
+        while users.join_next().await.is_some() {}
+        w.shutdown();
     }
 }

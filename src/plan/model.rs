@@ -306,7 +306,8 @@ pub struct User {
     /// Run once when the user stops (time limit, ramp-down or Ctrl-C), if setup got going.
     #[serde(default)]
     pub teardown: Vec<Step>,
-    /// Pause between iterations: `1s` or a range `500ms..2s`.
+    /// Pause between iterations: `1s` or a range `500ms..2s`. A pause may end up to 1 % late,
+    /// on a wake-up acaload has anyway, so idle users cost fewer wake-ups.
     #[serde(default)]
     pub think: Option<String>,
 }

@@ -1246,3 +1246,56 @@ user:
         )
     );
 }
+
+/// A run starts with every user on the engine's thread; one that keeps that thread busy
+/// spreads its users over the worker threads (src/engine/workers.rs), and nothing is lost
+/// on the way: every request the stub answered is counted once, none failed.
+#[test]
+fn a_busy_run_spreads_its_users_over_the_worker_threads() {
+    if std::thread::available_parallelism().map_or(1, |n| n.get()) < 2 {
+        eprintln!("skipped: one CPU, so one worker");
+        return;
+    }
+    let (url, counts) = stub();
+    let dir = std::env::temp_dir().join(format!("acaload-spread-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = dir.join("r.json");
+    let mut run = std::process::Command::new(env!("CARGO_BIN_EXE_acaload"))
+        .args(["run", "tests/fixtures/engine/spread.yaml", "-q", "--out"])
+        .arg(&out)
+        .env("STUB_URL", &url)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Worker 1's CPU time (clock ticks), read from /proc while the run lasts.
+    let worker_ticks = |pid: u32| -> Option<u64> {
+        std::fs::read_dir(format!("/proc/{pid}/task"))
+            .ok()?
+            .flatten()
+            .filter_map(|t| std::fs::read_to_string(t.path().join("stat")).ok())
+            .find(|stat| stat.contains("(acaload-w1)"))
+            .and_then(|stat| {
+                let f: Vec<&str> = stat.rsplit_once(") ")?.1.split(' ').collect();
+                Some(f[11].parse::<u64>().ok()? + f[12].parse::<u64>().ok()?)
+            })
+    };
+    let mut ticks = 0;
+    let status = loop {
+        if let Some(s) = run.try_wait().unwrap() {
+            break s;
+        }
+        ticks = ticks.max(worker_ticks(run.id()).unwrap_or(0));
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(0));
+    assert!(
+        ticks >= 10,
+        "users moved to worker 1 and ran there: {ticks} ticks"
+    );
+    let r: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert_eq!(r["total"]["failures"], 0);
+    let answered = *counts.lock().unwrap().get("GET /text").unwrap() as u64;
+    assert!(answered > 100, "{answered} requests");
+    assert_eq!(r["total"]["requests"].as_u64(), Some(answered));
+}

@@ -166,9 +166,21 @@ impl VirtualUser {
             }
         }
         if started_tasks {
-            match self.feed.take() {
-                Some((feed, first)) => self.iterations_on_schedule(&feed, first).await,
+            let (feed, first) = self.feed.take().unzip();
+            let moving = match &feed {
+                Some(feed) => self.iterations_on_schedule(feed, first).await,
                 None => self.task_loop().await,
+            };
+            if let Some(to) = moving {
+                match self.move_to(to, feed).await {
+                    Some(user) => self = user,
+                    None => {
+                        // its worker ended under it (the run is being torn down)
+                        ctx.busy.leave();
+                        ctx.recorder.send(Event::UserStopped(Instant::now()));
+                        return;
+                    }
+                }
             }
         }
         ctx.busy.leave();
@@ -188,16 +200,54 @@ impl VirtualUser {
         ctx.recorder.send(Event::UserStopped(Instant::now()));
     }
 
+    /// Where this user should move before its next iteration: its own worker, once the run
+    /// has spread (`engine::workers`). Never an edge agent: its socket stays where it opened.
+    fn moving(&self) -> Option<tokio::runtime::Handle> {
+        if self.edge.is_some() {
+            return None;
+        }
+        self.ctx.workers.move_for(self.index)
+    }
+
+    /// Goes on with the iterations on worker `to` (the user's task waits for it there) and
+    /// comes back for the teardown; `None` if that worker ended first.
+    async fn move_to(
+        mut self,
+        to: tokio::runtime::Handle,
+        feed: Option<Arc<Feed>>,
+    ) -> Option<VirtualUser> {
+        let moved = to.spawn(async move {
+            match &feed {
+                Some(feed) => self.iterations_on_schedule(feed, None).await,
+                None => self.task_loop().await,
+            };
+            self
+        });
+        match tokio_util::task::AbortOnDropHandle::new(moved).await {
+            Ok(user) => Some(user),
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(_) => None,
+        }
+    }
+
     /// Open model: one iteration per ticket; latency counts from the scheduled start, so
-    /// a stalled target shows in the percentiles instead of slowing the schedule.
-    async fn iterations_on_schedule(&mut self, feed: &Feed, first: Instant) {
+    /// a stalled target shows in the percentiles instead of slowing the schedule. Returns
+    /// where to move, when the user should (between two tickets).
+    async fn iterations_on_schedule(
+        &mut self,
+        feed: &Feed,
+        first: Option<Instant>,
+    ) -> Option<tokio::runtime::Handle> {
         use std::sync::atomic::Ordering::SeqCst;
         let ctx = self.ctx.clone();
-        let mut next = Some(first);
+        let mut next = first;
         loop {
             let scheduled = match next.take() {
                 Some(t) => t,
                 None => {
+                    if let Some(to) = self.moving() {
+                        return Some(to);
+                    }
                     feed.idle.fetch_add(1, SeqCst);
                     let ticket = tokio::select! {
                         t = async { feed.rx.lock().await.recv().await } => t,
@@ -206,7 +256,7 @@ impl VirtualUser {
                     feed.idle.fetch_sub(1, SeqCst);
                     match ticket {
                         Some(t) => t,
-                        None => return,
+                        None => return None,
                     }
                 }
             };
@@ -231,7 +281,7 @@ impl VirtualUser {
                 });
             }
             if flow == Flow::Stop || self.stop.is_cancelled() {
-                return;
+                return None;
             }
         }
     }
@@ -252,16 +302,21 @@ impl VirtualUser {
         0
     }
 
-    async fn task_loop(&mut self) {
+    /// The closed model's loop: iterations, with think time between them, until stopped.
+    /// Returns where to move, when the user should (between two iterations).
+    async fn task_loop(&mut self) -> Option<tokio::runtime::Handle> {
         let ctx = self.ctx.clone();
         let lists = &ctx.plan.tasks;
         let total_weight: u32 = lists.iter().map(|l| l.weight).sum();
         if lists.iter().all(|l| l.steps.is_empty()) {
             // Nothing to loop over: hold the user until the run stops.
             self.stop.cancelled().await;
-            return;
+            return None;
         }
         while !self.stop.is_cancelled() {
+            if let Some(to) = self.moving() {
+                return Some(to);
+            }
             let list = if lists.len() == 1 {
                 &lists[0]
             } else {
@@ -284,7 +339,7 @@ impl VirtualUser {
                 if !self.stop.is_cancelled() {
                     ctx.recorder.send(Event::StoppedByError);
                 }
-                return;
+                return None;
             }
             if let Some((lo, hi)) = ctx.think {
                 let span = hi.saturating_sub(lo).as_micros() as u64;
@@ -294,11 +349,16 @@ impl VirtualUser {
                     } else {
                         0
                     });
-                if !self.pause(pause).await {
-                    return;
+                let thought = tokio::select! {
+                    _ = crate::engine::slack::pause(pause) => true,
+                    _ = self.stop.cancelled() => false,
+                };
+                if !thought {
+                    return None;
                 }
             }
         }
+        None
     }
 
     /// Sleeps unless stopped; false when stopped.
