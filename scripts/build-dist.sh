@@ -35,7 +35,15 @@ fi
 flags=${RUSTFLAGS:-}
 if [[ ${ACALOAD_PGO:-1} != 0 ]]; then
     check_profile
-    flags="$flags -Cprofile-use=$PROFILE"
+    # Cargo tracks RUSTFLAGS, not the file a flag names: the profile is used from a copy
+    # named by its content, so a newly recorded profile rebuilds every crate with it.
+    sum=$(sha256sum "$PROFILE" | cut -c1-16)
+    used=$ROOT/target/pgo-use/acaload-$sum.profdata
+    mkdir -p "$(dirname "$used")"
+    [[ -f $used ]] || cp "$PROFILE" "$used"
+    # With the profile, functions go to .text.hot / .text.unlikely; keep them grouped so the
+    # hot code shares pages and cache lines (lld interleaves them otherwise).
+    flags="$flags -Cprofile-use=$used -Clink-arg=-Wl,-z,keep-text-section-prefix"
 fi
 cd "$ROOT"
 RUSTFLAGS=$flags exec cargo build --profile dist "$@"
