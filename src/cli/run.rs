@@ -162,14 +162,10 @@ pub(super) fn resolve(
         .ok()
 }
 
-/// The async runtime: single-threaded; a run adds a worker thread per further core
-/// (`engine::workers`). Think times may end on its wake-ups (`engine::slack`). Says why on
-/// stderr when it cannot start.
+/// The async runtime: worker 0 of `engine::workers` (a run adds a worker thread per further
+/// core). Says why on stderr when it cannot start.
 pub(super) fn runtime() -> Option<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .on_thread_unpark(crate::engine::slack::wake_due)
-        .build()
+    crate::engine::workers::runtime()
         .map_err(|e| crate::errln!("error: cannot start the async runtime: {e}"))
         .ok()
 }

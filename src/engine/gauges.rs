@@ -32,11 +32,10 @@ pub async fn sample(
             _ = stop.cancelled() => return,
         }
         let now = tokio::time::Instant::now();
-        next = if next + w.interval > now {
-            next + w.interval
-        } else {
-            now + w.interval
-        };
+        next += w.interval;
+        if next <= now {
+            next = now + w.interval;
+        }
         let at = Instant::now();
         let mut sample = match client.get("/status", timeout).await {
             Ok((status, body)) if status.is_success() => {

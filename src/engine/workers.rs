@@ -34,6 +34,15 @@ pub fn lane() -> usize {
     LANE.with(Cell::get)
 }
 
+/// A worker's runtime (the engine's own, worker 0, included): single-threaded, and ending
+/// think times on its wake-ups (`engine::slack`).
+pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .on_thread_unpark(crate::engine::slack::wake_due)
+        .build()
+}
+
 /// How many workers a run uses: one per CPU this process may run on, and no more than
 /// `max_connections` (each worker keeps its own share of the connections).
 pub fn count(max_connections: Option<usize>) -> usize {
@@ -103,11 +112,13 @@ impl Workers {
         if w == 0 || !self.spread.load(Ordering::Acquire) {
             return None;
         }
+        self.handles().get(w - 1).cloned().flatten()
+    }
+
+    /// Workers 1..'s runtimes, all started on first use.
+    fn handles(&self) -> &[Option<Handle>] {
         self.started
             .get_or_init(|| (1..self.count).map(|n| self.start(n)).collect())
-            .get(w - 1)
-            .cloned()
-            .flatten()
     }
 
     /// While packed: once a second, spreads the run when worker 0 (the caller's runtime) was
@@ -123,8 +134,7 @@ impl Workers {
             let share = (now.1.saturating_sub(last.1)).as_secs_f64()
                 / now.0.duration_since(last.0).as_secs_f64().max(1e-3);
             if share >= SPREAD_AT {
-                self.started
-                    .get_or_init(|| (1..self.count).map(|n| self.start(n)).collect());
+                self.handles();
                 self.spread.store(true, Ordering::Release);
             }
             last = now;
@@ -138,11 +148,7 @@ impl Workers {
             .name(format!("acaload-w{lane}"))
             .spawn(move || {
                 LANE.with(|l| l.set(lane));
-                match tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .on_thread_unpark(crate::engine::slack::wake_due)
-                    .build()
-                {
+                match runtime() {
                     Ok(rt) => {
                         let _ = tx.send(Some(rt.handle().clone()));
                         rt.block_on(stop.cancelled());
