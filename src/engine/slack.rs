@@ -7,8 +7,8 @@
 //! a thread whose runtime does not, a pause ends on time.
 
 use std::cell::{Cell, RefCell};
-use std::cmp::{Ordering, Reverse};
-use std::collections::BinaryHeap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Poll, Waker};
 use std::time::Duration;
 
@@ -17,28 +17,48 @@ use tokio::time::Instant;
 /// A pause may end this fraction of its length late (1 / 100).
 const SLACK_DIVISOR: u32 = 100;
 
-struct Due {
-    at: Instant,
-    waker: Waker,
+/// Numbers the pauses of every thread (a key is never reused).
+static NEXT: AtomicU64 = AtomicU64::new(0);
+
+/// A pause's key: its time, and its number.
+type Key = (Instant, u64);
+
+/// The pauses waiting on one thread, by their time and by their latest end.
+#[derive(Default)]
+struct Pauses {
+    /// Key -> (latest end, waker).
+    by_time: BTreeMap<Key, (Instant, Waker)>,
+    /// (latest end, number) of the same pauses.
+    by_latest: BTreeSet<Key>,
+    alarm: Option<alarm::Alarm>,
 }
 
-impl PartialEq for Due {
-    fn eq(&self, other: &Due) -> bool {
-        self.at == other.at
+impl Pauses {
+    /// The pauses whose time has come, taken out.
+    fn take_due(&mut self, now: Instant) -> Vec<Waker> {
+        let mut woken = Vec::new();
+        while let Some(entry) = self.by_time.first_entry() {
+            if entry.key().0 > now {
+                break;
+            }
+            let ((_, n), (latest, waker)) = entry.remove_entry();
+            self.by_latest.remove(&(latest, n));
+            woken.push(waker);
+        }
+        woken
     }
-}
 
-impl Eq for Due {}
-
-impl PartialOrd for Due {
-    fn partial_cmp(&self, other: &Due) -> Option<Ordering> {
-        Some(self.cmp(other))
+    fn remove(&mut self, key: Key) {
+        if let Some((latest, _)) = self.by_time.remove(&key) {
+            self.by_latest.remove(&(latest, key.1));
+        }
     }
-}
 
-impl Ord for Due {
-    fn cmp(&self, other: &Due) -> Ordering {
-        self.at.cmp(&other.at)
+    /// Sets the alarm to the earliest latest end left.
+    fn arm(&mut self) {
+        if let Some(alarm) = &mut self.alarm {
+            alarm.set(self.by_latest.first().map(|k| k.0));
+        }
     }
 }
 
@@ -46,83 +66,314 @@ thread_local! {
     /// This thread's runtime calls `wake_due` after each unpark.
     static HOOKED: Cell<bool> = const { Cell::new(false) };
     /// Pauses on this thread that may end at the next wake-up once their time has come.
-    static DUE: RefCell<BinaryHeap<Reverse<Due>>> = const { RefCell::new(BinaryHeap::new()) };
+    static PAUSES: RefCell<Pauses> = RefCell::new(Pauses::default());
 }
 
 /// Ends the pauses of this thread whose time has come; for `on_thread_unpark`.
 pub fn wake_due() {
     HOOKED.set(true);
     let now = Instant::now();
-    let mut woken = Vec::new();
-    DUE.with_borrow_mut(|due| {
-        while due.peek().is_some_and(|d| d.0.at <= now) {
-            if let Some(Reverse(d)) = due.pop() {
-                woken.push(d.waker);
-            }
+    let woken = PAUSES.with_borrow_mut(|p| {
+        let woken = p.take_due(now);
+        if !woken.is_empty() {
+            p.arm();
         }
+        woken
     });
     woken.into_iter().for_each(Waker::wake);
 }
 
+/// Takes a pause out of its thread's list when it is dropped before it ended (a user
+/// stopped during its think time).
+struct Registered(Option<Key>);
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        if let Some(key) = self.0 {
+            // at thread exit the list may be gone already; nothing is left to wake then
+            let _ = PAUSES.try_with(|p| {
+                if let Ok(mut p) = p.try_borrow_mut() {
+                    p.remove(key);
+                    p.arm();
+                }
+            });
+        }
+    }
+}
+
 /// Pauses for `d`, ending at the first wake-up of this thread after `d` and at most `d` /
 /// 100 later.
+///
+/// The latest end wakes the thread through a timer of its own (a `timerfd` in the runtime's
+/// poll) rather than tokio's timer wheel, which wakes its thread once more before a timer
+/// more than 64 ms away, to move it to a finer level of the wheel (bench/LEAN.md, seventh
+/// pass). Without that alarm, a tokio timer ends the pause at its latest.
 pub async fn pause(d: Duration) {
     let at = Instant::now() + d;
     if !HOOKED.get() {
         return tokio::time::sleep_until(at).await;
     }
-    let latest = tokio::time::sleep_until(at + d / SLACK_DIVISOR);
-    tokio::pin!(latest);
-    let mut registered = false;
+    let latest = at + d / SLACK_DIVISOR;
+    let mut registered = Registered(None);
+    let mut fallback = None;
     std::future::poll_fn(|cx| {
-        if latest.as_mut().poll(cx).is_ready() || Instant::now() >= at {
+        if Instant::now() >= at {
             return Poll::Ready(());
         }
-        if !registered {
-            registered = true;
-            let waker = cx.waker().clone();
-            DUE.with_borrow_mut(|due| due.push(Reverse(Due { at, waker })));
+        if let Some(sleep) = &mut fallback {
+            let sleep: &mut std::pin::Pin<Box<tokio::time::Sleep>> = sleep;
+            if sleep.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(());
+            }
+        }
+        if registered.0.is_none() {
+            let key = (at, NEXT.fetch_add(1, Ordering::Relaxed));
+            let alarmed = PAUSES.with_borrow_mut(|p| {
+                p.by_time.insert(key, (latest, cx.waker().clone()));
+                p.by_latest.insert((latest, key.1));
+                let alarmed = alarm::ready(&mut p.alarm);
+                p.arm();
+                alarmed
+            });
+            registered.0 = Some(key);
+            if !alarmed {
+                let mut sleep = Box::pin(tokio::time::sleep_until(latest));
+                if sleep.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(());
+                }
+                fallback = Some(sleep);
+            }
         }
         Poll::Pending
     })
     .await;
 }
 
+/// The thread's own timer for the latest ends: a `timerfd` registered with the runtime's
+/// poll, so it wakes the thread as any socket does and `wake_due` runs.
+#[cfg(target_os = "linux")]
+mod alarm {
+    use rustix::time::{Itimerspec, TimerfdClockId, TimerfdFlags, TimerfdTimerFlags, Timespec};
+    use tokio::io::unix::AsyncFd;
+    use tokio::time::Instant;
+
+    pub struct Alarm {
+        fd: AsyncFd<std::os::fd::OwnedFd>,
+        /// The runtime whose poll holds the timer.
+        runtime: tokio::runtime::Id,
+        /// When it goes off.
+        set: Option<Instant>,
+    }
+
+    /// Makes sure `alarm` belongs to the current runtime; false when there is none to have
+    /// (no runtime, or no timer could be made).
+    pub fn ready(alarm: &mut Option<Alarm>) -> bool {
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return false;
+        };
+        if alarm.as_ref().is_some_and(|a| a.runtime == handle.id()) {
+            return true;
+        }
+        *alarm = None;
+        let Ok(fd) = rustix::time::timerfd_create(
+            TimerfdClockId::Monotonic,
+            TimerfdFlags::NONBLOCK | TimerfdFlags::CLOEXEC,
+        ) else {
+            return false;
+        };
+        // SAFETY: the `OwnedFd` is owned by the `AsyncFd` until it is dropped, so its raw fd
+        // stays open and refers to this timer all that time.
+        let registered =
+            unsafe { AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE) };
+        let Ok(fd) = registered else {
+            return false;
+        };
+        *alarm = Some(Alarm {
+            fd,
+            runtime: handle.id(),
+            set: None,
+        });
+        true
+    }
+
+    impl Alarm {
+        #[cfg(test)]
+        pub fn is_off(&self) -> bool {
+            self.set.is_none()
+        }
+
+        /// Goes off at `at` (at once if it has passed), or never.
+        pub fn set(&mut self, at: Option<Instant>) {
+            if at == self.set {
+                return;
+            }
+            let zero = Timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            };
+            let value = match at {
+                // a zero value would disarm it
+                Some(at) => {
+                    let d = at.saturating_duration_since(Instant::now());
+                    Timespec {
+                        tv_sec: d.as_secs() as i64,
+                        tv_nsec: i64::from(d.subsec_nanos().max(1)),
+                    }
+                }
+                None => zero,
+            };
+            let spec = Itimerspec {
+                it_interval: zero,
+                it_value: value,
+            };
+            // Re-setting also clears its count of expirations, so it is never read. On
+            // failure the pauses still end on other wake-ups and stay registered.
+            if rustix::time::timerfd_settime(self.fd.get_ref(), TimerfdTimerFlags::empty(), &spec)
+                .is_ok()
+            {
+                self.set = at;
+            }
+        }
+    }
+}
+
+/// Elsewhere a tokio timer ends each pause at its latest.
+#[cfg(not(target_os = "linux"))]
+mod alarm {
+    pub struct Alarm;
+
+    pub fn ready(_: &mut Option<Alarm>) -> bool {
+        false
+    }
+
+    impl Alarm {
+        #[cfg(test)]
+        pub fn is_off(&self) -> bool {
+            true
+        }
+
+        pub fn set(&mut self, _: Option<tokio::time::Instant>) {}
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// Paused time: the clock moves only to the next timer, so every figure is exact.
-    fn runtime(hooked: bool) -> tokio::runtime::Runtime {
-        let mut b = tokio::runtime::Builder::new_current_thread();
-        b.enable_all().start_paused(true);
-        if hooked {
-            b.on_thread_unpark(wake_due);
-        }
-        b.build().unwrap()
+    /// Paused time, and no hook: the clock moves only to the next timer, so every figure is
+    /// exact.
+    fn unhooked() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .start_paused(true)
+            .build()
+            .unwrap()
+    }
+
+    /// Thread unparks of the runtimes `counted` builds (each test has a thread of its own).
+    fn counted() -> (tokio::runtime::Runtime, std::sync::Arc<AtomicU64>) {
+        let unparks = std::sync::Arc::new(AtomicU64::new(0));
+        let seen = unparks.clone();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .on_thread_unpark(move || {
+                seen.fetch_add(1, Ordering::SeqCst);
+                wake_due();
+            })
+            .build()
+            .unwrap();
+        (rt, unparks)
+    }
+
+    #[test]
+    fn a_pause_with_nothing_else_to_end_it_wakes_its_thread_once_at_its_latest() {
+        let (rt, unparks) = counted();
+        rt.block_on(async {
+            // the hook marks its thread when it first runs, after the first park
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            for _ in 0..3 {
+                let before = unparks.load(Ordering::SeqCst);
+                let t = Instant::now();
+                pause(Duration::from_millis(200)).await;
+                // 1 % late; tokio's timer wheel would have woken the thread twice, once to
+                // move the timer from its 64 ms level to its 1 ms one
+                assert!(
+                    t.elapsed() >= Duration::from_millis(202),
+                    "{:?}",
+                    t.elapsed()
+                );
+                assert_eq!(unparks.load(Ordering::SeqCst) - before, 1);
+            }
+            // the alarm is off once nothing waits
+            PAUSES.with_borrow(|p| {
+                assert!(p.by_time.is_empty() && p.by_latest.is_empty());
+                assert!(p.alarm.as_ref().is_some_and(|a| a.is_off()));
+            });
+        });
+    }
+
+    #[test]
+    fn pauses_that_end_close_together_share_a_wake_up() {
+        let (rt, unparks) = counted();
+        rt.block_on(async {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            let before = unparks.load(Ordering::SeqCst);
+            let pauses: Vec<_> = (0..10)
+                .map(|_| tokio::spawn(pause(Duration::from_millis(150))))
+                .collect();
+            for p in pauses {
+                p.await.unwrap();
+            }
+            assert_eq!(unparks.load(Ordering::SeqCst) - before, 1);
+        });
     }
 
     #[test]
     fn a_pause_ends_on_a_wake_up_after_its_time_and_never_before() {
-        runtime(true).block_on(async {
-            // the hook marks its thread when it first runs, after the first park
+        let (rt, unparks) = counted();
+        rt.block_on(async {
             tokio::time::sleep(Duration::from_millis(1)).await;
-            // nothing else wakes the thread: the pause ends at its latest, 1 % late
+            // another timer wakes the thread just after the pause's time: it ends there
+            let seen = unparks.clone();
             let t = Instant::now();
-            pause(Duration::from_millis(500)).await;
-            assert_eq!(t.elapsed(), Duration::from_millis(505));
-            // another timer wakes the thread 2 ms after the pause's time: it ends there
+            let other = tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(201)).await;
+                seen.load(Ordering::SeqCst)
+            });
+            pause(Duration::from_millis(200)).await;
+            let ended = unparks.load(Ordering::SeqCst);
+            assert!(t.elapsed() >= Duration::from_millis(200));
+            assert_eq!(other.await.unwrap(), ended);
+            // one well before it does not end it early
+            let seen = unparks.clone();
             let t = Instant::now();
-            let other = tokio::spawn(tokio::time::sleep(Duration::from_millis(502)));
-            pause(Duration::from_millis(500)).await;
-            assert_eq!(t.elapsed(), Duration::from_millis(502));
-            // and one 2 ms before it does not end it early
-            let t = Instant::now();
-            let other2 = tokio::spawn(tokio::time::sleep(Duration::from_millis(498)));
-            pause(Duration::from_millis(500)).await;
-            assert_eq!(t.elapsed(), Duration::from_millis(505));
-            other.await.unwrap();
-            other2.await.unwrap();
+            let other = tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                seen.load(Ordering::SeqCst)
+            });
+            pause(Duration::from_millis(200)).await;
+            assert!(
+                t.elapsed() >= Duration::from_millis(202),
+                "{:?}",
+                t.elapsed()
+            );
+            assert!(other.await.unwrap() < unparks.load(Ordering::SeqCst));
+        });
+    }
+
+    #[test]
+    fn a_pause_dropped_before_its_end_leaves_nothing_behind() {
+        let (rt, _) = counted();
+        rt.block_on(async {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            tokio::select! {
+                _ = pause(Duration::from_secs(10)) => panic!("the pause ended"),
+                _ = tokio::time::sleep(Duration::from_millis(5)) => {}
+            }
+            PAUSES.with_borrow(|p| {
+                assert!(p.by_time.is_empty() && p.by_latest.is_empty());
+                assert!(p.alarm.as_ref().is_some_and(|a| a.is_off()));
+            });
         });
     }
 
@@ -130,7 +381,7 @@ mod tests {
     fn without_the_hook_a_pause_ends_on_time() {
         // a thread of its own: the hook marks the thread it ran on
         std::thread::spawn(|| {
-            runtime(false).block_on(async {
+            unhooked().block_on(async {
                 let t = Instant::now();
                 pause(Duration::from_millis(500)).await;
                 assert_eq!(t.elapsed(), Duration::from_millis(500));
