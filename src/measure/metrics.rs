@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use tokio::sync::{mpsc, watch};
 
-use crate::measure::histogram::{self, encode, latency, new_histogram};
+use crate::measure::histogram::{self, Recent, encode, latency, new_histogram};
 use crate::measure::prometheus::{Exporter, StepLabels, StepSeries};
 use crate::plan::Phase;
 use crate::results::{
@@ -129,7 +129,7 @@ pub struct Aggregate {
     events: Option<EventCounts>,
     /// The second being filled and its per-step histograms (by completion time).
     current: u64,
-    this_second: HashMap<StatKey, (Histogram<u64>, u64)>,
+    this_second: HashMap<StatKey, (Recent, u64)>,
     series: Vec<StepSecond>,
     /// One entry per part (step, stage) of the closed-model shape: the load levels.
     levels: Vec<LevelAgg>,
@@ -391,23 +391,23 @@ impl Aggregate {
 
     fn flush(&mut self) {
         let t = self.current;
-        for ((phase, kind, name), (hist, failures)) in self.this_second.iter_mut() {
-            if hist.is_empty() {
+        for ((phase, kind, name), (recent, failures)) in self.this_second.iter_mut() {
+            if recent.is_empty() {
                 continue;
             }
-            let l = latency(hist);
+            let [p50, p95, p99] = recent.percentiles();
             self.series.push(StepSecond {
                 t,
                 phase: *phase,
                 kind: *kind,
                 name: name.to_string(),
-                count: hist.len(),
+                count: recent.len(),
                 failures: *failures,
-                p50: l.p50,
-                p95: l.p95,
-                p99: l.p99,
+                p50,
+                p95,
+                p99,
             });
-            hist.reset();
+            recent.reset();
             *failures = 0;
         }
     }
@@ -433,8 +433,8 @@ impl Aggregate {
                 let slot = self
                     .this_second
                     .entry((phase, kind, name.clone()))
-                    .or_insert_with(|| (new_histogram(), 0));
-                histogram::record(&mut slot.0, micros);
+                    .or_insert_with(|| (Recent::default(), 0));
+                slot.0.record(micros);
                 slot.1 += u64::from(failure.is_some());
                 let failed = failure.is_some();
                 let key = (phase, kind, name.clone());
