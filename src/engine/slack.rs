@@ -48,14 +48,21 @@ impl Pauses {
         woken
     }
 
+    fn insert(&mut self, key: Key, latest: Instant, waker: Waker) {
+        self.by_time.insert(key, (latest, waker));
+        self.by_latest.insert((latest, key.1));
+    }
+
     fn remove(&mut self, key: Key) {
         if let Some((latest, _)) = self.by_time.remove(&key) {
             self.by_latest.remove(&(latest, key.1));
         }
     }
 
-    /// Sets the alarm to the earliest latest end left.
+    /// Notes the first time left (for `wake_due`) and sets the alarm to the earliest latest
+    /// end left.
     fn arm(&mut self) {
+        FIRST.set(self.by_time.first_key_value().map(|(k, _)| k.0));
         if let Some(alarm) = &mut self.alarm {
             alarm.set(self.by_latest.first().map(|k| k.0));
         }
@@ -65,6 +72,8 @@ impl Pauses {
 thread_local! {
     /// This thread's runtime calls `wake_due` after each unpark.
     static HOOKED: Cell<bool> = const { Cell::new(false) };
+    /// The time of this thread's first pause, if any: most wake-ups end none.
+    static FIRST: Cell<Option<Instant>> = const { Cell::new(None) };
     /// Pauses on this thread that may end at the next wake-up once their time has come.
     static PAUSES: RefCell<Pauses> = RefCell::new(Pauses::default());
 }
@@ -72,12 +81,16 @@ thread_local! {
 /// Ends the pauses of this thread whose time has come; for `on_thread_unpark`.
 pub fn wake_due() {
     HOOKED.set(true);
+    let Some(first) = FIRST.get() else {
+        return;
+    };
     let now = Instant::now();
+    if first > now {
+        return;
+    }
     let woken = PAUSES.with_borrow_mut(|p| {
         let woken = p.take_due(now);
-        if !woken.is_empty() {
-            p.arm();
-        }
+        p.arm();
         woken
     });
     woken.into_iter().for_each(Waker::wake);
@@ -129,8 +142,7 @@ pub async fn pause(d: Duration) {
         if registered.0.is_none() {
             let key = (at, NEXT.fetch_add(1, Ordering::Relaxed));
             let alarmed = PAUSES.with_borrow_mut(|p| {
-                p.by_time.insert(key, (latest, cx.waker().clone()));
-                p.by_latest.insert((latest, key.1));
+                p.insert(key, latest, cx.waker().clone());
                 let alarmed = alarm::ready(&mut p.alarm);
                 p.arm();
                 alarmed
@@ -309,6 +321,7 @@ mod tests {
                 assert!(p.by_time.is_empty() && p.by_latest.is_empty());
                 assert!(p.alarm.as_ref().is_some_and(|a| a.is_off()));
             });
+            assert_eq!(FIRST.get(), None);
         });
     }
 
@@ -374,6 +387,7 @@ mod tests {
                 assert!(p.by_time.is_empty() && p.by_latest.is_empty());
                 assert!(p.alarm.as_ref().is_some_and(|a| a.is_off()));
             });
+            assert_eq!(FIRST.get(), None);
         });
     }
 

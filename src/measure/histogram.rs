@@ -76,7 +76,9 @@ impl Recent {
     }
 
     pub fn len(&self) -> u64 {
-        self.many.as_ref().map_or(self.few.len() as u64, Histogram::len)
+        self.many
+            .as_ref()
+            .map_or(self.few.len() as u64, Histogram::len)
     }
 
     pub fn is_empty(&self) -> bool {
