@@ -4,7 +4,8 @@
 //! up (bench/LEAN.md); operating systems coalesce timers with slack for the same reason.
 //!
 //! The runtimes that run users call [`wake_due`] after every unpark (`on_thread_unpark`). On
-//! a thread whose runtime does not, a pause ends on time.
+//! a thread whose runtime does not, a pause ends on time. When nothing else wakes the thread,
+//! a `timerfd` of the thread's own does, at the earliest latest end of its pauses.
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet};
@@ -70,8 +71,9 @@ impl Pauses {
 }
 
 thread_local! {
-    /// This thread's runtime calls `wake_due` after each unpark.
-    static HOOKED: Cell<bool> = const { Cell::new(false) };
+    /// The runtime that called `wake_due` after its last unpark on this thread: pauses in
+    /// it may wait for wake-ups (another runtime on the same thread may not call it).
+    static HOOKED: Cell<Option<tokio::runtime::Id>> = const { Cell::new(None) };
     /// The time of this thread's first pause, if any: most wake-ups end none.
     static FIRST: Cell<Option<Instant>> = const { Cell::new(None) };
     /// Pauses on this thread that may end at the next wake-up once their time has come.
@@ -80,7 +82,7 @@ thread_local! {
 
 /// Ends the pauses of this thread whose time has come; for `on_thread_unpark`.
 pub fn wake_due() {
-    HOOKED.set(true);
+    HOOKED.set(tokio::runtime::Handle::try_current().ok().map(|h| h.id()));
     let Some(first) = FIRST.get() else {
         return;
     };
@@ -123,7 +125,8 @@ impl Drop for Registered {
 /// pass). Without that alarm, a tokio timer ends the pause at its latest.
 pub async fn pause(d: Duration) {
     let at = Instant::now() + d;
-    if !HOOKED.get() {
+    let runtime = tokio::runtime::Handle::try_current().ok().map(|h| h.id());
+    if runtime.is_none() || HOOKED.get() != runtime {
         return tokio::time::sleep_until(at).await;
     }
     let latest = at + d / SLACK_DIVISOR;
@@ -389,6 +392,34 @@ mod tests {
             });
             assert_eq!(FIRST.get(), None);
         });
+    }
+
+    #[test]
+    fn a_runtime_without_the_hook_after_one_with_it_ends_its_pauses_on_time() {
+        std::thread::spawn(|| {
+            let (rt, _) = counted();
+            rt.block_on(async {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                pause(Duration::from_millis(10)).await;
+            });
+            drop(rt);
+            // the same thread, a runtime that never calls `wake_due`: no waiting for it
+            unhooked().block_on(async {
+                let t = Instant::now();
+                let paused = tokio::time::timeout(Duration::from_secs(60), pause(ms(500))).await;
+                assert!(
+                    paused.is_ok(),
+                    "the pause waited for a wake-up that never came"
+                );
+                assert_eq!(t.elapsed(), ms(500));
+            });
+        })
+        .join()
+        .unwrap();
+    }
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
     }
 
     #[test]

@@ -35,7 +35,8 @@ pub fn lane() -> usize {
 }
 
 /// A worker's runtime (the engine's own, worker 0, included): single-threaded, and ending
-/// think times on its wake-ups (`engine::slack`).
+/// think times on its wake-ups (`engine::slack`, whose timer is registered with the runtime's
+/// I/O driver: keep `enable_all`).
 pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
