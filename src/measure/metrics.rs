@@ -127,7 +127,7 @@ pub struct Aggregate {
     total_unsent: u64,
     agents: Vec<AgentGauges>,
     events: Option<EventCounts>,
-    /// The second being filled and its per-step histograms (by completion time).
+    /// The second being filled and its per-step latencies (by completion time).
     current: u64,
     this_second: HashMap<StatKey, (Recent, u64)>,
     series: Vec<StepSecond>,
