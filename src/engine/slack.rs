@@ -3,7 +3,8 @@
 //! of waking the thread for itself. At real-agent rates most of what acaload costs is waking
 //! up (bench/LEAN.md); operating systems coalesce timers with slack for the same reason.
 //!
-//! The runtimes that run users call [`wake_due`] after every unpark (`on_thread_unpark`). On
+//! The runtimes that run users call [`wake_due`] around every park (`on_thread_park`,
+//! `on_thread_unpark`). On
 //! a thread whose runtime does not, a pause ends on time. When nothing else wakes the thread,
 //! a `timerfd` of the thread's own does, at the earliest latest end of its pauses.
 
@@ -74,15 +75,56 @@ thread_local! {
     /// The runtime that called `wake_due` after its last unpark on this thread: pauses in
     /// it may wait for wake-ups (another runtime on the same thread may not call it).
     static HOOKED: Cell<Option<tokio::runtime::Id>> = const { Cell::new(None) };
+    /// The runtime whose task watches this thread's alarm.
+    static WATCHED: Cell<Option<tokio::runtime::Id>> = const { Cell::new(None) };
     /// The time of this thread's first pause, if any: most wake-ups end none.
     static FIRST: Cell<Option<Instant>> = const { Cell::new(None) };
     /// Pauses on this thread that may end at the next wake-up once their time has come.
     static PAUSES: RefCell<Pauses> = RefCell::new(Pauses::default());
 }
 
-/// Ends the pauses of this thread whose time has come; for `on_thread_unpark`.
+/// Ends the pauses of this thread whose time has come; for `on_thread_unpark`, and for
+/// `on_thread_park`, so that a thread never blocks with a pause due or its alarm unwatched
+/// (the alarm may have gone off while the thread was too busy to park).
 pub fn wake_due() {
-    HOOKED.set(tokio::runtime::Handle::try_current().ok().map(|h| h.id()));
+    let runtime = tokio::runtime::Handle::try_current().ok().map(|h| h.id());
+    HOOKED.set(runtime);
+    if WATCHED.get() != runtime {
+        watch(runtime);
+    }
+    end_due();
+}
+
+/// A busy thread polls its I/O between tasks without parking, and the hooks run only around
+/// a park: a task of the runtime's own waits for the alarm, so that a pause ends by its latest
+/// end however busy its thread is. Started at the first park after the alarm was made.
+fn watch(runtime: Option<tokio::runtime::Id>) {
+    let Some(runtime) = runtime else {
+        return;
+    };
+    let mine = |p: &Pauses| p.alarm.as_ref().is_some_and(|a| a.runtime() == runtime);
+    if !PAUSES.with_borrow(mine) {
+        return;
+    }
+    WATCHED.set(Some(runtime));
+    tokio::spawn(std::future::poll_fn(move |cx| {
+        loop {
+            let fired = PAUSES.with_borrow(|p| match &p.alarm {
+                Some(a) if a.runtime() == runtime => a.poll_fired(cx),
+                // a newer runtime's alarm, or none: nothing left to watch
+                _ => Poll::Ready(false),
+            });
+            match fired {
+                Poll::Ready(true) => end_due(),
+                Poll::Ready(false) => return Poll::Ready(()),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }));
+}
+
+/// Ends the pauses whose time has come.
+fn end_due() {
     let Some(first) = FIRST.get() else {
         return;
     };
@@ -217,6 +259,23 @@ mod alarm {
             self.set.is_none()
         }
 
+        pub fn runtime(&self) -> tokio::runtime::Id {
+            self.runtime
+        }
+
+        /// Ready(true) once it went off since the last time; Ready(false) when the runtime's
+        /// I/O has gone.
+        pub fn poll_fired(&self, cx: &mut std::task::Context<'_>) -> std::task::Poll<bool> {
+            match self.fd.poll_read_ready(cx) {
+                std::task::Poll::Ready(Ok(mut ready)) => {
+                    ready.clear_ready();
+                    std::task::Poll::Ready(true)
+                }
+                std::task::Poll::Ready(Err(_)) => std::task::Poll::Ready(false),
+                std::task::Poll::Pending => std::task::Poll::Pending,
+            }
+        }
+
         /// Goes off at `at` (at once if it has passed), or never.
         pub fn set(&mut self, at: Option<Instant>) {
             if at == self.set {
@@ -267,6 +326,14 @@ mod alarm {
             true
         }
 
+        pub fn runtime(&self) -> tokio::runtime::Id {
+            unreachable!("no alarm is made here")
+        }
+
+        pub fn poll_fired(&self, _: &mut std::task::Context<'_>) -> std::task::Poll<bool> {
+            std::task::Poll::Ready(false)
+        }
+
         pub fn set(&mut self, _: Option<tokio::time::Instant>) {}
     }
 }
@@ -291,6 +358,7 @@ mod tests {
         let seen = unparks.clone();
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
+            .on_thread_park(wake_due)
             .on_thread_unpark(move || {
                 seen.fetch_add(1, Ordering::SeqCst);
                 wake_due();
@@ -304,8 +372,10 @@ mod tests {
     fn a_pause_with_nothing_else_to_end_it_wakes_its_thread_once_at_its_latest() {
         let (rt, unparks) = counted();
         rt.block_on(async {
-            // the hook marks its thread when it first runs, after the first park
+            // the hook marks its thread when it first runs, around the first park; the first
+            // pause makes the alarm, and the next park starts its watcher (one wake-up more)
             tokio::time::sleep(Duration::from_millis(1)).await;
+            pause(ms(10)).await;
             for _ in 0..3 {
                 let before = unparks.load(Ordering::SeqCst);
                 let t = Instant::now();
@@ -333,6 +403,7 @@ mod tests {
         let (rt, unparks) = counted();
         rt.block_on(async {
             tokio::time::sleep(Duration::from_millis(1)).await;
+            pause(ms(10)).await;
             let before = unparks.load(Ordering::SeqCst);
             let pauses: Vec<_> = (0..10)
                 .map(|_| tokio::spawn(pause(Duration::from_millis(150))))
@@ -374,6 +445,33 @@ mod tests {
                 t.elapsed()
             );
             assert!(other.await.unwrap() < unparks.load(Ordering::SeqCst));
+        });
+    }
+
+    #[test]
+    fn a_pause_ends_by_its_latest_on_a_thread_too_busy_to_park() {
+        let (rt, _) = counted();
+        rt.block_on(async {
+            tokio::time::sleep(ms(1)).await;
+            // the alarm is made, and its watcher started at the next unpark
+            pause(ms(10)).await;
+            let spin = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+            let spinning = spin.clone();
+            // always runnable: the runtime only polls its I/O in passing and never parks
+            let spinner = tokio::spawn(async move {
+                let t = Instant::now();
+                while spinning.load(Ordering::SeqCst) && t.elapsed() < ms(3000) {
+                    tokio::task::yield_now().await;
+                }
+            });
+            let t = Instant::now();
+            pause(ms(100)).await;
+            let took = t.elapsed();
+            let spinning = !spinner.is_finished();
+            spin.store(false, Ordering::SeqCst);
+            spinner.await.unwrap();
+            assert!(spinning, "the thread parked: the spinner had stopped");
+            assert!(took >= ms(101) && took < ms(1000), "{took:?}");
         });
     }
 

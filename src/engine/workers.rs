@@ -40,6 +40,7 @@ pub fn lane() -> usize {
 pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
+        .on_thread_park(crate::engine::slack::wake_due)
         .on_thread_unpark(crate::engine::slack::wake_due)
         .build()
 }
