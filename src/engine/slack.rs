@@ -4,9 +4,9 @@
 //! up (bench/LEAN.md); operating systems coalesce timers with slack for the same reason.
 //!
 //! The runtimes that run users call [`wake_due`] around every park (`on_thread_park`,
-//! `on_thread_unpark`). On
-//! a thread whose runtime does not, a pause ends on time. When nothing else wakes the thread,
-//! a `timerfd` of the thread's own does, at the earliest latest end of its pauses.
+//! `on_thread_unpark`). On a thread whose runtime does not, a pause ends on time. When nothing
+//! else wakes the thread, a `timerfd` of the thread's own does, at the earliest latest end of
+//! its pauses.
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet};
@@ -374,27 +374,19 @@ mod tests {
         rt.block_on(async {
             // the hook marks its thread when it first runs, around the first park; the first
             // pause makes the alarm, and the next park starts its watcher (one wake-up more)
-            tokio::time::sleep(Duration::from_millis(1)).await;
+            tokio::time::sleep(ms(1)).await;
             pause(ms(10)).await;
             for _ in 0..3 {
                 let before = unparks.load(Ordering::SeqCst);
                 let t = Instant::now();
-                pause(Duration::from_millis(200)).await;
-                // 1 % late; tokio's timer wheel would have woken the thread twice, once to
-                // move the timer from its 64 ms level to its 1 ms one
-                assert!(
-                    t.elapsed() >= Duration::from_millis(202),
-                    "{:?}",
-                    t.elapsed()
-                );
+                pause(ms(200)).await;
+                // 1 % late; with tokio's timer instead (forced) the thread woke three times,
+                // once of them only to move the timer from its 64 ms level to its 1 ms one
+                assert!(t.elapsed() >= ms(202), "{:?}", t.elapsed());
                 assert_eq!(unparks.load(Ordering::SeqCst) - before, 1);
             }
             // the alarm is off once nothing waits
-            PAUSES.with_borrow(|p| {
-                assert!(p.by_time.is_empty() && p.by_latest.is_empty());
-                assert!(p.alarm.as_ref().is_some_and(|a| a.is_off()));
-            });
-            assert_eq!(FIRST.get(), None);
+            assert_nothing_waits();
         });
     }
 
@@ -402,12 +394,10 @@ mod tests {
     fn pauses_that_end_close_together_share_a_wake_up() {
         let (rt, unparks) = counted();
         rt.block_on(async {
-            tokio::time::sleep(Duration::from_millis(1)).await;
+            tokio::time::sleep(ms(1)).await;
             pause(ms(10)).await;
             let before = unparks.load(Ordering::SeqCst);
-            let pauses: Vec<_> = (0..10)
-                .map(|_| tokio::spawn(pause(Duration::from_millis(150))))
-                .collect();
+            let pauses: Vec<_> = (0..10).map(|_| tokio::spawn(pause(ms(150)))).collect();
             for p in pauses {
                 p.await.unwrap();
             }
@@ -419,31 +409,27 @@ mod tests {
     fn a_pause_ends_on_a_wake_up_after_its_time_and_never_before() {
         let (rt, unparks) = counted();
         rt.block_on(async {
-            tokio::time::sleep(Duration::from_millis(1)).await;
+            tokio::time::sleep(ms(1)).await;
             // another timer wakes the thread just after the pause's time: it ends there
             let seen = unparks.clone();
             let t = Instant::now();
             let other = tokio::spawn(async move {
-                tokio::time::sleep(Duration::from_millis(201)).await;
+                tokio::time::sleep(ms(201)).await;
                 seen.load(Ordering::SeqCst)
             });
-            pause(Duration::from_millis(200)).await;
+            pause(ms(200)).await;
             let ended = unparks.load(Ordering::SeqCst);
-            assert!(t.elapsed() >= Duration::from_millis(200));
+            assert!(t.elapsed() >= ms(200));
             assert_eq!(other.await.unwrap(), ended);
             // one well before it does not end it early
             let seen = unparks.clone();
             let t = Instant::now();
             let other = tokio::spawn(async move {
-                tokio::time::sleep(Duration::from_millis(100)).await;
+                tokio::time::sleep(ms(100)).await;
                 seen.load(Ordering::SeqCst)
             });
-            pause(Duration::from_millis(200)).await;
-            assert!(
-                t.elapsed() >= Duration::from_millis(202),
-                "{:?}",
-                t.elapsed()
-            );
+            pause(ms(200)).await;
+            assert!(t.elapsed() >= ms(202), "{:?}", t.elapsed());
             assert!(other.await.unwrap() < unparks.load(Ordering::SeqCst));
         });
     }
@@ -453,7 +439,7 @@ mod tests {
         let (rt, _) = counted();
         rt.block_on(async {
             tokio::time::sleep(ms(1)).await;
-            // the alarm is made, and its watcher started at the next unpark
+            // the alarm is made, and its watcher started at the next park
             pause(ms(10)).await;
             let spin = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
             let spinning = spin.clone();
@@ -479,16 +465,12 @@ mod tests {
     fn a_pause_dropped_before_its_end_leaves_nothing_behind() {
         let (rt, _) = counted();
         rt.block_on(async {
-            tokio::time::sleep(Duration::from_millis(1)).await;
+            tokio::time::sleep(ms(1)).await;
             tokio::select! {
                 _ = pause(Duration::from_secs(10)) => panic!("the pause ended"),
-                _ = tokio::time::sleep(Duration::from_millis(5)) => {}
+                _ = tokio::time::sleep(ms(5)) => {}
             }
-            PAUSES.with_borrow(|p| {
-                assert!(p.by_time.is_empty() && p.by_latest.is_empty());
-                assert!(p.alarm.as_ref().is_some_and(|a| a.is_off()));
-            });
-            assert_eq!(FIRST.get(), None);
+            assert_nothing_waits();
         });
     }
 
@@ -497,8 +479,8 @@ mod tests {
         std::thread::spawn(|| {
             let (rt, _) = counted();
             rt.block_on(async {
-                tokio::time::sleep(Duration::from_millis(1)).await;
-                pause(Duration::from_millis(10)).await;
+                tokio::time::sleep(ms(1)).await;
+                pause(ms(10)).await;
             });
             drop(rt);
             // the same thread, a runtime that never calls `wake_due`: no waiting for it
@@ -520,14 +502,23 @@ mod tests {
         Duration::from_millis(n)
     }
 
+    /// No pause is left on this thread, and its alarm is off.
+    fn assert_nothing_waits() {
+        PAUSES.with_borrow(|p| {
+            assert!(p.by_time.is_empty() && p.by_latest.is_empty());
+            assert!(p.alarm.as_ref().is_some_and(|a| a.is_off()));
+        });
+        assert_eq!(FIRST.get(), None);
+    }
+
     #[test]
     fn without_the_hook_a_pause_ends_on_time() {
         // a thread of its own: the hook marks the thread it ran on
         std::thread::spawn(|| {
             unhooked().block_on(async {
                 let t = Instant::now();
-                pause(Duration::from_millis(500)).await;
-                assert_eq!(t.elapsed(), Duration::from_millis(500));
+                pause(ms(500)).await;
+                assert_eq!(t.elapsed(), ms(500));
             });
         })
         .join()
