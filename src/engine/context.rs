@@ -55,8 +55,6 @@ pub struct RunContext {
     /// Users still busy before their teardown; at the end of a run, teardowns wait for
     /// all of them, so no user removes a wallet its peer is still messaging.
     pub busy: Busy,
-    /// The worker threads users run on (a packed user moves to its own once spread).
-    pub workers: Arc<crate::engine::workers::Workers>,
 }
 
 /// Counts users that have not reached their teardown.
