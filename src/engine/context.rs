@@ -26,7 +26,7 @@ pub struct RunConfig {
 }
 
 /// What every user of a run shares.
-pub struct RunContext {
+pub(crate) struct RunContext {
     pub plan: Arc<CompiledPlan>,
     pub globals: Arc<Globals>,
     /// The plan's durations in this run (templated ones rendered by `resolve`).
@@ -59,7 +59,7 @@ pub struct RunContext {
 
 /// Counts users that have not reached their teardown.
 #[derive(Debug, Default)]
-pub struct Busy {
+pub(crate) struct Busy {
     count: std::sync::atomic::AtomicUsize,
     idle: tokio::sync::Notify,
 }

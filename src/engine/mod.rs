@@ -8,14 +8,14 @@
 //! whatever a run shows while it goes (live view, Prometheus, live page) is handed in by
 //! the caller as an observer.
 
-pub mod abort;
+pub(crate) mod abort;
 pub mod context;
-pub mod driver;
-pub mod edge;
-pub mod events;
-pub mod gauges;
-pub mod http;
-pub mod pairing;
+pub(crate) mod driver;
+pub(crate) mod edge;
+pub(crate) mod events;
+pub(crate) mod gauges;
+pub(crate) mod http;
+pub(crate) mod pairing;
 pub mod run;
 pub mod shard;
-pub mod user;
+pub(crate) mod user;

@@ -499,7 +499,7 @@ fn build(
 }
 
 /// Results from aggregated sections (final, or a live snapshot).
-pub fn results_of(
+fn results_of(
     f: crate::measure::metrics::Finished,
     plan: PlanInfo,
     cfg: &RunConfig,

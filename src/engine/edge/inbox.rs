@@ -38,8 +38,6 @@ pub struct Arrival {
     pub at: Instant,
     pub header: Header,
     pub message: Message,
-    /// The authenticated sender's verkey (`None`: anoncrypt).
-    pub sender: Option<String>,
 }
 
 /// What a waiter waits for.
@@ -223,7 +221,6 @@ mod tests {
             at: Instant::now(),
             header,
             message,
-            sender: None,
         }
     }
 

@@ -314,7 +314,6 @@ fn take_in(bytes: &[u8], at: Instant, shared: &Arc<Shared>, hub: &Arc<EdgeHub>) 
         at,
         header,
         message,
-        sender: unpacked.sender_verkey,
     });
     drain_ping(shared)
 }
