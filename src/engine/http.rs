@@ -1,5 +1,6 @@
-//! HTTP: one shared pooled client for the plan's requests (timeouts set, no proxy from the
-//! environment, TLS verified unless the plan opts out), request preparation and sending.
+//! HTTP: hyper's pooled client ([`Pool`]) for the plan's requests ([`Client`]), a watched
+//! agent's `/status` and the edge agents' forwards (timeouts set, no proxy from the
+//! environment, TLS verified unless the plan opts out); request preparation and sending.
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -65,7 +65,7 @@ pub type Observer = Box<dyn FnOnce(RunView) -> BoxFuture<'static, ()> + Send>;
 const MAX_WORKER_THREADS: usize = 16;
 
 /// The runtime a run goes on: tokio's multi-threaded scheduler, one worker thread per CPU
-/// this process may use (at most [`MAX_WORKER_THREADS`]). Users are tasks on it, and move
+/// this process may use (at most `MAX_WORKER_THREADS`). Users are tasks on it, and move
 /// between its threads as tokio balances them.
 pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
     let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);

@@ -52,8 +52,8 @@ pub struct VirtualUser {
     consumed: Vec<u64>,
     /// Open model: iterations come as scheduled start times instead of a loop.
     feed: Option<(Arc<Feed>, Instant)>,
-    /// The DIDComm agent this user is, once a `didcomm: connect` step made it (boxed: a
-    /// user's task holds its `VirtualUser` twice, and most users are not edge agents).
+    /// The DIDComm agent this user is, once a `didcomm: connect` step made it (boxed: every
+    /// user's task holds its `VirtualUser`, and most users are not edge agents).
     edge: Option<Box<crate::engine::edge::EdgeAgent>>,
 }
 
