@@ -662,4 +662,81 @@ mod tests {
             "base_url `http://127.0.0.1:3011/?tenant=1` has a query; put it in each step's `query:`"
         );
     }
+
+    /// A server that answers every GET on a kept-alive connection with `200 ok`; counts the
+    /// connections it accepted.
+    async fn counting_server() -> (Uri, Arc<std::sync::atomic::AtomicUsize>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let uri = format!("http://{}/", listener.local_addr().unwrap());
+        let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = accepted.clone();
+        tokio::spawn(async move {
+            loop {
+                let (mut conn, _) = listener.accept().await.unwrap();
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut got = Vec::new();
+                    let mut buf = [0u8; 1024];
+                    loop {
+                        match conn.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => got.extend_from_slice(&buf[..n]),
+                        }
+                        while let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+                            got.drain(..end + 4);
+                            let ok = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                            if conn.write_all(ok).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        (uri.parse().unwrap(), accepted)
+    }
+
+    fn get(uri: &Uri) -> http::Request<Full<Bytes>> {
+        let mut req = http::Request::new(Full::new(Bytes::new()));
+        *req.uri_mut() = uri.clone();
+        req
+    }
+
+    /// `target.max_connections` is one limit for the whole run, whatever the number of
+    /// worker threads: that many requests in flight, and that many sockets ever open.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn max_connections_bounds_requests_in_flight_and_sockets_for_the_whole_run() {
+        let (uri, accepted) = counting_server().await;
+        let pool = Arc::new(Pool::new(false, Duration::from_secs(5), Some(3)));
+        // three slots at once; a fourth waits while they are held, and gets one when freed
+        let mut held = Vec::new();
+        for _ in 0..3 {
+            let slot = pool.slot(Duration::from_secs(5)).await;
+            assert!(slot.granted && slot.waited.is_none());
+            held.push(slot);
+        }
+        let fourth = pool.slot(Duration::from_millis(50)).await;
+        assert!(!fourth.granted && fourth.waited.is_some());
+        held.pop();
+        assert!(pool.slot(Duration::from_secs(5)).await.granted);
+        drop(held);
+        // 24 requests at once, from tasks on every worker: all answered on at most 3 sockets
+        let sends: Vec<_> = (0..24)
+            .map(|_| {
+                let (pool, uri) = (pool.clone(), uri.clone());
+                tokio::spawn(async move {
+                    let t = Duration::from_secs(10);
+                    pool.exchange(get(&uri), &uri, t, t)
+                        .await
+                        .map(|(p, _)| p.status)
+                })
+            })
+            .collect();
+        for send in sends {
+            assert_eq!(send.await.unwrap().unwrap(), http::StatusCode::OK);
+        }
+        let sockets = accepted.load(std::sync::atomic::Ordering::SeqCst);
+        assert!((1..=3).contains(&sockets), "{sockets} sockets opened");
+    }
 }
