@@ -71,8 +71,8 @@ pub(super) fn run(args: RunArgs) -> u8 {
     let outcome = runtime.block_on(async {
         let signals = crate::engine::context::StopSignals::default();
         tokio::spawn(watch_signals(signals.clone(), "stopping: finishing in-flight requests and running teardowns (signal again to stop at once)"));
-        // On this single-threaded runtime the watcher registers its handlers only once it
-        // runs: let it, before the run can keep the thread busy.
+        // The watcher registers its handlers when it first runs: give it the chance before
+        // the run starts.
         tokio::task::yield_now().await;
         crate::engine::run::execute(plan.clone(), &env, resolved, cfg, signals, observers(&args)).await
     });
@@ -162,10 +162,9 @@ pub(super) fn resolve(
         .ok()
 }
 
-/// The async runtime: worker 0 of `engine::workers` (a run adds a worker thread per further
-/// core). Says why on stderr when it cannot start.
+/// The async runtime (`engine::run::runtime`). Says why on stderr when it cannot start.
 pub(super) fn runtime() -> Option<tokio::runtime::Runtime> {
-    crate::engine::workers::runtime()
+    crate::engine::run::runtime()
         .map_err(|e| crate::errln!("error: cannot start the async runtime: {e}"))
         .ok()
 }

@@ -26,7 +26,7 @@ pub struct RunConfig {
 }
 
 /// What every user of a run shares.
-pub struct RunContext {
+pub(crate) struct RunContext {
     pub plan: Arc<CompiledPlan>,
     pub globals: Arc<Globals>,
     /// The plan's durations in this run (templated ones rendered by `resolve`).
@@ -55,13 +55,11 @@ pub struct RunContext {
     /// Users still busy before their teardown; at the end of a run, teardowns wait for
     /// all of them, so no user removes a wallet its peer is still messaging.
     pub busy: Busy,
-    /// The worker threads users run on (a packed user moves to its own once spread).
-    pub workers: Arc<crate::engine::workers::Workers>,
 }
 
 /// Counts users that have not reached their teardown.
 #[derive(Debug, Default)]
-pub struct Busy {
+pub(crate) struct Busy {
     count: std::sync::atomic::AtomicUsize,
     idle: tokio::sync::Notify,
 }

@@ -10,7 +10,6 @@ use tokio_util::sync::CancellationToken;
 use crate::engine::context::RunContext;
 use crate::engine::shard::Shard;
 use crate::engine::user::VirtualUser;
-use crate::engine::workers::Workers;
 use crate::measure::metrics::Event;
 use crate::plan::shape::Shape;
 
@@ -21,7 +20,6 @@ pub async fn drive(
     start: Instant,
     stop_all: &CancellationToken,
     users: &mut JoinSet<()>,
-    workers: &Workers,
 ) -> bool {
     let mut slots = Slots {
         shard: ctx.shard,
@@ -35,7 +33,7 @@ pub async fn drive(
     // A spawn this late after its slot restarts the spawn clock instead of catching up.
     let late = Duration::from_millis(20);
     if let Shape::ArrivalRate { max_users, .. } = shape {
-        return drive_open(ctx, shape, *max_users, start, stop_all, users, workers).await;
+        return drive_open(ctx, shape, *max_users, start, stop_all, users).await;
     }
     loop {
         let now = Instant::now();
@@ -64,9 +62,9 @@ pub async fn drive(
             match target.spawn_rate {
                 None => {
                     while slots.global < target.users {
-                        slots.grow(ctx, stop_all, users, workers);
-                        // This thread also runs the signal handler and its share of users:
-                        // a large step must not hold it for seconds.
+                        slots.grow(ctx, stop_all, users);
+                        // A large step yields now and then (other tasks may share this
+                        // thread) and stops starting users once the run is stopped.
                         if slots.global.is_multiple_of(256) {
                             tokio::task::yield_now().await;
                             if stop_all.is_cancelled() {
@@ -79,7 +77,7 @@ pub async fn drive(
                     let gap = Duration::from_secs_f64(1.0 / rate);
                     let first = slots.global == 0;
                     if first || now >= last_spawn + gap {
-                        slots.grow(ctx, stop_all, users, workers);
+                        slots.grow(ctx, stop_all, users);
                         last_spawn = if first || now > last_spawn + gap + late {
                             now
                         } else {
@@ -119,7 +117,6 @@ impl Slots {
         ctx: &Arc<RunContext>,
         stop_all: &CancellationToken,
         users: &mut JoinSet<()>,
-        workers: &Workers,
     ) {
         let k = self.global;
         self.global += 1;
@@ -127,7 +124,7 @@ impl Slots {
             let token = stop_all.child_token();
             self.local.push(token.clone());
             let user = VirtualUser::new(ctx.clone(), self.next_local, token).live();
-            workers.spawn(users, self.next_local, user);
+            users.spawn(user);
             self.next_local += 1;
         }
     }
@@ -154,7 +151,6 @@ pub async fn drive_open(
     start: Instant,
     stop_all: &CancellationToken,
     users: &mut JoinSet<()>,
-    workers: &Workers,
 ) -> bool {
     let cap = ctx.shard.share(max_users).max(1);
     let feed = crate::engine::user::Feed::new();
@@ -176,7 +172,7 @@ pub async fn drive_open(
         } else if (users.len() as u64) < cap {
             let user = VirtualUser::new(ctx.clone(), next_local, stop_all.child_token())
                 .with_feed(feed.clone(), scheduled);
-            workers.spawn(users, next_local, user.live());
+            users.spawn(user.live());
             next_local += 1;
         } else {
             // Nothing ran: a failure without a sample, not a 1 µs iteration.

@@ -142,11 +142,13 @@ impl EventHub {
     }
 
     /// How many wallets have events (or waiters) kept.
+    #[cfg(test)]
     pub fn wallets(&self) -> usize {
         self.wallets.lock().map_or(0, |w| w.len())
     }
 
     /// Stores an event; identical redeliveries (ACA-Py retries) are dropped.
+    #[cfg(test)]
     pub fn push(&self, wallet: &str, topic: &str, payload: serde_json::Value) {
         self.push_received(wallet, topic, payload, Instant::now());
     }

@@ -20,21 +20,15 @@ pub async fn sample(
     stop: CancellationToken,
 ) {
     let timeout = w.interval.max(Duration::from_secs(1));
-    // The first sample at once, then one per interval; each may be taken up to 1 % of the
-    // interval late, on a wake-up the thread has anyway (`engine::slack`). Its time is
-    // recorded with it, so rates stay exact; a sample later than a whole interval moves the
-    // schedule instead of bunching the next ones.
-    let mut next = tokio::time::Instant::now();
+    // The first sample at once, then one per interval. Each sample's time is recorded with
+    // it, so rates stay exact; a sample late by a whole interval skips the missed ones
+    // instead of bunching them.
+    let mut every = tokio::time::interval(w.interval);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
-        let wait = next.saturating_duration_since(tokio::time::Instant::now());
         tokio::select! {
-            _ = crate::engine::slack::pause(wait) => {}
+            _ = every.tick() => {}
             _ = stop.cancelled() => return,
-        }
-        let now = tokio::time::Instant::now();
-        next += w.interval;
-        if next <= now {
-            next = now + w.interval;
         }
         let at = Instant::now();
         let mut sample = match client.get("/status", timeout).await {

@@ -1,5 +1,6 @@
-//! HTTP: one shared pooled client for the plan's requests (timeouts set, no proxy from the
-//! environment, TLS verified unless the plan opts out), request preparation and sending.
+//! HTTP: hyper's pooled client ([`Pool`]) for the plan's requests ([`Client`]), a watched
+//! agent's `/status` and the edge agents' forwards (timeouts set, no proxy from the
+//! environment, TLS verified unless the plan opts out); request preparation and sending.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,11 +28,20 @@ pub const MAX_RESPONSE_BODY: usize = 8 << 20;
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {
     #[error("cannot connect to {url}: {why}")]
-    Connect { url: String, why: String },
+    Connect {
+        url: String,
+        why: String,
+        /// The kind of the innermost I/O error, if any (refused, reset, timed out).
+        io: Option<std::io::ErrorKind>,
+    },
     #[error("no response from {url} within {}", crate::plan::duration::format(*.timeout))]
     Timeout { url: String, timeout: Duration },
     #[error("request to {url} failed: {why}")]
-    Other { url: String, why: String },
+    Other {
+        url: String,
+        why: String,
+        io: Option<std::io::ErrorKind>,
+    },
 }
 
 impl HttpError {
@@ -62,25 +72,22 @@ fn default_headers(headers: &[(String, String)]) -> Result<HeaderMap, String> {
     Ok(map)
 }
 
-/// The client for the plan's requests: hyper's pooled HTTP/1 client, straight from a
-/// pre-parsed base URL to an `http::Uri`. (reqwest parses every URL three times and wraps
-/// each request in redirect and retry layers; at tens of thousands of requests a second on
-/// one core that was a fifth of acaload's CPU time. See bench/PROFILE.md.) Redirects are
-/// not followed: a 3xx is the response a step checks.
+/// The client for the plan's requests: a base URL split once, the target's headers, and a
+/// [`Pool`] of connections. Requests go straight from the base and a rendered path to an
+/// `http::Uri`, with no redirect or retry layers: a 3xx is the response a step checks.
 pub struct Client {
-    /// One pool per worker thread (see `engine::workers`): a request goes through its own
-    /// thread's pool, so the connection's task runs beside the user that sends on it.
-    lanes: Vec<Lane>,
+    pool: Pool,
     /// Target headers, the start of every request's header map.
     defaults: HeaderMap,
     base: Base,
 }
 
-/// One worker's connection pool and its share of `target.max_connections`.
-struct Lane {
+/// hyper's pooled HTTP/1 client over [`connect::Connector`], and the limit on its
+/// connections (`target.max_connections`), shared by every task of a run that uses it.
+pub struct Pool {
     inner: hyper_util::client::legacy::Client<connect::Connector, Full<Bytes>>,
-    /// At most this many requests in flight (the worker's share of `target.max_connections`;
-    /// the connector holds the sockets to the same number).
+    /// At most this many requests in flight (`target.max_connections`; the connector holds
+    /// the sockets to the same number).
     slots: Option<Arc<tokio::sync::Semaphore>>,
 }
 
@@ -92,20 +99,64 @@ struct Base {
 }
 
 impl Client {
-    /// A client with `lanes` pools (one per worker; `max_connections` is split among them).
-    /// `what` names `base_url` in errors (`base_url`, or `url` for a watched agent).
+    /// A client for `base_url` with the target's connection settings. `what` names
+    /// `base_url` in errors (`base_url`, or `url` for a watched agent).
     pub fn new(
         target: &TargetSettings,
         what: &str,
         base_url: &str,
         headers: &[(String, String)],
-        lanes: usize,
     ) -> Result<Client, String> {
-        let base = Base::parse(what, base_url)?;
+        Ok(Client {
+            pool: Pool::new(
+                target.insecure,
+                target.connect_timeout,
+                target.max_connections,
+            ),
+            defaults: default_headers(headers)?,
+            base: Base::parse(what, base_url)?,
+        })
+    }
+
+    /// The URL a request to `path` goes to, as messages show it.
+    pub fn url(&self, path: &str) -> String {
+        self.base
+            .uri(path, None)
+            .map_or_else(|_| path.to_string(), |u| u.to_string())
+    }
+
+    /// `GET path` (below the base URL) with the target's headers; the status and the whole
+    /// body. For the preflight and the `watch:` samplers (an agent's `/status` once a second).
+    pub async fn get(
+        &self,
+        path: &str,
+        timeout: Duration,
+    ) -> Result<(http::StatusCode, Bytes), HttpError> {
+        let uri = self.base.uri(path, None).map_err(|why| HttpError::Other {
+            url: path.to_string(),
+            why,
+            io: None,
+        })?;
+        let mut req = http::Request::new(Full::new(Bytes::new()));
+        *req.uri_mut() = uri.clone();
+        *req.headers_mut() = self.defaults.clone();
+        let (parts, body) = self.pool.exchange(req, &uri, timeout, timeout).await?;
+        Ok((parts.status, body))
+    }
+
+    /// Waits (at most `timeout`) for leave to send when the plan limits connections.
+    pub async fn slot(&self, timeout: Duration) -> Slot {
+        self.pool.slot(timeout).await
+    }
+}
+
+impl Pool {
+    /// TLS is verified unless `insecure`; TCP and TLS together must finish within
+    /// `connect_timeout`; `max_connections` bounds the open sockets and the requests in flight.
+    pub fn new(insecure: bool, connect_timeout: Duration, max_connections: Option<usize>) -> Pool {
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_nodelay(true);
-        let insecure = target.insecure;
         // Built on the first https connection: loading the system's roots costs memory and
         // time a run against a plain-http agent never needs.
         let tls = move |http: HttpConnector| -> Result<connect::Tls, String> {
@@ -127,60 +178,23 @@ impl Client {
                 .enable_http1()
                 .wrap_connector(http))
         };
-        let connector = connect::Lazy::new(http, tls);
-        let lanes = lanes.max(1);
-        let share = |i: usize| {
-            target
-                .max_connections
-                .map(|n| (n / lanes + usize::from(i < n % lanes)).max(1))
-        };
-        let lanes = (0..lanes)
-            .map(|i| {
-                let connector =
-                    connect::Connector::new(connector.clone(), target.connect_timeout, share(i));
-                Lane {
-                    inner: hyper_util::client::legacy::Client::builder(TokioExecutor::new())
-                        .pool_idle_timeout(Duration::from_secs(90))
-                        .pool_timer(TokioTimer::new())
-                        .build(connector),
-                    slots: share(i).map(|n| Arc::new(tokio::sync::Semaphore::new(n))),
-                }
-            })
-            .collect();
-        Ok(Client {
-            lanes,
-            defaults: default_headers(headers)?,
-            base,
-        })
+        let connector = connect::Connector::new(
+            connect::Lazy::new(http, tls),
+            connect_timeout,
+            max_connections,
+        );
+        Pool {
+            inner: hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+                .pool_idle_timeout(Duration::from_secs(90))
+                .pool_timer(TokioTimer::new())
+                .build(connector),
+            slots: max_connections.map(|n| Arc::new(tokio::sync::Semaphore::new(n))),
+        }
     }
 
-    /// The URL a request to `path` goes to, as messages show it.
-    pub fn url(&self, path: &str) -> String {
-        self.base
-            .uri(path, None)
-            .map_or_else(|_| path.to_string(), |u| u.to_string())
-    }
-
-    /// `GET path` (below the base URL) with the target's headers; the status and the whole
-    /// body. For the preflight and the `watch:` samplers (an agent's `/status` once a second).
-    pub async fn get(
-        &self,
-        path: &str,
-        timeout: Duration,
-    ) -> Result<(http::StatusCode, Bytes), HttpError> {
-        let uri = self.base.uri(path, None).map_err(|why| HttpError::Other {
-            url: path.to_string(),
-            why,
-        })?;
-        let mut req = http::Request::new(Full::new(Bytes::new()));
-        *req.uri_mut() = uri.clone();
-        *req.headers_mut() = self.defaults.clone();
-        let (parts, body) = self.exchange(req, &uri, timeout, timeout).await?;
-        Ok((parts.status, body))
-    }
-
-    /// Sends `req` (to `uri`) and reads the whole response within `budget`.
-    async fn exchange(
+    /// Sends `req` (to `uri`) and reads the whole response within `budget`; `timeout` is
+    /// what a failure reports.
+    pub async fn exchange(
         &self,
         req: http::Request<Full<Bytes>>,
         uri: &Uri,
@@ -188,18 +202,13 @@ impl Client {
         budget: Duration,
     ) -> Result<(http::response::Parts, Bytes), HttpError> {
         let exchange = async {
-            let resp = self.lane().inner.request(req).await.map_err(|e| {
-                let why = root_cause(&e);
+            let resp = self.inner.request(req).await.map_err(|e| {
+                let (why, io) = (root_cause(&e), io_kind(&e));
+                let url = uri.to_string();
                 if e.is_connect() {
-                    HttpError::Connect {
-                        url: uri.to_string(),
-                        why,
-                    }
+                    HttpError::Connect { url, why, io }
                 } else {
-                    HttpError::Other {
-                        url: uri.to_string(),
-                        why,
-                    }
+                    HttpError::Other { url, why, io }
                 }
             })?;
             let (parts, body) = resp.into_parts();
@@ -213,6 +222,7 @@ impl Client {
                     } else {
                         root_cause(&*e)
                     },
+                    io: io_kind(&*e),
                 })?
                 .to_bytes();
             Ok((parts, body))
@@ -225,15 +235,9 @@ impl Client {
             })?
     }
 
-    /// The current worker's pool.
-    fn lane(&self) -> &Lane {
-        let i = crate::engine::workers::lane();
-        &self.lanes[i.min(self.lanes.len() - 1)]
-    }
-
     /// Waits (at most `timeout`) for leave to send when the plan limits connections.
     pub async fn slot(&self, timeout: Duration) -> Slot {
-        let Some(s) = &self.lane().slots else {
+        let Some(s) = &self.slots else {
             return Slot::default();
         };
         if let Ok(p) = s.clone().try_acquire_owned() {
@@ -353,8 +357,8 @@ impl Base {
                 self.scheme, self.authority, self.prefix
             )
         };
-        let mut url = reqwest::Url::parse(&whole)
-            .map_err(|e| format!("`{whole}` is not a valid URL: {e}"))?;
+        let mut url =
+            url::Url::parse(&whole).map_err(|e| format!("`{whole}` is not a valid URL: {e}"))?;
         if let Some(q) = query {
             let merged = match url.query() {
                 Some(existing) if !existing.is_empty() => format!("{existing}&{q}"),
@@ -521,7 +525,7 @@ pub async fn send(
     *req.method_mut() = method;
     *req.uri_mut() = p.uri.clone();
     *req.headers_mut() = p.headers.clone();
-    let (parts, body) = client.exchange(req, &p.uri, timeout, budget).await?;
+    let (parts, body) = client.pool.exchange(req, &p.uri, timeout, budget).await?;
     let read_at = std::time::Instant::now();
     // The body is parsed only when the step reads it (captures, checks, polls).
     let json = if rq.reads_body() {
@@ -557,6 +561,22 @@ pub fn first_line(body: &str) -> String {
         .chars()
         .take(120)
         .collect()
+}
+
+/// The kind of the innermost I/O error in `e`'s chain; a connect timeout counts as
+/// `TimedOut`.
+fn io_kind(e: &(dyn std::error::Error + 'static)) -> Option<std::io::ErrorKind> {
+    let mut kind = None;
+    let mut cur = Some(e);
+    while let Some(e) = cur {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            kind = Some(io.kind());
+        } else if e.is::<connect::ConnectTimeout>() {
+            kind = Some(std::io::ErrorKind::TimedOut);
+        }
+        cur = e.source();
+    }
+    kind
 }
 
 /// The innermost error message ("Connection refused (os error 111)").
@@ -641,5 +661,82 @@ mod tests {
             refused("http://127.0.0.1:3011/?tenant=1"),
             "base_url `http://127.0.0.1:3011/?tenant=1` has a query; put it in each step's `query:`"
         );
+    }
+
+    /// A server that answers every GET on a kept-alive connection with `200 ok`; counts the
+    /// connections it accepted.
+    async fn counting_server() -> (Uri, Arc<std::sync::atomic::AtomicUsize>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let uri = format!("http://{}/", listener.local_addr().unwrap());
+        let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = accepted.clone();
+        tokio::spawn(async move {
+            loop {
+                let (mut conn, _) = listener.accept().await.unwrap();
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut got = Vec::new();
+                    let mut buf = [0u8; 1024];
+                    loop {
+                        match conn.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => got.extend_from_slice(&buf[..n]),
+                        }
+                        while let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+                            got.drain(..end + 4);
+                            let ok = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                            if conn.write_all(ok).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        (uri.parse().unwrap(), accepted)
+    }
+
+    fn get(uri: &Uri) -> http::Request<Full<Bytes>> {
+        let mut req = http::Request::new(Full::new(Bytes::new()));
+        *req.uri_mut() = uri.clone();
+        req
+    }
+
+    /// `target.max_connections` is one limit for the whole run, whatever the number of
+    /// worker threads: that many requests in flight, and that many sockets ever open.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn max_connections_bounds_requests_in_flight_and_sockets_for_the_whole_run() {
+        let (uri, accepted) = counting_server().await;
+        let pool = Arc::new(Pool::new(false, Duration::from_secs(5), Some(3)));
+        // three slots at once; a fourth waits while they are held, and gets one when freed
+        let mut held = Vec::new();
+        for _ in 0..3 {
+            let slot = pool.slot(Duration::from_secs(5)).await;
+            assert!(slot.granted && slot.waited.is_none());
+            held.push(slot);
+        }
+        let fourth = pool.slot(Duration::from_millis(50)).await;
+        assert!(!fourth.granted && fourth.waited.is_some());
+        held.pop();
+        assert!(pool.slot(Duration::from_secs(5)).await.granted);
+        drop(held);
+        // 24 requests at once, from tasks on every worker: all answered on at most 3 sockets
+        let sends: Vec<_> = (0..24)
+            .map(|_| {
+                let (pool, uri) = (pool.clone(), uri.clone());
+                tokio::spawn(async move {
+                    let t = Duration::from_secs(10);
+                    pool.exchange(get(&uri), &uri, t, t)
+                        .await
+                        .map(|(p, _)| p.status)
+                })
+            })
+            .collect();
+        for send in sends {
+            assert_eq!(send.await.unwrap().unwrap(), http::StatusCode::OK);
+        }
+        let sockets = accepted.load(std::sync::atomic::Ordering::SeqCst);
+        assert!((1..=3).contains(&sockets), "{sockets} sockets opened");
     }
 }

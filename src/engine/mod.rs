@@ -1,23 +1,21 @@
 //! The engine layer: running a resolved plan. It owns the run's shared context and stop
 //! signals, the orchestration (driver, abort watcher), virtual users, the HTTP client,
 //! agent events (webhooks, admin websocket), edge agents (the users as DIDComm agents
-//! themselves, on `didcomm/`), pairing pools, agent gauges, shard splitting, the worker
-//! threads users run on and the slack that lets think times share their wake-ups.
+//! themselves, on `didcomm/`), pairing pools, agent gauges and shard splitting. A run is
+//! tokio's multi-threaded runtime ([`run::runtime`]) with one task per virtual user.
 //!
 //! It may import the plan, results and measure layers, never the reporters or the CLI:
 //! whatever a run shows while it goes (live view, Prometheus, live page) is handed in by
 //! the caller as an observer.
 
-pub mod abort;
+pub(crate) mod abort;
 pub mod context;
-pub mod driver;
-pub mod edge;
-pub mod events;
-pub mod gauges;
-pub mod http;
-pub mod pairing;
+pub(crate) mod driver;
+pub(crate) mod edge;
+pub(crate) mod events;
+pub(crate) mod gauges;
+pub(crate) mod http;
+pub(crate) mod pairing;
 pub mod run;
 pub mod shard;
-pub mod slack;
-pub mod user;
-pub mod workers;
+pub(crate) mod user;

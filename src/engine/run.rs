@@ -2,6 +2,7 @@
 //! at the time limit or on a signal (grace period, then hard stop), and gathers results.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
 
 use futures_util::future::BoxFuture;
@@ -10,14 +11,16 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::engine::context::{Busy, RunConfig, RunContext, StopSignals};
+use crate::engine::events::EventHub;
+use crate::engine::http::Client;
 use crate::engine::pairing::Pools;
 use crate::engine::shard::Shard;
-use crate::measure::metrics::{Event, Finished, Live};
+use crate::measure::metrics::{Event, Finished, Live, Recorder};
 use crate::plan::compile::CompiledPlan;
 use crate::plan::env::ResolvedEnv;
 use crate::plan::resolve::{Resolved, RunIdentity};
 use crate::plan::template::Globals;
-use crate::results::{Outcome, PlanInfo, Results, RunInfo, ShardInfo};
+use crate::results::{Outcome, PlanInfo, Results, RunInfo, ShardInfo, ThresholdStop};
 
 /// A run that could not start.
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +60,22 @@ pub struct RunView {
 /// nothing of what it shows.
 pub type Observer = Box<dyn FnOnce(RunView) -> BoxFuture<'static, ()> + Send>;
 
+/// The most worker threads a run uses: load for agents that answer at Python's pace needs
+/// far fewer, and on a large host more would only be idle threads.
+const MAX_WORKER_THREADS: usize = 16;
+
+/// The runtime a run goes on: tokio's multi-threaded scheduler, one worker thread per CPU
+/// this process may use (at most `MAX_WORKER_THREADS`). Users are tasks on it, and move
+/// between its threads as tokio balances them.
+pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(cpus.min(MAX_WORKER_THREADS))
+        .thread_name("acaload-worker")
+        .enable_all()
+        .build()
+}
+
 /// Runs a resolved plan to the end and returns its results.
 pub async fn execute(
     plan: Arc<CompiledPlan>,
@@ -68,111 +87,153 @@ pub async fn execute(
 ) -> Result<Results, (RunError, Box<Results>)> {
     let started_at = SystemTime::now();
     let start = Instant::now();
-    let info = PlanInfo {
-        name: plan.plan.name.clone(),
-        file: plan.file.clone(),
-        description: plan.plan.description.clone(),
-        shape: crate::plan::resolve::describe_shape(&resolved.shape),
-        env: env
-            .display
-            .iter()
-            .map(|(k, v)| (k.clone(), serde_json::to_value(v).unwrap_or_default()))
-            .collect(),
-        // Rendered: a templated limit is stored as this run judged it (merge and report judge again).
-        thresholds: resolved.thresholds.clone(),
-    };
-    if let Some(e) = resolved.watch.iter().find_map(|w| {
-        let file = w.pid_file.as_ref()?;
-        let why = crate::engine::gauges::process(file).err()?;
-        Some(RunError::Watch {
-            name: w.name.clone(),
-            why,
-        })
-    }) {
-        return aborted(e, info, &cfg, started_at, start);
-    }
-    let lanes = crate::engine::workers::count(resolved.target.max_connections);
-    let http = match crate::engine::http::Client::new(
-        &resolved.target,
-        "base_url",
-        &resolved.base_url,
-        &resolved.headers,
-        lanes,
-    ) {
-        Ok(c) => c,
-        Err(e) => return aborted(RunError::Client(e), info, &cfg, started_at, start),
-    };
-    // Each watched agent gets a client of its own: its URL and API key, and never the
-    // target's headers (an API key for one agent is not sent to another).
-    let mut gauges = Vec::with_capacity(resolved.watch.len());
-    for w in &resolved.watch {
-        let key = w
-            .api_key
-            .iter()
-            .map(|k| ("x-api-key".to_string(), k.clone()));
-        match crate::engine::http::Client::new(
-            &resolved.target,
-            "url",
-            &w.url,
-            &key.collect::<Vec<_>>(),
-            1,
-        ) {
-            Ok(c) => gauges.push(c),
-            Err(e) => {
-                let e = RunError::Watch {
-                    name: w.name.clone(),
-                    why: e,
-                };
-                return aborted(e, info, &cfg, started_at, start);
-            }
-        }
-    }
-    if let Err(e) = preflight(&plan, &resolved, &http, &signals).await {
-        return aborted(e, info, &cfg, started_at, start);
-    }
+    let info = plan_info(&plan, env, &resolved);
+    // Stops the event source, the gauges and the observers once the users are done.
     let background = CancellationToken::new();
-    let (events, globals) = match start_events(&plan, &resolved, &background).await {
-        Ok(x) => x,
-        Err(e) => return aborted(e, info, &cfg, started_at, start),
+    let ready = async {
+        let (http, gauges) = clients(&resolved)?;
+        preflight(&plan, &resolved, &http, &signals).await?;
+        let (events, globals) = start_events(&plan, &resolved, &background).await?;
+        Ok(((http, events, globals), gauges))
+    };
+    let (shared, gauges) = match ready.await {
+        Ok(ready) => ready,
+        Err(e) => {
+            background.cancel();
+            return aborted(e, info, &cfg, started_at, start);
+        }
     };
     let aborting = resolved.thresholds.iter().any(|t| t.abort);
     let prometheus = Arc::new(crate::measure::prometheus::Exporter::new());
-    // Snapshots and Prometheus series cost CPU every second and per sample: kept only when
-    // someone reads them (an observer, or the abort watcher for snapshots).
-    let observed = !observers.is_empty();
-    let (recorder, live, snapshots, aggregator) = crate::measure::metrics::start_with_snapshots(
-        start,
-        (observed || aborting).then_some(Duration::from_secs(1)),
-        aborting,
-        observed.then(|| prometheus.clone()),
-    );
+    let (recorder, live, snapshots, aggregator) =
+        measure(start, !observers.is_empty(), aborting, &prometheus);
     for (w, gauge) in resolved.watch.iter().zip(gauges) {
+        let stop = background.clone();
         tokio::spawn(crate::engine::gauges::sample(
             w.clone(),
             gauge,
             recorder.clone(),
-            background.clone(),
+            stop,
         ));
     }
-    let edge = if uses_didcomm(&plan) {
-        match crate::engine::edge::EdgeHub::new(
+    let ctx = Arc::new(context(
+        &plan, env, &resolved, &cfg, &signals, shared, &recorder,
+    ));
+    let view = RunView {
+        live,
+        snapshots: snapshots.clone(),
+        prometheus,
+        start,
+        duration: resolved.shape.duration(),
+        stop: background.clone(),
+        results: live_results(info.clone(), cfg.clone(), started_at, start),
+    };
+    let observing: Vec<_> = observers
+        .into_iter()
+        .map(|o| tokio::spawn(o(view.clone())))
+        .collect();
+    let watcher = aborting.then(|| {
+        tokio::spawn(crate::engine::abort::watch_thresholds(
+            resolved.thresholds.clone(),
+            snapshots,
+            ctx.run_stop.clone(),
+            cfg.shard_count > 1,
+        ))
+    });
+    let (outcome, stopped_by) =
+        run_users(&ctx, &resolved.shape, start, &signals, cfg.grace, watcher).await;
+    background.cancel();
+    for o in observing {
+        o.abort();
+    }
+    record_event_counts(&ctx);
+    // The aggregator ends once every recorder is dropped.
+    drop((ctx, recorder));
+    let agg = aggregator.await.ok();
+    let mut results = build(agg, info, &cfg, started_at, start.elapsed(), outcome);
+    results.run.stopped_by = stopped_by;
+    Ok(results)
+}
+
+/// Follows the load shape with the users, then stops them: a grace period for in-flight
+/// work and teardowns, then the hard stop. Returns how the run ended, and the threshold that
+/// stopped it if one did.
+async fn run_users(
+    ctx: &Arc<RunContext>,
+    shape: &crate::plan::shape::Shape,
+    start: Instant,
+    signals: &StopSignals,
+    grace: Duration,
+    watcher: Option<tokio::task::JoinHandle<Option<ThresholdStop>>>,
+) -> (Outcome, Option<ThresholdStop>) {
+    let mut users = JoinSet::new();
+    let interrupted =
+        crate::engine::driver::drive(ctx, shape, start, &ctx.run_stop, &mut users).await;
+    ctx.run_stop.cancel();
+    // The watcher has stopped the run, or sees the stop and returns: one answer either way.
+    let stopped_by = match watcher {
+        Some(w) => w.await.ok().flatten(),
+        None => None,
+    };
+    let stopped = Instant::now();
+    ctx.recorder.send(Event::Target {
+        users: 0,
+        at: stopped,
+    });
+    ctx.recorder.send(Event::Level {
+        next: None,
+        at: stopped,
+    });
+    let mut outcome = if stopped_by.is_some() {
+        Outcome::Stopped
+    } else if interrupted {
+        Outcome::Interrupted
+    } else {
+        Outcome::Completed
+    };
+    // Grace: in-flight work and teardowns finish, bounded; then hard stop.
+    let graceful_end = async { while users.join_next().await.is_some() {} };
+    tokio::select! {
+        _ = graceful_end => {}
+        _ = tokio::time::sleep(grace) => {
+            crate::errln!("warning: users still busy {} after the end; stopping them", crate::plan::duration::format(grace));
+            signals.hard.cancel();
+        }
+        _ = signals.hard.cancelled() => {}
+    }
+    if signals.hard.is_cancelled() {
+        if outcome == Outcome::Interrupted {
+            outcome = Outcome::Aborted;
+        }
+        // Give cancelled users a moment to record what they were doing.
+        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+            while users.join_next().await.is_some() {}
+        })
+        .await;
+        users.abort_all();
+    }
+    (outcome, stopped_by)
+}
+
+/// What every user of the run shares; `shared` is the target's client, the event source and
+/// the globals with `webhook_url` set.
+fn context(
+    plan: &Arc<CompiledPlan>,
+    env: &ResolvedEnv,
+    resolved: &Resolved,
+    cfg: &RunConfig,
+    signals: &StopSignals,
+    (http, events, globals): (Client, Option<Arc<EventHub>>, Arc<Globals>),
+    recorder: &Recorder,
+) -> RunContext {
+    let edge = uses_didcomm(plan).then(|| {
+        Arc::new(crate::engine::edge::EdgeHub::new(
             recorder.clone(),
             resolved.target.timeout,
             resolved.target.connect_timeout,
-        ) {
-            Ok(h) => Some(Arc::new(h)),
-            Err(e) => return aborted(RunError::Client(e), info, &cfg, started_at, start),
-        }
-    } else {
-        None
-    };
-    let stop_all = signals.graceful.child_token();
-    // Split connections stay with the worker they were split to: such a run never packs.
-    let workers = Arc::new(crate::engine::workers::Workers::new(
-        lanes,
-        resolved.target.max_connections.is_none(),
-    ));
-    let ctx = Arc::new(RunContext {
+        ))
+    });
+    RunContext {
         plan: plan.clone(),
         globals,
         durations: resolved.durations.clone(),
@@ -190,131 +251,107 @@ pub async fn execute(
         hard_stop: signals.hard.clone(),
         secrets: env.secrets.clone(),
         verbose_failures: cfg.verbose_failures,
-        events: events.clone(),
-        edge: edge.clone(),
-        run_stop: stop_all.clone(),
+        events,
+        edge,
+        run_stop: signals.graceful.child_token(),
         busy: Busy::default(),
-        workers: workers.clone(),
-    });
-    let view = RunView {
-        live: live.clone(),
-        snapshots: snapshots.clone(),
-        prometheus,
+    }
+}
+
+/// Starts the aggregator the run's samples go to. Snapshots and Prometheus series cost CPU
+/// every second and per sample: kept only when someone reads them (an observer, or the abort
+/// watcher for snapshots).
+fn measure(
+    start: Instant,
+    observed: bool,
+    aborting: bool,
+    prometheus: &Arc<crate::measure::prometheus::Exporter>,
+) -> crate::measure::metrics::Started {
+    crate::measure::metrics::start_with_snapshots(
         start,
-        duration: resolved.shape.duration(),
-        stop: background.clone(),
-        results: {
-            let (info, cfg) = (info.clone(), cfg.clone());
-            Arc::new(move |f: &Finished| {
-                results_of(
-                    f.clone(),
-                    info.clone(),
-                    &cfg,
-                    started_at,
-                    start.elapsed(),
-                    Outcome::Completed,
-                )
-            })
-        },
-    };
-    let observing: Vec<_> = observers
-        .into_iter()
-        .map(|o| tokio::spawn(o(view.clone())))
-        .collect();
-    let watcher = aborting.then(|| {
-        tokio::spawn(crate::engine::abort::watch_thresholds(
-            resolved.thresholds.clone(),
-            snapshots.clone(),
-            stop_all.clone(),
-            cfg.shard_count > 1,
-        ))
-    });
-    let mut users = JoinSet::new();
-    let balancer = workers.packed().then(|| {
-        let workers = workers.clone();
-        tokio::spawn(async move { workers.balance().await })
-    });
-    let interrupted = crate::engine::driver::drive(
-        &ctx,
-        &resolved.shape,
-        start,
-        &stop_all,
-        &mut users,
-        &workers,
+        (observed || aborting).then_some(Duration::from_secs(1)),
+        aborting,
+        observed.then(|| prometheus.clone()),
     )
-    .await;
-    stop_all.cancel();
-    // The watcher has stopped the run, or sees the stop and returns: one answer either way.
-    let stopped_by = match watcher {
-        Some(w) => w.await.ok().flatten(),
-        None => None,
-    };
-    let stopped = Instant::now();
-    recorder.send(Event::Target {
-        users: 0,
-        at: stopped,
-    });
-    recorder.send(Event::Level {
-        next: None,
-        at: stopped,
-    });
-    // Grace: in-flight work and teardowns finish, bounded; then hard stop.
-    let graceful_end = async { while users.join_next().await.is_some() {} };
-    let mut outcome = if stopped_by.is_some() {
-        Outcome::Stopped
-    } else if interrupted {
-        Outcome::Interrupted
-    } else {
-        Outcome::Completed
-    };
-    tokio::select! {
-        _ = graceful_end => {}
-        _ = tokio::time::sleep(cfg.grace) => {
-            crate::errln!("warning: users still busy {} after the end; stopping them", crate::plan::duration::format(cfg.grace));
-            signals.hard.cancel();
-        }
-        _ = signals.hard.cancelled() => {}
-    }
-    if signals.hard.is_cancelled() {
-        if outcome == Outcome::Interrupted {
-            outcome = Outcome::Aborted;
-        }
-        // Give cancelled users a moment to record what they were doing.
-        let _ = tokio::time::timeout(Duration::from_secs(2), async {
-            while users.join_next().await.is_some() {}
-        })
-        .await;
-        users.abort_all();
-    }
-    background.cancel();
-    for o in observing {
-        o.abort();
-    }
-    if let Some(hub) = &events {
-        use std::sync::atomic::Ordering::Relaxed;
-        recorder.send(Event::EventCounts {
-            received: hub.received.load(Relaxed),
-            duplicates: hub.duplicates.load(Relaxed),
+}
+
+/// How many messages the run's event source and edge agents received, and how many twice.
+fn record_event_counts(ctx: &RunContext) {
+    let events = ctx.events.iter().map(|h| (&h.received, &h.duplicates));
+    let edge = ctx.edge.iter().map(|h| (&h.received, &h.duplicates));
+    for (received, duplicates) in events.chain(edge) {
+        ctx.recorder.send(Event::EventCounts {
+            received: received.load(Ordering::Relaxed),
+            duplicates: duplicates.load(Ordering::Relaxed),
         });
     }
-    if let Some(hub) = &edge {
-        use std::sync::atomic::Ordering::Relaxed;
-        recorder.send(Event::EventCounts {
-            received: hub.received.load(Relaxed),
-            duplicates: hub.duplicates.load(Relaxed),
-        });
+}
+
+/// What the results say about the plan.
+fn plan_info(plan: &CompiledPlan, env: &ResolvedEnv, resolved: &Resolved) -> PlanInfo {
+    PlanInfo {
+        name: plan.plan.name.clone(),
+        file: plan.file.clone(),
+        description: plan.plan.description.clone(),
+        shape: crate::plan::resolve::describe_shape(&resolved.shape),
+        env: env
+            .display
+            .iter()
+            .map(|(k, v)| (k.clone(), serde_json::to_value(v).unwrap_or_default()))
+            .collect(),
+        // Rendered: a templated limit is stored as this run judged it (merge and report judge again).
+        thresholds: resolved.thresholds.clone(),
     }
-    drop(edge);
-    if let Some(b) = balancer {
-        b.abort();
+}
+
+/// The client for the plan's requests, and one for each watched agent: its URL and API key,
+/// never the target's headers (an API key for one agent is not sent to another). A watched
+/// agent's `pid_file` must name a process on this machine.
+fn clients(resolved: &Resolved) -> Result<(Client, Vec<Client>), RunError> {
+    let watch = |name: &str, why| RunError::Watch {
+        name: name.to_string(),
+        why,
+    };
+    for w in &resolved.watch {
+        if let Some(file) = &w.pid_file {
+            crate::engine::gauges::process(file).map_err(|why| watch(&w.name, why))?;
+        }
     }
-    drop(ctx);
-    workers.shutdown();
-    drop(recorder);
-    let agg = aggregator.await.ok();
-    let mut results = build(agg, info, &cfg, started_at, start.elapsed(), outcome);
-    results.run.stopped_by = stopped_by;
-    Ok(results)
+    let http = Client::new(
+        &resolved.target,
+        "base_url",
+        &resolved.base_url,
+        &resolved.headers,
+    )
+    .map_err(RunError::Client)?;
+    let gauges = resolved.watch.iter().map(|w| {
+        let key: Vec<_> = w
+            .api_key
+            .iter()
+            .map(|k| ("x-api-key".to_string(), k.clone()))
+            .collect();
+        Client::new(&resolved.target, "url", &w.url, &key).map_err(|why| watch(&w.name, why))
+    });
+    Ok((http, gauges.collect::<Result<_, _>>()?))
+}
+
+/// The results so far from a live snapshot, for the observers.
+fn live_results(
+    info: PlanInfo,
+    cfg: RunConfig,
+    started_at: SystemTime,
+    start: Instant,
+) -> Arc<dyn Fn(&Finished) -> Results + Send + Sync> {
+    Arc::new(move |f: &Finished| {
+        results_of(
+            f.clone(),
+            info.clone(),
+            &cfg,
+            started_at,
+            start.elapsed(),
+            Outcome::Completed,
+        )
+    })
 }
 
 /// Whether any step of the plan is an edge-agent step.
@@ -462,7 +499,7 @@ fn build(
 }
 
 /// Results from aggregated sections (final, or a live snapshot).
-pub fn results_of(
+fn results_of(
     f: crate::measure::metrics::Finished,
     plan: PlanInfo,
     cfg: &RunConfig,

@@ -66,6 +66,14 @@ pub struct Grant {
     pub routing_keys: Vec<String>,
 }
 
+/// Where a message goes: over the agent's socket, authcrypted from its mediator key to the
+/// key given; or packed for a peer's service (authcrypted from the key given, wrapped in a
+/// forward per routing key) and POSTed to its endpoint.
+enum Via<'a> {
+    Socket(&'a PublicKey),
+    Routed(&'a ServiceTarget, &'a KeyPair),
+}
+
 /// An invitation this agent handed out and has not seen answered yet.
 struct OpenInvitation {
     id: String,
@@ -178,8 +186,7 @@ fn check_rotation(response: &DidexResponse, signer: &str) -> Result<(), EdgeErro
 }
 
 impl EdgeAgent {
-    /// Opens the socket and connects to the mediator with DID Exchange 1.1 (request over the
-    /// socket with return_route all; response authcrypted from the invitation key; complete).
+    /// Opens the socket and connects to the mediator with DID Exchange 1.1.
     pub async fn connect(
         hub: Arc<EdgeHub>,
         invitation: &Invitation,
@@ -203,27 +210,47 @@ impl EdgeAgent {
             .cloned()
             .ok_or_else(|| EdgeError::new("mediator invitation has no recipient key", ""))?;
         let k0 = KeyPair::generate().map_err(err("key generation failed"))?;
-        let did = PeerInputDoc::credo(&k0.public_key(), QUEUE_ENDPOINT, &[])
-            .to_did_peer_4()
-            .map_err(err("cannot encode did:peer:4"))?;
+        let mut agent = EdgeAgent::open(
+            hub,
+            websocket,
+            label,
+            drain,
+            (k0, invitation_key),
+            started,
+            deadline,
+        )
+        .await?;
+        agent.exchange_with_mediator(invitation, deadline).await?;
+        Ok(agent)
+    }
+
+    /// Opens the agent's socket (by `deadline`) and starts its task. `mediator` is our key on
+    /// the mediator connection and, until DID Exchange is done, the invitation's key.
+    async fn open(
+        hub: Arc<EdgeHub>,
+        websocket: &str,
+        label: String,
+        drain: bool,
+        mediator: (KeyPair, PublicKey),
+        started: Instant,
+        deadline: Instant,
+    ) -> Result<EdgeAgent, EdgeError> {
         let shared = Arc::new(Shared::default());
-        shared.add_key(&k0);
+        shared.add_key(&mediator.0);
         shared
             .drain
             .store(drain, std::sync::atomic::Ordering::Relaxed);
-        let ws =
-            match tokio::time::timeout_at(deadline.into(), super::socket::open(&hub, websocket))
-                .await
-            {
-                Ok(Ok(ws)) => ws,
-                Ok(Err(e)) => return Err(EdgeError::new("cannot open the WebSocket", e)),
-                Err(_) => {
-                    return Err(EdgeError::new(
-                        "cannot open the WebSocket",
-                        format!("{websocket}: timeout"),
-                    ));
-                }
-            };
+        let opening = super::socket::open(&hub, websocket);
+        let ws = match tokio::time::timeout_at(deadline.into(), opening).await {
+            Ok(Ok(ws)) => ws,
+            Ok(Err(e)) => return Err(EdgeError::new("cannot open the WebSocket", e)),
+            Err(_) => {
+                return Err(EdgeError::new(
+                    "cannot open the WebSocket",
+                    format!("{websocket}: timeout"),
+                ));
+            }
+        };
         let (tx, rx) = futures_channel::mpsc::unbounded();
         let task = tokio::spawn(super::socket::run(
             ws,
@@ -232,28 +259,47 @@ impl EdgeAgent {
             hub.clone(),
             rx,
         ));
-        let mut agent = EdgeAgent {
+        Ok(EdgeAgent {
             hub,
             shared,
             out: Some(tx),
             task: Some(task),
             label,
             started,
-            mediator: (k0.clone(), invitation_key.clone()),
+            mediator,
             grant: None,
             registered: Vec::new(),
             invitation: None,
             peer: None,
             unconfirmed: Vec::new(),
-        };
-        let mut request = DidexRequest::new(did.long, agent.label.clone(), &invitation.id);
+        })
+    }
+
+    /// DID Exchange 1.1 with the mediator over the socket: our did:peer:4 in a request with
+    /// return_route all; the response authcrypted from the invitation key, which names the
+    /// mediator's key for us; complete.
+    async fn exchange_with_mediator(
+        &mut self,
+        invitation: &Invitation,
+        deadline: Instant,
+    ) -> Result<(), EdgeError> {
+        let (k0, invitation_key) = self.mediator.clone();
+        let did = PeerInputDoc::credo(&k0.public_key(), QUEUE_ENDPOINT, &[])
+            .to_did_peer_4()
+            .map_err(err("cannot encode did:peer:4"))?;
+        let mut request = DidexRequest::new(did.long, self.label.clone(), &invitation.id);
         request.goal_code = Some("aries.vc.mediate".into());
         request.goal = Some("Request mediation".into());
         let thid = request.id.clone();
-        let waiter = agent.expect(vec![Match::Thread(thid.clone())])?;
-        let plaintext = to_plaintext(&request).map_err(err("cannot build the request"))?;
-        agent.send_socket(&plaintext, &invitation_key).await?;
-        let a = answer(&agent.shared, waiter, deadline, "DID Exchange response").await?;
+        let a = self
+            .ask(
+                &request,
+                vec![Match::Thread(thid.clone())],
+                Via::Socket(&invitation_key),
+                deadline,
+                "DID Exchange response",
+            )
+            .await?;
         let Message::DidexResponse(response) = &a.message else {
             return Err(unexpected("the DID Exchange response", &a));
         };
@@ -265,19 +311,50 @@ impl EdgeAgent {
             .first()
             .cloned()
             .ok_or_else(|| EdgeError::new("mediator DID has no recipient key", ""))?;
-        agent.mediator.1 = mediator_key;
-        if let Ok(mut m) = agent.shared.mediator.lock() {
-            *m = Some(agent.mediator.clone());
+        self.mediator.1 = mediator_key;
+        if let Ok(mut m) = self.shared.mediator.lock() {
+            *m = Some(self.mediator.clone());
         }
         let mut complete = DidexComplete::new(Thread {
             thid: Some(thid),
             pthid: Some(invitation.id.clone()),
         });
         complete.transport = Some(crate::didcomm::decorators::Transport::all());
-        let plaintext = to_plaintext(&complete).map_err(err("cannot build complete"))?;
-        let to = agent.mediator.1.clone();
-        agent.send_socket(&plaintext, &to).await?;
-        Ok(agent)
+        self.send(&complete, Via::Socket(&self.mediator.1)).await?;
+        Ok(())
+    }
+
+    /// Sends `message` and waits until `deadline` for the answer `expected` picks out (`what`
+    /// names it in failures). The wait is registered before the send, so an answer that comes
+    /// at once is not missed.
+    async fn ask(
+        &self,
+        message: &impl serde::Serialize,
+        expected: Vec<Match>,
+        to: Via<'_>,
+        deadline: Instant,
+        what: &str,
+    ) -> Result<Arrival, EdgeError> {
+        let waiter = self.expect(expected)?;
+        self.send(message, to).await?;
+        answer(&self.shared, waiter, deadline, what).await
+    }
+
+    /// Sends `message`; returns when it went out (for a routed one, after the packing).
+    async fn send(
+        &self,
+        message: &impl serde::Serialize,
+        to: Via<'_>,
+    ) -> Result<Instant, EdgeError> {
+        let plaintext = to_plaintext(message).map_err(err("cannot build the message"))?;
+        match to {
+            Via::Socket(key) => {
+                let at = Instant::now();
+                self.send_socket(&plaintext, key).await?;
+                Ok(at)
+            }
+            Via::Routed(service, key) => self.send_routed(&plaintext, service, key).await,
+        }
     }
 
     /// Packs `plaintext` for a peer's service (authcrypt from `key`, wrapped in a forward per
@@ -342,15 +419,15 @@ impl EdgeAgent {
     async fn mediation(&mut self, timeout: Duration) -> Result<(), EdgeError> {
         let deadline = Instant::now() + timeout;
         let request = MediateRequest::new();
-        let waiter = self.expect(vec![
+        let expected = vec![
             Match::Kind(MessageType::MediateGrant),
             Match::Kind(MessageType::MediateDeny),
             Match::Thread(request.id.clone()),
-        ])?;
-        let plaintext = to_plaintext(&request).map_err(err("cannot build mediate-request"))?;
-        let to = self.mediator.1.clone();
-        self.send_socket(&plaintext, &to).await?;
-        let a = answer(&self.shared, waiter, deadline, "mediate-grant").await?;
+        ];
+        let to = Via::Socket(&self.mediator.1);
+        let a = self
+            .ask(&request, expected, to, deadline, "mediate-grant")
+            .await?;
         match a.message {
             Message::MediateGrant(g) => {
                 self.grant = Some(Grant {
@@ -386,11 +463,11 @@ impl EdgeAgent {
             recipient_key: verkey.to_owned(),
             action,
         }]);
-        let waiter = self.expect(vec![Match::Thread(update.id.clone())])?;
-        let plaintext = to_plaintext(&update).map_err(err("cannot build keylist-update"))?;
-        let to = self.mediator.1.clone();
-        self.send_socket(&plaintext, &to).await?;
-        let a = answer(&self.shared, waiter, deadline, "keylist-update-response").await?;
+        let expected = vec![Match::Thread(update.id.clone())];
+        let to = Via::Socket(&self.mediator.1);
+        let a = self
+            .ask(&update, expected, to, deadline, "keylist-update-response")
+            .await?;
         let Message::KeylistUpdateResponse(r) = &a.message else {
             return Err(unexpected("keylist-update-response", &a));
         };
@@ -463,16 +540,15 @@ impl EdgeAgent {
         let mut request = DidexRequest::new(did.long, self.label.clone(), &invitation.id);
         request.transport = None;
         let thid = request.id.clone();
-        let waiter = self.expect(vec![Match::Thread(thid.clone())])?;
-        let plaintext = to_plaintext(&request).map_err(err("cannot build the request"))?;
-        self.send_routed(&plaintext, &inviter, &key).await?;
-        let a = answer(
-            &self.shared,
-            waiter,
-            deadline,
-            "DID Exchange response from the peer",
-        )
-        .await?;
+        let a = self
+            .ask(
+                &request,
+                vec![Match::Thread(thid.clone())],
+                Via::Routed(&inviter, &key),
+                deadline,
+                "DID Exchange response from the peer",
+            )
+            .await?;
         let Message::DidexResponse(response) = &a.message else {
             return Err(unexpected("the DID Exchange response", &a));
         };
@@ -484,8 +560,7 @@ impl EdgeAgent {
             thid: Some(thid),
             pthid: Some(invitation.id.clone()),
         });
-        let plaintext = to_plaintext(&complete).map_err(err("cannot build complete"))?;
-        self.send_routed(&plaintext, &their, &key).await?;
+        self.send(&complete, Via::Routed(&their, &key)).await?;
         self.set_peer(PeerLink { my_key: key, their });
         Ok(())
     }
@@ -528,16 +603,15 @@ impl EdgeAgent {
             },
             attach,
         );
-        let waiter = self.expect(vec![Match::Thread(thid)])?;
-        let plaintext = to_plaintext(&response).map_err(err("cannot build the response"))?;
-        self.send_routed(&plaintext, &their, &open.key).await?;
-        let a = answer(
-            &self.shared,
-            waiter,
-            deadline,
-            "DID Exchange complete from the peer",
-        )
-        .await?;
+        let a = self
+            .ask(
+                &response,
+                vec![Match::Thread(thid)],
+                Via::Routed(&their, &open.key),
+                deadline,
+                "DID Exchange complete from the peer",
+            )
+            .await?;
         if !matches!(a.message, Message::DidexComplete(_)) {
             return Err(unexpected("DID Exchange complete", &a));
         }
@@ -584,9 +658,8 @@ impl EdgeAgent {
             .inbox
             .expect(vec![Match::Thread(message.id.clone())])
             .map_err(|why| EdgeError::new("the peer's socket is closed", why))?;
-        let plaintext = to_plaintext(&message).map_err(err("cannot build the message"))?;
         let at = self
-            .send_routed(&plaintext, &link.their, &link.my_key)
+            .send(&message, Via::Routed(&link.their, &link.my_key))
             .await?;
         // Bounded: a plan that never waits keeps only the latest.
         if self.unconfirmed.len() >= 1024 {
@@ -604,25 +677,17 @@ impl EdgeAgent {
     /// Trust ping with a response: to the peer through the mediator, or to the mediator over
     /// the socket. Returns when the ping was sent and the waiter for its response.
     pub async fn ping(&mut self, to_peer: bool) -> Result<(Instant, Waiter), EdgeError> {
-        if to_peer {
-            let link = self.peer()?.clone();
-            let mut ping = TrustPing::new(true);
+        let mut ping = TrustPing::new(true);
+        let to = if to_peer {
             ping.transport = None;
-            let waiter = self.expect(vec![Match::Thread(ping.id.clone())])?;
-            let plaintext = to_plaintext(&ping).map_err(err("cannot build the ping"))?;
-            let at = self
-                .send_routed(&plaintext, &link.their, &link.my_key)
-                .await?;
-            Ok((at, waiter))
+            let link = self.peer()?;
+            Via::Routed(&link.their, &link.my_key)
         } else {
-            let ping = TrustPing::new(true);
-            let waiter = self.expect(vec![Match::Thread(ping.id.clone())])?;
-            let plaintext = to_plaintext(&ping).map_err(err("cannot build the ping"))?;
-            let at = Instant::now();
-            let to = self.mediator.1.clone();
-            self.send_socket(&plaintext, &to).await?;
-            Ok((at, waiter))
-        }
+            Via::Socket(&self.mediator.1)
+        };
+        let waiter = self.expect(vec![Match::Thread(ping.id.clone())])?;
+        let at = self.send(&ping, to).await?;
+        Ok((at, waiter))
     }
 
     /// Waits for a ping response. A ping to the peer that got none while the peer's socket

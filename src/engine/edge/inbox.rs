@@ -13,8 +13,8 @@ use tokio::sync::oneshot;
 use crate::didcomm::incoming::{Header, Message};
 use crate::didcomm::message_type::MessageType;
 
-// Bounded per agent, for thousands of agents in one process (the budget is 20 KB
-// each): message ids are kept as 64-bit hashes.
+// Bounded per agent, so that thousands of agents fit in one process; message ids are kept
+// as 64-bit hashes.
 /// Messages kept for a later waiter; older ones are dropped.
 const PENDING: usize = 16;
 /// How long a kept message waits for a waiter (an answer that came after its wait gave up
@@ -38,8 +38,6 @@ pub struct Arrival {
     pub at: Instant,
     pub header: Header,
     pub message: Message,
-    /// The authenticated sender's verkey (`None`: anoncrypt).
-    pub sender: Option<String>,
 }
 
 /// What a waiter waits for.
@@ -223,7 +221,6 @@ mod tests {
             at: Instant::now(),
             header,
             message,
-            sender: None,
         }
     }
 

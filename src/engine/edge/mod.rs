@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use crate::didcomm::forward::ServiceTarget;
 use crate::didcomm::keys::{KeyPair, PublicKey};
+use crate::engine::http::HttpError;
 use crate::measure::metrics::Recorder;
 
 pub mod agent;
@@ -26,7 +27,10 @@ pub const ENVELOPE_CONTENT_TYPE: &str = "application/didcomm-envelope-enc";
 
 /// What the edge agents of a run share.
 pub struct EdgeHub {
-    http: reqwest::Client,
+    /// Connections for the forwards POSTed to mediators and peers.
+    http: crate::engine::http::Pool,
+    /// `target.timeout`: a POST's whole exchange.
+    timeout: Duration,
     pub recorder: Recorder,
     /// Which agent holds a verkey: where a message to that key will be read.
     agents: Mutex<HashMap<String, Arc<Shared>>>,
@@ -51,22 +55,11 @@ pub struct EdgeHub {
 pub const OPENS_IN_FLIGHT: usize = 64;
 
 impl EdgeHub {
-    pub fn new(
-        recorder: Recorder,
-        timeout: Duration,
-        connect_timeout: Duration,
-    ) -> Result<Self, String> {
-        let http = reqwest::Client::builder()
-            .no_proxy()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(timeout)
-            .connect_timeout(connect_timeout)
-            .pool_idle_timeout(Duration::from_secs(90))
-            .tcp_nodelay(true)
-            .build()
-            .map_err(|e| format!("cannot build the HTTP client for forwards: {e}"))?;
-        Ok(EdgeHub {
-            http,
+    /// `timeout` bounds a forward's whole POST, `connect_timeout` its connect.
+    pub fn new(recorder: Recorder, timeout: Duration, connect_timeout: Duration) -> Self {
+        EdgeHub {
+            http: crate::engine::http::Pool::new(false, connect_timeout, None),
+            timeout,
             recorder,
             agents: Mutex::default(),
             received: AtomicU64::new(0),
@@ -74,7 +67,7 @@ impl EdgeHub {
             granted_once: AtomicBool::new(false),
             first_grant: tokio::sync::Semaphore::new(1),
             opening: tokio::sync::Semaphore::new(OPENS_IN_FLIGHT),
-        })
+        }
     }
 
     /// Notes that `verkey` is read by `agent`.
@@ -105,33 +98,37 @@ impl EdgeHub {
                 format!("cannot POST to endpoint `{endpoint}` (not http)"),
             ));
         }
-        let r = self
+        let uri: http::Uri = endpoint.parse().map_err(|e| {
+            (
+                "not a URL".to_string(),
+                format!("cannot POST to endpoint `{endpoint}`: {e}"),
+            )
+        })?;
+        let mut req = http::Request::new(http_body_util::Full::new(bytes::Bytes::from(envelope)));
+        *req.method_mut() = http::Method::POST;
+        *req.uri_mut() = uri.clone();
+        let headers = req.headers_mut();
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static(ENVELOPE_CONTENT_TYPE),
+        );
+        headers.insert(http::header::ACCEPT, http::HeaderValue::from_static("*/*"));
+        let (parts, body) = self
             .http
-            .post(endpoint)
-            .header(reqwest::header::CONTENT_TYPE, ENVELOPE_CONTENT_TYPE)
-            .body(envelope)
-            .send()
+            .exchange(req, &uri, self.timeout, self.timeout)
             .await
-            .map_err(|e| {
-                (
-                    post_error_kind(&e).into(),
-                    format!("POST {endpoint}: {}", crate::engine::http::root_cause(&e)),
-                )
-            })?;
-        let status = r.status();
-        if status.is_success() {
-            Ok(())
-        } else {
-            let body = r.text().await.unwrap_or_default();
-            Err((
-                format!("status {}", status.as_u16()),
-                format!(
-                    "POST {endpoint}: status {}: {}",
-                    status.as_u16(),
-                    crate::engine::http::first_line(&body)
-                ),
-            ))
+            .map_err(|e| post_failure(endpoint, &e))?;
+        if parts.status.is_success() {
+            return Ok(());
         }
+        Err((
+            format!("status {}", parts.status.as_u16()),
+            format!(
+                "POST {endpoint}: status {}: {}",
+                parts.status.as_u16(),
+                crate::engine::http::first_line(&String::from_utf8_lossy(&body))
+            ),
+        ))
     }
 
     /// Runs `request` (a mediation request and its grant) alone while no agent of this run has
@@ -157,27 +154,30 @@ impl EdgeHub {
     }
 }
 
-/// What kind of failure a POST that got no response had: a refused connection (the mediator
-/// is down) reads differently from a timeout (it is overloaded).
-fn post_error_kind(e: &reqwest::Error) -> &'static str {
-    let mut source: Option<&dyn std::error::Error> = Some(e);
-    while let Some(s) = source {
-        if let Some(io) = s.downcast_ref::<std::io::Error>() {
-            match io.kind() {
-                std::io::ErrorKind::ConnectionRefused => return "connection refused",
-                std::io::ErrorKind::ConnectionReset => return "connection reset",
-                _ => {}
-            }
+/// A POST that got no response: what kind of failure it was (a refused connection, the
+/// mediator down, reads differently from a timeout, the mediator overloaded), and the example.
+fn post_failure(endpoint: &str, e: &HttpError) -> (String, String) {
+    use std::io::ErrorKind;
+    let (kind, why) = match e {
+        HttpError::Timeout { timeout, .. } => (
+            "timeout",
+            format!(
+                "no response within {}",
+                crate::plan::duration::format(*timeout)
+            ),
+        ),
+        HttpError::Connect { why, io, .. } | HttpError::Other { why, io, .. } => {
+            let kind = match (io, e) {
+                (Some(ErrorKind::ConnectionRefused), _) => "connection refused",
+                (Some(ErrorKind::ConnectionReset), _) => "connection reset",
+                (Some(ErrorKind::TimedOut), _) => "timeout",
+                (_, HttpError::Connect { .. }) => "cannot connect",
+                _ => "no response",
+            };
+            (kind, why.clone())
         }
-        source = s.source();
-    }
-    if e.is_timeout() {
-        "timeout"
-    } else if e.is_connect() {
-        "cannot connect"
-    } else {
-        "no response"
-    }
+    };
+    (kind.to_string(), format!("POST {endpoint}: {why}"))
 }
 
 /// The part of an agent its socket task also uses.
@@ -233,4 +233,124 @@ pub struct Sent {
     /// The peer's inbox.
     pub to: Arc<Shared>,
     pub waiter: inbox::Waiter,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    /// A hub whose POSTs time out after `timeout`.
+    fn hub(timeout: Duration) -> EdgeHub {
+        let (recorder, _live, _aggregate) = crate::measure::metrics::start(Instant::now());
+        EdgeHub::new(recorder, timeout, Duration::from_secs(5))
+    }
+
+    /// Serves one connection: reads the request's head, then does what `answer` says with the
+    /// socket. Returns the endpoint and the head read.
+    async fn serve<F, Fut>(answer: F) -> (String, tokio::task::JoinHandle<String>)
+    where
+        F: FnOnce(tokio::net::TcpStream) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send,
+    {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let endpoint = format!("http://{}/", listener.local_addr().unwrap());
+        let served = tokio::spawn(async move {
+            let (mut conn, _) = listener.accept().await.unwrap();
+            let mut head = Vec::new();
+            while !head.ends_with(b"\r\n\r\n") {
+                let mut b = [0u8; 1];
+                if conn.read(&mut b).await.unwrap() == 0 {
+                    break;
+                }
+                head.push(b[0]);
+            }
+            answer(conn).await;
+            String::from_utf8(head).unwrap()
+        });
+        (endpoint, served)
+    }
+
+    #[tokio::test]
+    async fn a_forward_is_posted_as_an_envelope_and_any_2xx_is_success() {
+        let (endpoint, served) = serve(|mut conn| async move {
+            conn.write_all(b"HTTP/1.1 202 Accepted\r\ncontent-length: 0\r\n\r\n")
+                .await
+                .unwrap();
+        })
+        .await;
+        assert_eq!(
+            hub(Duration::from_secs(5))
+                .post(&endpoint, "{}".into())
+                .await,
+            Ok(())
+        );
+        let head = served.await.unwrap().to_ascii_lowercase();
+        assert!(head.starts_with("post / http/1.1\r\n"), "{head}");
+        assert!(
+            head.contains("content-type: application/didcomm-envelope-enc\r\n"),
+            "{head}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failed_forward_says_what_kind_of_failure_it_was() {
+        let hub = hub(Duration::from_millis(300));
+        // an error status: its code, and the body's first line
+        let (endpoint, _served) = serve(|mut conn| async move {
+            let body = "mediator error\nsecond line";
+            let head = format!(
+                "HTTP/1.1 500 Oops\r\ncontent-length: {}\r\n\r\n",
+                body.len()
+            );
+            conn.write_all((head + body).as_bytes()).await.unwrap();
+        })
+        .await;
+        assert_eq!(
+            hub.post(&endpoint, "{}".into()).await,
+            Err((
+                "status 500".into(),
+                format!("POST {endpoint}: status 500: mediator error")
+            ))
+        );
+        // nothing listens: refused
+        let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let endpoint = format!("http://{}/", closed.local_addr().unwrap());
+        drop(closed);
+        let (kind, detail) = hub.post(&endpoint, "{}".into()).await.unwrap_err();
+        assert_eq!(kind, "connection refused");
+        assert!(
+            detail.starts_with(&format!("POST {endpoint}: ")),
+            "{detail}"
+        );
+        // the connection is reset under the request
+        let (endpoint, _served) = serve(|conn| async move {
+            conn.set_zero_linger().unwrap();
+        })
+        .await;
+        let (kind, detail) = hub.post(&endpoint, "{}".into()).await.unwrap_err();
+        assert_eq!(kind, "connection reset", "{detail}");
+        // no answer at all: a timeout, named with the target's timeout
+        let (endpoint, _served) = serve(|conn| async move {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            drop(conn);
+        })
+        .await;
+        assert_eq!(
+            hub.post(&endpoint, "{}".into()).await,
+            Err((
+                "timeout".into(),
+                format!("POST {endpoint}: no response within 300ms")
+            ))
+        );
+        // not an http endpoint
+        assert_eq!(
+            hub.post("ws://127.0.0.1:1/", "{}".into())
+                .await
+                .unwrap_err()
+                .0,
+            "not http"
+        );
+    }
 }

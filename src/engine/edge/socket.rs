@@ -314,7 +314,6 @@ fn take_in(bytes: &[u8], at: Instant, shared: &Arc<Shared>, hub: &Arc<EdgeHub>) 
         at,
         header,
         message,
-        sender: unpacked.sender_verkey,
     });
     drain_ping(shared)
 }
@@ -388,9 +387,11 @@ mod tests {
             (waited, u, second)
         });
         let (recorder, _live, aggregate) = crate::measure::metrics::start(Instant::now());
-        let hub = Arc::new(
-            EdgeHub::new(recorder, Duration::from_secs(5), Duration::from_secs(5)).unwrap(),
-        );
+        let hub = Arc::new(EdgeHub::new(
+            recorder,
+            Duration::from_secs(5),
+            Duration::from_secs(5),
+        ));
         let shared = Arc::new(Shared::default());
         shared.add_key(&k0);
         *shared.mediator.lock().unwrap() = Some((k0.clone(), mediator.public_key()));

@@ -26,8 +26,8 @@ const MAX_RESPONSE_HEAD: usize = 16 << 10;
 const SCRATCH: usize = 64 << 10;
 
 thread_local! {
-    /// Read buffer shared by the sockets of a thread (runtimes are current-thread; a socket
-    /// parses its bytes out of it before it yields).
+    /// Read buffer shared by the sockets of a thread: a socket reads into it and parses its
+    /// bytes out of it within one borrow, with no await between.
     static SCRATCH_BUF: RefCell<Box<[u8]>> = RefCell::new(vec![0; SCRATCH].into_boxed_slice());
 }
 

@@ -1,4 +1,4 @@
-//! The connector under the plan's HTTP client: TCP and TLS under one deadline
+//! The connector under an HTTP [`super::Pool`]: TCP and TLS under one deadline
 //! (`target.connect_timeout`), and with `target.max_connections` one permit per open socket,
 //! held until the socket closes, so the limit holds for sockets and not only for requests in
 //! flight (the pool may otherwise open a socket for a waiter while another is on its way back).

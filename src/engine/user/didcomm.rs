@@ -8,11 +8,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::{StepError, VirtualUser};
+use crate::didcomm::oob::Invitation;
 use crate::engine::edge::EdgeAgent;
 use crate::engine::edge::agent::EdgeError;
 use crate::engine::edge::inbox::Late;
 use crate::measure::metrics::Event;
-use crate::plan::compile::{CompiledDidcomm, CompiledStep};
+use crate::plan::compile::{CompiledDidcomm, CompiledStep, Dur};
+use crate::plan::template::{JsonTemplate, Text};
 use crate::results::StatKind;
 
 /// The method column of a DIDComm exchange over the agent's own socket.
@@ -26,6 +28,34 @@ pub const LOST_DROPPED: &str = "lost: the peer's socket to the mediator dropped 
 
 /// The name of the onboarding time (connect → granted).
 const ONBOARDING: &str = "onboarding (connect to granted)";
+
+/// A failure counted in a `WS` row (an exchange on the agent's socket).
+fn as_ws(e: EdgeError) -> Option<Counted> {
+    Some((StatKind::Http, Some(WS), e))
+}
+
+/// A failure counted in a `POST` row (a forward POSTed to the mediator).
+fn as_post(e: EdgeError) -> Option<Counted> {
+    Some((StatKind::Http, Some("POST"), e))
+}
+
+/// A failure counted in a `state` row (a wait for granted, connected).
+fn as_state(e: EdgeError) -> Option<Counted> {
+    Some((StatKind::Poll, None, e))
+}
+
+/// A failure counted in an `event` row (an arrival at a socket).
+fn as_event(e: EdgeError) -> Option<Counted> {
+    Some((StatKind::Event, None, e))
+}
+
+/// A `connect` step's settings, rendered.
+struct ConnectSettings {
+    invitation: Invitation,
+    websocket: String,
+    label: String,
+    drain: bool,
+}
 
 impl VirtualUser {
     pub(super) async fn didcomm(
@@ -75,6 +105,14 @@ impl VirtualUser {
             .map_err(|e| EdgeError::unsent("template error", crate::plan::template::describe(&e)))
     }
 
+    fn render_json(&self, t: &JsonTemplate) -> Result<serde_json::Value, EdgeError> {
+        self.ctx
+            .plan
+            .templates
+            .render_json(t, &self.scope(None))
+            .map_err(|e| EdgeError::unsent("template error", crate::plan::template::describe(&e)))
+    }
+
     /// Runs the action; a failure comes back with the kind of row it is counted in.
     async fn didcomm_action(
         &mut self,
@@ -83,11 +121,8 @@ impl VirtualUser {
         hub: Arc<crate::engine::edge::EdgeHub>,
         started: Instant,
     ) -> Result<(), Option<Counted>> {
-        let ws = |e| Some((StatKind::Http, Some(WS), e));
-        let post = |e| Some((StatKind::Http, Some("POST"), e));
-        let state = |e| Some((StatKind::Poll, None, e));
-        let event = |e| Some((StatKind::Event, None, e));
         let ctx = self.ctx.clone();
+        let time = |t: &Dur| ctx.durations.get(*t);
         match d {
             CompiledDidcomm::Connect {
                 invitation,
@@ -96,78 +131,30 @@ impl VirtualUser {
                 drain,
                 timeout,
             } => {
-                let url = self.render_text(invitation).map_err(ws)?;
-                let websocket = self.render_text(websocket).map_err(ws)?;
-                let label = match label {
-                    Some(l) => self.render_text(l).map_err(ws)?,
-                    None => format!("acaload edge {}", self.index),
-                };
-                let drain = match drain {
-                    None => false,
-                    Some(t) => {
-                        let v = self
-                            .ctx
-                            .plan
-                            .templates
-                            .render_json(t, &self.scope(None))
-                            .map_err(|e| {
-                                ws(EdgeError::unsent(
-                                    "template error",
-                                    crate::plan::template::describe(&e),
-                                ))
-                            })?;
-                        flag(&v).ok_or_else(|| {
-                            ws(EdgeError::unsent(
-                                "`drain` is neither true nor false",
-                                v.to_string(),
-                            ))
-                        })?
-                    }
-                };
-                let inv = crate::didcomm::oob::Invitation::from_url(&url)
-                    .map_err(|e| ws(EdgeError::unsent("bad mediator invitation", e.to_string())))?;
-                if let Some(mut old) = self.edge.take() {
-                    old.close(Duration::from_secs(1)).await;
-                }
-                let agent = EdgeAgent::connect(
-                    hub,
-                    &inv,
-                    &websocket,
-                    label,
-                    drain,
-                    ctx.durations.get(*timeout),
-                )
-                .await
-                .map_err(ws)?;
-                self.edge = Some(Box::new(agent));
+                let settings = self
+                    .connect_settings(invitation, websocket, label.as_ref(), drain.as_ref())
+                    .map_err(as_ws)?;
+                self.connect(hub, settings, time(timeout))
+                    .await
+                    .map_err(as_ws)?;
                 self.record(step, StatKind::Http, Some(WS), started, None);
             }
             CompiledDidcomm::RequestMediation { timeout } => {
-                let agent = self.edge().map_err(state)?;
+                let agent = self.edge().map_err(as_state)?;
                 agent
-                    .request_mediation(ctx.durations.get(*timeout))
+                    .request_mediation(time(timeout))
                     .await
-                    .map_err(state)?;
+                    .map_err(as_state)?;
                 let onboarding = agent.started;
                 self.record(step, StatKind::Poll, None, started, None);
-                self.ctx.recorder.send(Event::Sample {
-                    phase: step.phase,
-                    kind: StatKind::Poll,
-                    name: Arc::from(ONBOARDING),
-                    method: None,
-                    micros: onboarding.elapsed().as_micros() as u64,
-                    at: onboarding,
-                    failure: None,
-                });
+                let took = onboarding.elapsed();
+                self.sample(step, StatKind::Poll, ONBOARDING.into(), onboarding, took);
             }
             CompiledDidcomm::Invite { into, timeout } => {
-                let agent = self.edge().map_err(ws)?;
-                let inv = agent
-                    .invite(ctx.durations.get(*timeout))
-                    .await
-                    .map_err(ws)?;
+                let agent = self.edge().map_err(as_ws)?;
+                let inv = agent.invite(time(timeout)).await.map_err(as_ws)?;
                 let value = serde_json::to_value(&inv).map_err(|e| {
-                    ws(EdgeError::unsent(
+                    as_ws(EdgeError::unsent(
                         "cannot write the invitation",
                         e.to_string(),
                     ))
@@ -179,101 +166,164 @@ impl VirtualUser {
                 invitation,
                 timeout,
             } => {
-                let v = self
-                    .ctx
-                    .plan
-                    .templates
-                    .render_json(invitation, &self.scope(None))
-                    .map_err(|e| {
-                        state(EdgeError::unsent(
-                            "template error",
-                            crate::plan::template::describe(&e),
-                        ))
-                    })?;
-                let inv = match &v {
-                    serde_json::Value::String(url) => {
-                        crate::didcomm::oob::Invitation::from_url(url)
-                    }
-                    other => {
-                        crate::didcomm::oob::Invitation::from_json(other.to_string().as_bytes())
-                    }
-                }
-                .map_err(|e| state(EdgeError::unsent("bad peer invitation", e.to_string())))?;
-                let agent = self.edge().map_err(state)?;
+                let inv = self.peer_invitation(invitation).map_err(as_state)?;
+                let agent = self.edge().map_err(as_state)?;
                 agent
-                    .accept_invitation(&inv, ctx.durations.get(*timeout))
+                    .accept_invitation(&inv, time(timeout))
                     .await
-                    .map_err(state)?;
+                    .map_err(as_state)?;
                 self.record(step, StatKind::Poll, None, started, None);
             }
             CompiledDidcomm::AwaitConnection { timeout } => {
-                let agent = self.edge().map_err(state)?;
+                let agent = self.edge().map_err(as_state)?;
                 agent
-                    .await_connection(ctx.durations.get(*timeout))
+                    .await_connection(time(timeout))
                     .await
-                    .map_err(state)?;
+                    .map_err(as_state)?;
                 self.record(step, StatKind::Poll, None, started, None);
             }
             CompiledDidcomm::Message { content } => {
                 let content = match content {
-                    Some(c) => self.render_text(c).map_err(post)?,
+                    Some(c) => self.render_text(c).map_err(as_post)?,
                     None => crate::didcomm::messages::new_id(),
                 };
-                let agent = self.edge().map_err(post)?;
-                let at = agent.message(content).await.map_err(post)?;
+                let agent = self.edge().map_err(as_post)?;
+                let at = agent.message(content).await.map_err(as_post)?;
                 self.sent.insert(step.name.clone(), at);
                 self.record(step, StatKind::Http, Some("POST"), started, None);
             }
             CompiledDidcomm::Delivered { timeout } => {
-                let agent = self.edge().map_err(event)?;
-                let unconfirmed = std::mem::take(&mut agent.unconfirmed);
-                if unconfirmed.is_empty() {
-                    return Err(event(EdgeError::unsent(
-                        "no message sent yet",
-                        "a `didcomm: message` step must come first",
-                    )));
-                }
-                // each message sent since the last wait: its own sample, lost or delivered
-                let mut lost = false;
-                for sent in unconfirmed {
-                    lost |= !self
-                        .delivered(step, sent, ctx.durations.get(*timeout))
-                        .await;
-                }
-                if lost {
-                    return Err(None);
-                }
+                self.all_delivered(step, time(timeout)).await?;
             }
             CompiledDidcomm::Ping { to, timeout } => {
-                let agent = self.edge().map_err(event)?;
                 let to_peer = *to == crate::plan::PingTo::Peer;
-                let (at, waiter) = agent.ping(to_peer).await.map_err(event)?;
-                let pong = agent
-                    .pong(waiter, at + ctx.durations.get(*timeout), to_peer)
+                self.ping(step, to_peer, time(timeout))
                     .await
-                    .map_err(event)?;
-                self.ctx.recorder.send(Event::Sample {
-                    phase: step.phase,
-                    kind: StatKind::Event,
-                    name: step.name.clone(),
-                    method: None,
-                    micros: pong.saturating_duration_since(at).as_micros() as u64,
-                    at,
-                    failure: None,
-                });
+                    .map_err(as_event)?;
             }
             CompiledDidcomm::Disconnect { timeout } => {
-                let Some(mut agent) = self.edge.take() else {
-                    return Ok(());
-                };
-                agent
-                    .disconnect(ctx.durations.get(*timeout))
-                    .await
-                    .map_err(ws)?;
-                self.record(step, StatKind::Http, Some(WS), started, None);
+                if let Some(mut agent) = self.edge.take() {
+                    agent.disconnect(time(timeout)).await.map_err(as_ws)?;
+                    self.record(step, StatKind::Http, Some(WS), started, None);
+                }
             }
         }
         Ok(())
+    }
+
+    /// A `connect` step's settings, rendered.
+    fn connect_settings(
+        &self,
+        invitation: &Text,
+        websocket: &Text,
+        label: Option<&Text>,
+        drain: Option<&JsonTemplate>,
+    ) -> Result<ConnectSettings, EdgeError> {
+        let url = self.render_text(invitation)?;
+        let websocket = self.render_text(websocket)?;
+        let label = match label {
+            Some(l) => self.render_text(l)?,
+            None => format!("acaload edge {}", self.index),
+        };
+        let drain = match drain {
+            None => false,
+            Some(t) => {
+                let v = self.render_json(t)?;
+                flag(&v).ok_or_else(|| {
+                    EdgeError::unsent("`drain` is neither true nor false", v.to_string())
+                })?
+            }
+        };
+        let invitation = Invitation::from_url(&url)
+            .map_err(|e| EdgeError::unsent("bad mediator invitation", e.to_string()))?;
+        Ok(ConnectSettings {
+            invitation,
+            websocket,
+            label,
+            drain,
+        })
+    }
+
+    /// Makes this user an edge agent connected to the mediator (closing the one it was).
+    async fn connect(
+        &mut self,
+        hub: Arc<crate::engine::edge::EdgeHub>,
+        s: ConnectSettings,
+        timeout: Duration,
+    ) -> Result<(), EdgeError> {
+        if let Some(mut old) = self.edge.take() {
+            old.close(Duration::from_secs(1)).await;
+        }
+        let agent =
+            EdgeAgent::connect(hub, &s.invitation, &s.websocket, s.label, s.drain, timeout).await?;
+        self.edge = Some(Box::new(agent));
+        Ok(())
+    }
+
+    /// The invitation an `accept_invitation` step names: its URL, or its JSON.
+    fn peer_invitation(&self, t: &JsonTemplate) -> Result<Invitation, EdgeError> {
+        match &self.render_json(t)? {
+            serde_json::Value::String(url) => Invitation::from_url(url),
+            other => Invitation::from_json(other.to_string().as_bytes()),
+        }
+        .map_err(|e| EdgeError::unsent("bad peer invitation", e.to_string()))
+    }
+
+    /// Waits for each message sent since the last wait: each is a sample of its own,
+    /// delivered or lost.
+    async fn all_delivered(
+        &mut self,
+        step: &CompiledStep,
+        timeout: Duration,
+    ) -> Result<(), Option<Counted>> {
+        let agent = self.edge().map_err(as_event)?;
+        let unconfirmed = std::mem::take(&mut agent.unconfirmed);
+        if unconfirmed.is_empty() {
+            return Err(as_event(EdgeError::unsent(
+                "no message sent yet",
+                "a `didcomm: message` step must come first",
+            )));
+        }
+        let mut lost = false;
+        for sent in unconfirmed {
+            lost |= !self.delivered(step, sent, timeout).await;
+        }
+        if lost { Err(None) } else { Ok(()) }
+    }
+
+    /// A trust ping and its response: a sample of the round trip.
+    async fn ping(
+        &mut self,
+        step: &CompiledStep,
+        to_peer: bool,
+        timeout: Duration,
+    ) -> Result<(), EdgeError> {
+        let agent = self.edge()?;
+        let (at, waiter) = agent.ping(to_peer).await?;
+        let pong = agent.pong(waiter, at + timeout, to_peer).await?;
+        let took = pong.saturating_duration_since(at);
+        self.sample(step, StatKind::Event, step.name.clone(), at, took);
+        Ok(())
+    }
+
+    /// A passed sample of `step`'s phase.
+    fn sample(
+        &self,
+        step: &CompiledStep,
+        kind: StatKind,
+        name: Arc<str>,
+        at: Instant,
+        took: Duration,
+    ) {
+        self.ctx.recorder.send(Event::Sample {
+            phase: step.phase,
+            kind,
+            name,
+            method: None,
+            micros: took.as_micros() as u64,
+            at,
+            failure: None,
+        });
     }
 
     /// Waits for one message at the peer's socket and records its delivery (or loss).
@@ -286,15 +336,8 @@ impl VirtualUser {
         let found = tokio::time::timeout_at((sent.at + timeout).into(), sent.waiter).await;
         match found {
             Ok(Ok(a)) => {
-                self.ctx.recorder.send(Event::Sample {
-                    phase: step.phase,
-                    kind: StatKind::Event,
-                    name: step.name.clone(),
-                    method: None,
-                    micros: a.at.saturating_duration_since(sent.at).as_micros() as u64,
-                    at: sent.at,
-                    failure: None,
-                });
+                let took = a.at.saturating_duration_since(sent.at);
+                self.sample(step, StatKind::Event, step.name.clone(), sent.at, took);
                 true
             }
             Ok(Err(_)) => {

@@ -52,8 +52,8 @@ pub struct VirtualUser {
     consumed: Vec<u64>,
     /// Open model: iterations come as scheduled start times instead of a loop.
     feed: Option<(Arc<Feed>, Instant)>,
-    /// The DIDComm agent this user is, once a `didcomm: connect` step made it (boxed: a
-    /// user's task holds its `VirtualUser` twice, and most users are not edge agents).
+    /// The DIDComm agent this user is, once a `didcomm: connect` step made it (boxed: every
+    /// user's task holds its `VirtualUser`, and most users are not edge agents).
     edge: Option<Box<crate::engine::edge::EdgeAgent>>,
 }
 
@@ -166,21 +166,9 @@ impl VirtualUser {
             }
         }
         if started_tasks {
-            let (feed, first) = self.feed.take().unzip();
-            let moving = match &feed {
-                Some(feed) => self.iterations_on_schedule(feed, first).await,
+            match self.feed.take() {
+                Some((feed, first)) => self.iterations_on_schedule(&feed, first).await,
                 None => self.task_loop().await,
-            };
-            if let Some(to) = moving {
-                match self.move_to(to, feed).await {
-                    Some(user) => self = user,
-                    None => {
-                        // its worker ended under it (the run is being torn down)
-                        ctx.busy.leave();
-                        ctx.recorder.send(Event::UserStopped(Instant::now()));
-                        return;
-                    }
-                }
             }
         }
         ctx.busy.leave();
@@ -200,54 +188,16 @@ impl VirtualUser {
         ctx.recorder.send(Event::UserStopped(Instant::now()));
     }
 
-    /// Where this user should move before its next iteration: its own worker, once the run
-    /// has spread (`engine::workers`). Never an edge agent: its socket stays where it opened.
-    fn moving(&self) -> Option<tokio::runtime::Handle> {
-        if self.edge.is_some() {
-            return None;
-        }
-        self.ctx.workers.move_for(self.index)
-    }
-
-    /// Goes on with the iterations on worker `to` (the user's task waits for it there) and
-    /// comes back for the teardown; `None` if that worker ended first.
-    async fn move_to(
-        mut self,
-        to: tokio::runtime::Handle,
-        feed: Option<Arc<Feed>>,
-    ) -> Option<VirtualUser> {
-        let moved = to.spawn(async move {
-            match &feed {
-                Some(feed) => self.iterations_on_schedule(feed, None).await,
-                None => self.task_loop().await,
-            };
-            self
-        });
-        match tokio_util::task::AbortOnDropHandle::new(moved).await {
-            Ok(user) => Some(user),
-            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-            Err(_) => None,
-        }
-    }
-
     /// Open model: one iteration per ticket; latency counts from the scheduled start, so
-    /// a stalled target shows in the percentiles instead of slowing the schedule. Returns
-    /// where to move, when the user should (between two tickets).
-    async fn iterations_on_schedule(
-        &mut self,
-        feed: &Feed,
-        first: Option<Instant>,
-    ) -> Option<tokio::runtime::Handle> {
+    /// a stalled target shows in the percentiles instead of slowing the schedule.
+    async fn iterations_on_schedule(&mut self, feed: &Feed, first: Instant) {
         use std::sync::atomic::Ordering::SeqCst;
         let ctx = self.ctx.clone();
-        let mut next = first;
+        let mut next = Some(first);
         loop {
             let scheduled = match next.take() {
                 Some(t) => t,
                 None => {
-                    if let Some(to) = self.moving() {
-                        return Some(to);
-                    }
                     feed.idle.fetch_add(1, SeqCst);
                     let ticket = tokio::select! {
                         t = async { feed.rx.lock().await.recv().await } => t,
@@ -256,7 +206,7 @@ impl VirtualUser {
                     feed.idle.fetch_sub(1, SeqCst);
                     match ticket {
                         Some(t) => t,
-                        None => return None,
+                        None => return,
                     }
                 }
             };
@@ -281,11 +231,12 @@ impl VirtualUser {
                 });
             }
             if flow == Flow::Stop || self.stop.is_cancelled() {
-                return None;
+                return;
             }
         }
     }
 
+    /// The task list of the next iteration, picked by weight.
     fn pick_list(&mut self) -> usize {
         let lists = &self.ctx.plan.tasks;
         if lists.len() == 1 {
@@ -303,43 +254,23 @@ impl VirtualUser {
     }
 
     /// The closed model's loop: iterations, with think time between them, until stopped.
-    /// Returns where to move, when the user should (between two iterations).
-    async fn task_loop(&mut self) -> Option<tokio::runtime::Handle> {
+    async fn task_loop(&mut self) {
         let ctx = self.ctx.clone();
         let lists = &ctx.plan.tasks;
-        let total_weight: u32 = lists.iter().map(|l| l.weight).sum();
         if lists.iter().all(|l| l.steps.is_empty()) {
             // Nothing to loop over: hold the user until the run stops.
             self.stop.cancelled().await;
-            return None;
+            return;
         }
         while !self.stop.is_cancelled() {
-            if let Some(to) = self.moving() {
-                return Some(to);
-            }
-            let list = if lists.len() == 1 {
-                &lists[0]
-            } else {
-                let mut pick = self.think_rng.u32(0..total_weight.max(1));
-                lists
-                    .iter()
-                    .find(|l| {
-                        if pick < l.weight {
-                            true
-                        } else {
-                            pick -= l.weight;
-                            false
-                        }
-                    })
-                    .unwrap_or(&lists[0])
-            };
+            let list = &lists[self.pick_list()];
             let flow = self.run_steps(&list.steps).await;
             ctx.recorder.send(Event::Iteration);
             if flow == Flow::Stop {
                 if !self.stop.is_cancelled() {
                     ctx.recorder.send(Event::StoppedByError);
                 }
-                return None;
+                return;
             }
             if let Some((lo, hi)) = ctx.think {
                 let span = hi.saturating_sub(lo).as_micros() as u64;
@@ -349,16 +280,11 @@ impl VirtualUser {
                     } else {
                         0
                     });
-                let thought = tokio::select! {
-                    _ = crate::engine::slack::pause(pause) => true,
-                    _ = self.stop.cancelled() => false,
-                };
-                if !thought {
-                    return None;
+                if !self.pause(pause).await {
+                    return;
                 }
             }
         }
-        None
     }
 
     /// Sleeps unless stopped; false when stopped.

@@ -1,12 +1,12 @@
 //! A request step: prepare, wait for a connection slot, send, then check, poll and capture.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::{StepError, VirtualUser, excerpt, reason_text};
 use crate::measure::metrics::{Event, Failure};
 use crate::plan::Phase;
-use crate::plan::compile::{CompiledRequest, CompiledStep};
+use crate::plan::compile::{CompiledPoll, CompiledRequest, CompiledStep};
 use crate::plan::template::ResponseView;
 use crate::results::StatKind;
 
@@ -29,43 +29,10 @@ impl VirtualUser {
         let poll_started = Instant::now();
         self.sent.insert(step.name.clone(), poll_started);
         loop {
-            let waiting = Instant::now();
             let timeout = rq.timeout.map_or(ctx.timeout, |t| ctx.durations.get(t));
-            // A request still waiting for a connection (target.max_connections) has not been
-            // sent: a stop drops it (teardowns excepted), and its wait counts to its timeout.
-            let slot = tokio::select! {
-                // A free (or unlimited) slot answers at once; only a wait registers for stops.
-                biased;
-                s = ctx.http.slot(timeout) => s,
-                _ = self.stop.cancelled(), if step.phase != Phase::Teardown => {
-                    return Err(StepError::Stopped)
-                }
-                _ = ctx.hard_stop.cancelled() => return Err(StepError::Stopped),
-            };
-            if let Some(w) = slot.waited {
-                ctx.recorder.send(Event::Sample {
-                    phase: step.phase,
-                    kind: StatKind::Queue,
-                    name: step.name.clone(),
-                    method,
-                    micros: w.as_micros() as u64,
-                    at: waiting,
-                    failure: None,
-                });
-            }
-            if !slot.granted {
-                // Never sent: a failure of the step, not a request (the wait has its row).
-                let e = crate::engine::http::HttpError::Timeout {
-                    url: prepared.uri.to_string(),
-                    timeout,
-                };
-                let f = self.failure(step, e.reason(), format!("{e} (no free connection)"));
-                self.fail_unsent(step, f.clone());
-                if rq.poll.is_some() {
-                    self.record(step, StatKind::Poll, None, poll_started, Some(f));
-                }
-                return Err(StepError::Failed);
-            }
+            let slot = self
+                .connection(step, rq, &prepared, timeout, poll_started)
+                .await?;
             // The request's latency starts here, after any wait for a connection.
             let started = Instant::now();
             let budget = timeout.saturating_sub(slot.waited.unwrap_or_default());
@@ -109,46 +76,112 @@ impl VirtualUser {
                 }
                 return Err(StepError::Failed);
             }
-            let Some(poll) = &rq.poll else {
+            let (Some(poll), Some(done)) = (&rq.poll, done) else {
                 return Ok(());
             };
-            match done {
-                None | Some(Ok(true)) => {
-                    self.record(step, StatKind::Poll, None, poll_started, None);
-                    return Ok(());
-                }
-                Some(Ok(false))
-                    if poll_started.elapsed() + ctx.durations.get(poll.interval)
-                        <= ctx.durations.get(poll.timeout) =>
-                {
-                    if !self.pause(ctx.durations.get(poll.interval)).await {
-                        return Err(StepError::Stopped);
-                    }
-                }
-                Some(Ok(false)) => {
-                    let f = self.failure(
-                        step,
-                        format!(
-                            "poll timed out after {}: `{}` never held",
-                            crate::plan::duration::format(ctx.durations.get(poll.timeout)),
-                            ctx.plan.templates.source(poll.until)
-                        ),
-                        format!("last response: {} {}", view.status, excerpt(&view.text())),
-                    );
-                    self.record(step, StatKind::Poll, None, poll_started, Some(f.clone()));
-                    return Err(StepError::Failed);
-                }
-                Some(Err(e)) => {
-                    let f = self.failure(
-                        step,
-                        "poll condition could not be evaluated".into(),
-                        crate::plan::template::describe(&e),
-                    );
-                    self.record(step, StatKind::Poll, None, poll_started, Some(f.clone()));
-                    return Err(StepError::Failed);
-                }
+            if !self
+                .poll_again(step, poll, done, poll_started, &view)
+                .await?
+            {
+                return Ok(());
             }
         }
+    }
+
+    /// Waits for leave to send under `target.max_connections` (at once without a limit). A
+    /// request still waiting has not been sent: a stop drops it (teardowns excepted), and
+    /// its wait counts to its timeout.
+    async fn connection(
+        &mut self,
+        step: &CompiledStep,
+        rq: &CompiledRequest,
+        prepared: &crate::engine::http::Prepared,
+        timeout: Duration,
+        poll_started: Instant,
+    ) -> Result<crate::engine::http::Slot, StepError> {
+        let ctx = self.ctx.clone();
+        let waiting = Instant::now();
+        let slot = tokio::select! {
+            // A free (or unlimited) slot answers at once; only a wait registers for stops.
+            biased;
+            s = ctx.http.slot(timeout) => s,
+            _ = self.stop.cancelled(), if step.phase != Phase::Teardown => {
+                return Err(StepError::Stopped)
+            }
+            _ = ctx.hard_stop.cancelled() => return Err(StepError::Stopped),
+        };
+        if let Some(w) = slot.waited {
+            ctx.recorder.send(Event::Sample {
+                phase: step.phase,
+                kind: StatKind::Queue,
+                name: step.name.clone(),
+                method: Some(rq.method.as_str()),
+                micros: w.as_micros() as u64,
+                at: waiting,
+                failure: None,
+            });
+        }
+        if slot.granted {
+            return Ok(slot);
+        }
+        // Never sent: a failure of the step, not a request (the wait has its row).
+        let e = crate::engine::http::HttpError::Timeout {
+            url: prepared.uri.to_string(),
+            timeout,
+        };
+        let f = self.failure(step, e.reason(), format!("{e} (no free connection)"));
+        self.fail_unsent(step, f.clone());
+        if rq.poll.is_some() {
+            self.record(step, StatKind::Poll, None, poll_started, Some(f));
+        }
+        Err(StepError::Failed)
+    }
+
+    /// After a polled request whose checks passed: whether to send it again (its condition
+    /// does not hold yet, and there is time for another), after the poll's interval. The
+    /// poll's own row is recorded when it ends.
+    async fn poll_again(
+        &mut self,
+        step: &CompiledStep,
+        poll: &CompiledPoll,
+        done: Result<bool, minijinja::Error>,
+        poll_started: Instant,
+        view: &ResponseView,
+    ) -> Result<bool, StepError> {
+        let ctx = self.ctx.clone();
+        let (interval, limit) = (
+            ctx.durations.get(poll.interval),
+            ctx.durations.get(poll.timeout),
+        );
+        let f = match done {
+            Ok(true) => {
+                self.record(step, StatKind::Poll, None, poll_started, None);
+                return Ok(false);
+            }
+            Ok(false) if poll_started.elapsed() + interval <= limit => {
+                return if self.pause(interval).await {
+                    Ok(true)
+                } else {
+                    Err(StepError::Stopped)
+                };
+            }
+            Ok(false) => self.failure(
+                step,
+                format!(
+                    "poll timed out after {}: `{}` never held",
+                    crate::plan::duration::format(limit),
+                    ctx.plan.templates.source(poll.until)
+                ),
+                format!("last response: {} {}", view.status, excerpt(&view.text())),
+            ),
+            Err(e) => self.failure(
+                step,
+                "poll condition could not be evaluated".into(),
+                crate::plan::template::describe(&e),
+            ),
+        };
+        self.record(step, StatKind::Poll, None, poll_started, Some(f));
+        Err(StepError::Failed)
     }
 
     /// Status and `check.that`; a failure carries the status and a body excerpt.
