@@ -1,7 +1,23 @@
 //! A small SVG line chart: axes, grid, polylines. Hand-written to keep the report a
 //! single dependency-free file.
 
-use super::view::{ChartView, Legend};
+use serde::Serialize;
+
+/// A chart as the template shows it: the SVG and its legend.
+#[derive(Serialize)]
+pub(super) struct ChartView {
+    pub(super) title: String,
+    pub(super) caption: String,
+    pub(super) svg: String,
+    pub(super) legend: Vec<Legend>,
+}
+
+#[derive(Serialize)]
+pub(super) struct Legend {
+    pub(super) label: String,
+    pub(super) color: &'static str,
+    pub(super) dash: bool,
+}
 
 pub(super) struct Line {
     pub(super) label: String,

@@ -1,13 +1,14 @@
 //! The page model: everything formatted here, so the template only lays it out.
 
-use super::charts::{agent_chart, overlay_chart, step_card, throughput_chart, users_chart};
-
 use serde::Serialize;
 
-use super::svg::seconds;
-use crate::output::report::{Verdict, kind_label, ms, phase_name};
+use super::charts::{
+    StepCard, agent_chart, overlay_chart, plural, step_card, throughput_chart, users_chart,
+};
+use super::svg::{ChartView, seconds};
+use crate::output::report::{kind_label, ms, phase_name};
 use crate::plan::Phase;
-use crate::results::{Outcome, Results, StatKind, StepStats};
+use crate::results::{Outcome, Results, StatKind, StepStats, Verdict};
 
 #[derive(Serialize)]
 pub(super) struct Page {
@@ -117,32 +118,6 @@ pub(super) struct FailureRow {
     pub(super) step: String,
     pub(super) reason: String,
     pub(super) example: String,
-}
-
-#[derive(Serialize)]
-pub(super) struct ChartView {
-    pub(super) title: String,
-    pub(super) caption: String,
-    pub(super) svg: String,
-    pub(super) legend: Vec<Legend>,
-}
-
-#[derive(Serialize)]
-pub(super) struct Legend {
-    pub(super) label: String,
-    pub(super) color: &'static str,
-    pub(super) dash: bool,
-}
-
-#[derive(Serialize)]
-pub(super) struct StepCard {
-    pub(super) kind: String,
-    pub(super) name: String,
-    pub(super) phase: &'static str,
-    pub(super) summary: String,
-    pub(super) failed: bool,
-    pub(super) over_time: ChartView,
-    pub(super) distribution: ChartView,
 }
 
 pub(super) fn page(results: &Results, verdicts: &[Verdict]) -> Page {
@@ -483,8 +458,4 @@ pub(super) fn row(s: &StepStats) -> Row {
         max: ms(l.max),
         per_second: format!("{:.2}", s.per_second),
     }
-}
-
-pub(super) fn plural(n: u64) -> &'static str {
-    if n == 1 { "" } else { "s" }
 }
