@@ -216,35 +216,16 @@ pub fn start_with_snapshots(
     let (live_tx, live_rx) = watch::channel(Live::default());
     let (snap_tx, snap_rx) = watch::channel(None);
     let handle = tokio::spawn(async move {
-        let mut agg = Aggregate {
-            start,
-            stats: HashMap::new(),
-            failures: HashMap::new(),
-            timeline: Vec::new(),
-            users: UserCounts::default(),
-            live: Live::default(),
-            total: Tally::default(),
-            agents: Vec::new(),
-            events: None,
-            current: 0,
-            this_second: HashMap::new(),
-            series: Vec::new(),
-            levels: Vec::new(),
-            level_steps: histograms.then(HashMap::new),
-            closed_level: None,
-            prometheus,
-            prometheus_steps: HashMap::new(),
-            prometheus_seen: (0, 0),
-        };
+        let mut agg = Aggregate::new(start, histograms, prometheus);
         let mut buf = Vec::with_capacity(BATCH_LEN);
         let mut tick = tokio::time::interval(every.unwrap_or(BATCH));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // Samples are taken in batches: while this task pauses it has no waker in the
-        // channel, so users send without waking it (instead of a wake-up per request at
-        // light load, bench/LEAN.md). The pause lasts as long as about BATCH_LEN samples
-        // take to come at the last batch's rate, at most BATCH: a light run wakes this task
-        // once a second, a busy one keeps few samples waiting. Only when a pause brought
-        // nothing does it wait in the channel: a quiet run costs nothing until its next sample.
+        // channel, so users send without waking it (rather than a wake-up per request). The
+        // pause lasts as long as about BATCH_LEN samples take to come at the last batch's
+        // rate, at most BATCH: a light run wakes this task once a second, a busy one keeps
+        // few samples waiting. Only when a pause brought nothing does it wait in the channel:
+        // a quiet run costs nothing until its next sample.
         let mut idle = true;
         let mut open = true;
         let mut pause = FIRST_PAUSE;
@@ -303,6 +284,30 @@ pub fn start_with_snapshots(
 }
 
 impl Aggregate {
+    /// Nothing aggregated yet; `level_steps` keeps the open level's per-step statistics.
+    fn new(start: Instant, level_steps: bool, prometheus: Option<Arc<Exporter>>) -> Aggregate {
+        Aggregate {
+            start,
+            stats: HashMap::new(),
+            failures: HashMap::new(),
+            timeline: Vec::new(),
+            users: UserCounts::default(),
+            live: Live::default(),
+            total: Tally::default(),
+            agents: Vec::new(),
+            events: None,
+            current: 0,
+            this_second: HashMap::new(),
+            series: Vec::new(),
+            levels: Vec::new(),
+            level_steps: level_steps.then(HashMap::new),
+            closed_level: None,
+            prometheus,
+            prometheus_steps: HashMap::new(),
+            prometheus_seen: (0, 0),
+        }
+    }
+
     fn second(&mut self, at: Instant) -> &mut Second {
         let t = at.saturating_duration_since(self.start).as_secs();
         while self.timeline.len() as u64 <= t {
