@@ -475,6 +475,31 @@ mod tests {
                 .to_string(),
             "b.json: plan `other` differs from `p` in a.json; only shards of one plan merge"
         );
+        let refused = |change: fn(&mut Results)| {
+            let mut b = a.clone();
+            b.run.shard = Some(ShardInfo { index: 1, count: 2 });
+            change(&mut b);
+            merge(&[("a.json".into(), a.clone()), ("b.json".into(), b)])
+                .unwrap_err()
+                .to_string()
+        };
+        assert_eq!(
+            refused(|b| b.plan.shape = "ramp".into()),
+            "b.json: load shape differs from a.json (ramp vs constant)"
+        );
+        assert_eq!(
+            refused(|b| b.run.shard = Some(ShardInfo { index: 1, count: 3 })),
+            "b.json: shard count 3 differs from 2 in a.json"
+        );
+        assert_eq!(
+            refused(|b| b.plan.thresholds = serde_json::from_str(r#"[{"p95": "1s"}]"#).unwrap()),
+            "b.json: thresholds differ from those in a.json; only shards of one plan merge"
+        );
+        assert_eq!(
+            refused(|b| b.stats[0].histogram = "not a histogram".into()),
+            "b.json: a histogram could not be read"
+        );
+        assert_eq!(merge(&[]).unwrap_err(), MergeError::Empty);
         let half = merge(&[("a.json".into(), a)]).unwrap();
         assert_eq!(
             half.run.shard,

@@ -122,3 +122,67 @@ fn error_rate_verdict(scope: &str, limit: f64, count: u64, samples: &Tally) -> (
     };
     (verdict, attempts)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::Phase;
+
+    fn row(kind: StatKind, name: &str, samples: &[u64], failed: u64, unsent: u64) -> StepStats {
+        let mut t = Tally::default();
+        for (i, us) in samples.iter().enumerate() {
+            t.record(*us, (i as u64) < failed);
+        }
+        (0..unsent).for_each(|_| t.record_unsent());
+        t.step_stats((Phase::Tasks, kind, name.into()), None, 1.0, true)
+    }
+
+    fn threshold(json: serde_json::Value) -> Threshold {
+        serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn judges_all_requests_a_step_or_a_wait_and_counts_what_was_not_sent() {
+        let get = row(StatKind::Http, "get", &[1_000, 2_000, 3_000, 40_000], 1, 1);
+        let queue = row(StatKind::Queue, "get", &[900_000], 0, 0);
+        let delivered = row(StatKind::Event, "delivered", &[5_000, 7_000], 0, 0);
+        let stats = [get, queue, delivered];
+        let total = {
+            let mut t = Tally::default();
+            for us in [1_000, 2_000, 3_000, 40_000] {
+                t.record(us, false);
+            }
+            t.failures = 1;
+            t.record_unsent();
+            t.totals(1.0, true)
+        };
+        let judged = thresholds_of(
+            &total,
+            &stats,
+            &[
+                threshold(serde_json::json!({"max": "41ms", "error_rate": 0.5})),
+                threshold(serde_json::json!({"step": "get", "p50": "1ms"})),
+                threshold(serde_json::json!({"step": "delivered", "p99": "8ms", "p95": "later"})),
+                threshold(serde_json::json!({"step": "missing", "p95": "1s", "error_rate": 0.0})),
+            ],
+        );
+        let got: Vec<_> = judged
+            .iter()
+            .map(|(v, n)| (v.label.as_str(), v.measured.as_str(), v.passed, *n))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("all requests max", "40.0ms", true, 4),
+                // 2 failures (one not sent) of 5 attempts
+                ("all requests error rate", "40.00% (2 of 5)", true, 5),
+                // the HTTP rows of `get`, not its queue row
+                ("get p50", "2.0ms", false, 4),
+                ("delivered p95", "the limit is not a duration", false, 2),
+                ("delivered p99", "7.0ms", true, 2),
+                ("missing p95", "no samples", false, 0),
+                ("missing error rate", "0.00% (0 of 0)", false, 0),
+            ]
+        );
+    }
+}
