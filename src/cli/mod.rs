@@ -2,50 +2,24 @@
 //! Exit codes: 0 pass, 1 checks or thresholds failed, 2 bad plan/usage/runtime error,
 //! 130 interrupted (Ctrl-C/SIGTERM).
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
 
-use crate::plan::compile::{self, CompiledPlan};
+use crate::plan::compile;
 
 mod args;
+mod exit;
+mod inputs;
 mod report;
 mod run;
 
 use args::{Arguments, Command, Format, SchemaKind, VarArgs};
+use exit::{EXIT_ERROR, EXIT_OK};
+use inputs::{load, sources};
 use report::{merge, report};
 use run::{resolve, run, runtime, watch_signals};
-
-pub const EXIT_OK: u8 = 0;
-pub const EXIT_FAILED: u8 = 1;
-pub const EXIT_ERROR: u8 = 2;
-pub const EXIT_INTERRUPTED: u8 = 130;
-
-/// The exit code a results file stands for, the same for `run`, `report` and `merge`: 2 when
-/// the run could not start, 130 when interrupted, 1 when an `abort` threshold stopped it or a
-/// threshold failed (without thresholds: when any step failed), else 0.
-pub(crate) fn exit_code(results: &crate::results::Results) -> u8 {
-    use crate::results::Outcome;
-    if results.run.error.is_some() {
-        return EXIT_ERROR;
-    }
-    match results.run.outcome {
-        Outcome::Interrupted | Outcome::Aborted => EXIT_INTERRUPTED,
-        Outcome::Stopped => EXIT_FAILED,
-        Outcome::Completed => {
-            // Files from before thresholds were kept have only the verdicts.
-            let judged = !results.plan.thresholds.is_empty() || !results.thresholds.is_empty();
-            let failed = if judged {
-                results.thresholds.iter().any(|v| !v.passed)
-            } else {
-                results.total.failures > 0 || results.failures.iter().any(|f| f.count > 0)
-            };
-            if failed { EXIT_FAILED } else { EXIT_OK }
-        }
-    }
-}
 
 /// Entry point used by the binary.
 pub fn main() -> ExitCode {
@@ -105,36 +79,6 @@ fn validate(files: &[PathBuf], format: Format) -> u8 {
         crate::errln!("{n} problem{} found", if n == 1 { "" } else { "s" });
     }
     if all.is_empty() { EXIT_OK } else { EXIT_ERROR }
-}
-
-fn load(path: &std::path::Path) -> Result<CompiledPlan, u8> {
-    compile::load_file(path).map_err(|f| {
-        crate::errln!("{}", f.render());
-        EXIT_ERROR
-    })
-}
-
-/// Collects variable sources: `--set`, the process environment and the env file.
-fn sources(vars: &VarArgs) -> Result<crate::plan::env::EnvSources, String> {
-    let mut set = HashMap::new();
-    for kv in &vars.set {
-        let (k, v) = kv
-            .split_once('=')
-            .ok_or_else(|| format!("--set {kv}: expected NAME=VALUE"))?;
-        set.insert(k.to_string(), v.to_string());
-    }
-    let dotenv = match &vars.env_file {
-        Some(p) => crate::plan::env::read_dotenv(p)?,
-        None if std::path::Path::new(".env").is_file() => {
-            crate::plan::env::read_dotenv(std::path::Path::new(".env"))?
-        }
-        None => HashMap::new(),
-    };
-    Ok(crate::plan::env::EnvSources {
-        set,
-        process: std::env::vars().collect(),
-        dotenv,
-    })
 }
 
 fn explain(path: &std::path::Path, vars: &VarArgs) -> u8 {

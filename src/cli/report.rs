@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use super::args::OutputArgs;
-use super::{EXIT_ERROR, EXIT_OK};
+use super::exit::{EXIT_ERROR, EXIT_OK, exit_code};
 
 /// `acaload report`: the terminal report of a results file, and its HTML/CSV.
 pub(super) fn report(path: &std::path::Path, outputs: &OutputArgs) -> u8 {
@@ -21,7 +21,7 @@ pub(super) fn report(path: &std::path::Path, outputs: &OutputArgs) -> u8 {
         written
     } else {
         // As `run` exited on the same results.
-        super::exit_code(&results)
+        exit_code(&results)
     }
 }
 
@@ -70,7 +70,7 @@ pub(super) fn as_written(
 /// Writes `--html` and `--csv`; every problem is one line on stderr.
 pub(super) fn write_outputs(
     results: &crate::results::Results,
-    verdicts: &[crate::output::report::Verdict],
+    verdicts: &[crate::results::Verdict],
     outputs: &OutputArgs,
 ) -> u8 {
     let mut code = EXIT_OK;
@@ -147,7 +147,7 @@ pub(super) fn merge(files: &[PathBuf], out: &std::path::Path) -> u8 {
                     v.measured
                 );
             }
-            super::exit_code(&merged)
+            exit_code(&merged)
         }
         Err(e) => {
             crate::errln!("error: {e}");

@@ -2,53 +2,32 @@
 //! reports, and map the outcome to an exit code.
 
 use super::args::{RunArgs, shard_of};
+use super::exit::{EXIT_ERROR, EXIT_OK, exit_code};
+use super::inputs::{load, sources};
 use super::report::{as_written, write_outputs};
-use super::{EXIT_ERROR, EXIT_OK, load, sources};
-use crate::plan::compile::CompiledPlan;
+use std::sync::Arc;
 
 use crate::engine::run::{Observer, RunView};
+use crate::plan::compile::CompiledPlan;
+
+/// What a run needs before it starts: the plan, its variables, the run's settings and the
+/// plan resolved against them.
+struct Prepared {
+    plan: Arc<CompiledPlan>,
+    env: crate::plan::env::ResolvedEnv,
+    cfg: crate::engine::context::RunConfig,
+    resolved: crate::plan::resolve::Resolved,
+}
 
 pub(super) fn run(args: RunArgs) -> u8 {
-    let plan = match load(&args.plan) {
-        Ok(p) => std::sync::Arc::new(p),
+    let Prepared {
+        plan,
+        env,
+        cfg,
+        resolved,
+    } = match prepare(&args) {
+        Ok(p) => p,
         Err(code) => return code,
-    };
-    let sources = match sources(&args.vars) {
-        Ok(s) => s,
-        Err(e) => {
-            crate::errln!("error: {e}");
-            return EXIT_ERROR;
-        }
-    };
-    let env = match crate::plan::env::resolve(&plan.plan.env, &sources) {
-        Ok(e) => e,
-        Err(errors) => {
-            errors.iter().for_each(|e| crate::errln!("error: {e}"));
-            return EXIT_ERROR;
-        }
-    };
-    let shard = match shard_of(&args) {
-        Ok(s) => s,
-        Err(e) => {
-            crate::errln!("error: {e}");
-            return EXIT_ERROR;
-        }
-    };
-    let seed = args.seed.unwrap_or_else(|| fastrand::u64(..));
-    let cfg = crate::engine::context::RunConfig {
-        seed,
-        run_id: format!("{:08x}", fastrand::u32(..)),
-        shard_index: shard.index,
-        shard_count: shard.count,
-        grace: std::time::Duration::from_secs(30),
-        verbose_failures: false,
-    };
-    let Some(resolved) = resolve(
-        &plan,
-        &env,
-        &crate::engine::run::identity(&cfg, String::new()),
-    ) else {
-        return EXIT_ERROR;
     };
     let Some(runtime) = runtime() else {
         return EXIT_ERROR;
@@ -57,14 +36,15 @@ pub(super) fn run(args: RunArgs) -> u8 {
         resolved
             .shape
             .peak_users()
-            .div_ceil(u64::from(shard.count.max(1))),
+            .div_ceil(u64::from(cfg.shard_count.max(1))),
     );
     if !args.quiet {
         crate::errln!(
-            "running {} ({}) as run {}, seed {seed}",
+            "running {} ({}) as run {}, seed {}",
             plan.plan.name,
             crate::plan::resolve::describe_shape(&resolved.shape),
-            cfg.run_id
+            cfg.run_id,
+            cfg.seed
         );
     }
     let secrets = env.secrets.clone();
@@ -87,34 +67,9 @@ pub(super) fn run(args: RunArgs) -> u8 {
     results.run.error = error.clone();
     if error.is_none() {
         results.thresholds =
-            crate::output::report::thresholds(&results, &results.plan.thresholds.clone());
+            crate::measure::thresholds::thresholds(&results, &results.plan.thresholds.clone());
     }
-    let verdicts = results.thresholds.clone();
-    let mut code = EXIT_OK;
-    // Every file comes from the scrubbed results, or none is written.
-    match as_written(&results, &secrets) {
-        Ok(written) => {
-            if let Some(path) = &args.out {
-                match serde_json::to_string_pretty(&written) {
-                    Ok(json) => {
-                        if let Err(e) = std::fs::write(path, json + "\n") {
-                            crate::errln!("error: cannot write {}: {e}", path.display());
-                            code = EXIT_ERROR;
-                        }
-                    }
-                    Err(e) => crate::errln!("error: cannot serialize results: {e}"),
-                }
-            }
-            // HTML and CSV are written in every case too, so an aborted run still has its report.
-            if write_outputs(&written, &written.thresholds, &args.outputs) != EXIT_OK {
-                code = EXIT_ERROR;
-            }
-        }
-        Err(e) => {
-            crate::errln!("error: {e}");
-            code = EXIT_ERROR;
-        }
-    }
+    let code = write_results(&results, &secrets, &args);
     if let Some(e) = error {
         crate::errln!("error: {e}");
         return EXIT_ERROR;
@@ -122,16 +77,16 @@ pub(super) fn run(args: RunArgs) -> u8 {
     crate::outln!(
         "{}",
         crate::results::redact::scrub(
-            &crate::output::report::render(&results, &verdicts),
+            &crate::output::report::render(&results, &results.thresholds),
             &secrets
         )
     );
-    if let Some(path) = &args.out {
-        if code == EXIT_OK {
-            crate::errln!("results written to {}", path.display());
-        }
+    if let Some(path) = &args.out
+        && code == EXIT_OK
+    {
+        crate::errln!("results written to {}", path.display());
     }
-    let verdict = super::exit_code(&results);
+    let verdict = exit_code(&results);
     match results.run.outcome {
         crate::results::Outcome::Interrupted | crate::results::Outcome::Aborted => {
             crate::errln!("interrupted: results cover the run up to the signal");
@@ -145,6 +100,67 @@ pub(super) fn run(args: RunArgs) -> u8 {
         crate::results::Outcome::Completed => {}
     }
     if code != EXIT_OK { code } else { verdict }
+}
+
+/// Loads the plan, resolves its variables and the shard, and resolves the plan for this run;
+/// prints why when it cannot (the error is the exit code).
+fn prepare(args: &RunArgs) -> Result<Prepared, u8> {
+    let plan = Arc::new(load(&args.plan)?);
+    let fail = |e: String| {
+        crate::errln!("error: {e}");
+        EXIT_ERROR
+    };
+    let sources = sources(&args.vars).map_err(fail)?;
+    let env = crate::plan::env::resolve(&plan.plan.env, &sources).map_err(|errors| {
+        errors.iter().for_each(|e| crate::errln!("error: {e}"));
+        EXIT_ERROR
+    })?;
+    let shard = shard_of(args).map_err(fail)?;
+    let cfg = crate::engine::context::RunConfig {
+        seed: args.seed.unwrap_or_else(|| fastrand::u64(..)),
+        run_id: format!("{:08x}", fastrand::u32(..)),
+        shard_index: shard.index,
+        shard_count: shard.count,
+        grace: std::time::Duration::from_secs(30),
+        verbose_failures: false,
+    };
+    let id = crate::engine::run::identity(&cfg, String::new());
+    let resolved = resolve(&plan, &env, &id).ok_or(EXIT_ERROR)?;
+    Ok(Prepared {
+        plan,
+        env,
+        cfg,
+        resolved,
+    })
+}
+
+/// Writes the results file (`--out`), the HTML and the CSV, all from the scrubbed results
+/// (or none); the exit code says whether every file was written.
+fn write_results(results: &crate::results::Results, secrets: &[String], args: &RunArgs) -> u8 {
+    let written = match as_written(results, secrets) {
+        Ok(w) => w,
+        Err(e) => {
+            crate::errln!("error: {e}");
+            return EXIT_ERROR;
+        }
+    };
+    let mut code = EXIT_OK;
+    if let Some(path) = &args.out {
+        match serde_json::to_string_pretty(&written) {
+            Ok(json) => {
+                if let Err(e) = std::fs::write(path, json + "\n") {
+                    crate::errln!("error: cannot write {}: {e}", path.display());
+                    code = EXIT_ERROR;
+                }
+            }
+            Err(e) => crate::errln!("error: cannot serialize results: {e}"),
+        }
+    }
+    // HTML and CSV are written in every case too, so an aborted run still has its report.
+    if write_outputs(&written, &written.thresholds, &args.outputs) != EXIT_OK {
+        code = EXIT_ERROR;
+    }
+    code
 }
 
 /// Resolves the plan against its variables; prints every located problem when it cannot.

@@ -134,9 +134,48 @@ pub fn decode(s: &str) -> Option<Histogram<u64>> {
     Some(h)
 }
 
+/// Every bucket a histogram has counts in: (highest value of the bucket, count). Two
+/// histograms of the same layout hold the same samples when these are equal.
+#[cfg(test)]
+pub(crate) fn recorded(h: &Histogram<u64>) -> Vec<(u64, u64)> {
+    h.iter_recorded()
+        .map(|v| (v.value_iterated_to(), v.count_at_value()))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn histograms_round_trip_and_merge_exactly() {
+        let mut a = new_histogram();
+        let mut b = new_histogram();
+        for v in 1..=1000u64 {
+            record(&mut a, v * 7);
+            // past the first size: the histogram grows, and its text form with it
+            record(&mut b, v * 1_300);
+        }
+        let a_back = decode(&encode(&a)).unwrap();
+        assert_eq!(recorded(&a_back), recorded(&a));
+        assert_eq!((a_back.min(), a_back.max()), (a.min(), a.max()));
+        let mut merged = a_back;
+        merged.add(decode(&encode(&b)).unwrap()).unwrap();
+        let mut direct = a.clone();
+        direct.add(&b).unwrap();
+        assert_eq!(merged.len(), 2000);
+        assert_eq!(recorded(&merged), recorded(&direct));
+        assert_eq!((merged.min(), merged.max()), (direct.min(), direct.max()));
+        let json = |h: &Histogram<u64>| serde_json::to_value(latency(h)).unwrap();
+        assert_eq!(json(&merged), json(&direct));
+    }
+
+    #[test]
+    fn undecodable_text_is_none() {
+        assert!(decode("").is_none());
+        assert!(decode("not base64!").is_none());
+        assert!(decode("AAAA").is_none());
+    }
 
     #[test]
     fn recent_percentiles_are_the_histograms() {

@@ -4,56 +4,63 @@
 
 use hdrhistogram::Histogram;
 
-use crate::measure::histogram::new_histogram;
-use crate::measure::metrics::totals;
-use crate::results::LoadLevel;
+use crate::measure::tally::Tally;
+use crate::results::{LoadLevel, StatKind};
 
 /// A load level being measured (or merged): samples completed during one part of the shape.
-pub struct LevelAgg {
-    pub level: crate::plan::shape::Level,
-    pub from: f64,
-    pub to: Option<f64>,
+pub(crate) struct LevelAgg {
+    pub(crate) level: crate::plan::shape::Level,
+    pub(crate) from: f64,
+    pub(crate) to: Option<f64>,
     /// Users running (last seen while the level was open).
-    pub users: u64,
-    pub http: Histogram<u64>,
-    pub http_failures: u64,
-    /// Of `http_failures`: request steps that failed without sending.
-    pub http_unsent: u64,
-    pub events: Histogram<u64>,
-    pub event_failures: u64,
+    pub(crate) users: u64,
+    pub(crate) http: Tally,
+    /// Event waits; their failures are lost events (`unsent` is not reported).
+    pub(crate) events: Tally,
     /// A closed level's final figures, histograms encoded: its two histograms (~190 KB each)
     /// are freed then, so a step shape of hundreds of levels does not hold them all run.
-    pub done: Option<LoadLevel>,
+    done: Option<LoadLevel>,
 }
 
 impl LevelAgg {
-    pub fn new(level: crate::plan::shape::Level, from: f64) -> LevelAgg {
+    pub(crate) fn new(level: crate::plan::shape::Level, from: f64) -> LevelAgg {
         LevelAgg {
             level,
             from,
             to: None,
             users: 0,
-            http: new_histogram(),
-            http_failures: 0,
-            http_unsent: 0,
-            events: new_histogram(),
-            event_failures: 0,
+            http: Tally::default(),
+            events: Tally::default(),
             done: None,
         }
     }
 
+    /// The shape is still in this level.
+    pub(crate) fn is_open(&self) -> bool {
+        self.to.is_none()
+    }
+
+    /// Where samples of `kind` count in a level: HTTP requests and event waits only.
+    pub(crate) fn tally(&mut self, kind: StatKind) -> Option<&mut Tally> {
+        match kind {
+            StatKind::Http => Some(&mut self.http),
+            StatKind::Event => Some(&mut self.events),
+            _ => None,
+        }
+    }
+
     /// Closes the level at `t`: its figures are final, its histograms kept encoded only.
-    pub fn close(&mut self, t: f64) {
+    pub(crate) fn close(&mut self, t: f64) {
         self.to = Some(t);
         self.done = Some(self.result(t, true));
         let empty =
             || Histogram::new_with_bounds(1, 2, 1).expect("static histogram bounds are valid");
-        self.http = empty();
-        self.events = empty();
+        self.http.hist = empty();
+        self.events.hist = empty();
     }
 
     /// The level as results show it; an open level ends at `now` (seconds since the start).
-    pub fn result(&self, now: f64, with_histograms: bool) -> LoadLevel {
+    pub(crate) fn result(&self, now: f64, with_histograms: bool) -> LoadLevel {
         if let Some(done) = &self.done {
             let mut l = done.clone();
             if !with_histograms {
@@ -64,14 +71,8 @@ impl LevelAgg {
         }
         let to = self.to.unwrap_or(now);
         let secs = to - self.from;
-        let http = totals(
-            &self.http,
-            self.http_failures,
-            self.http_unsent,
-            secs,
-            with_histograms,
-        );
-        let events = totals(&self.events, self.event_failures, 0, secs, with_histograms);
+        let http = self.http.totals(secs, with_histograms);
+        let events = self.events.totals(secs, with_histograms);
         LoadLevel {
             index: self.level.index,
             target_users: self.level.users,

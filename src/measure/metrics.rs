@@ -6,11 +6,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hdrhistogram::Histogram;
 use tokio::sync::{mpsc, watch};
 
-use crate::measure::histogram::{self, Recent, encode, latency, new_histogram};
+use crate::measure::histogram::Recent;
+use crate::measure::levels::LevelAgg;
 use crate::measure::prometheus::{Exporter, StepLabels, StepSeries};
+use crate::measure::tally::Tally;
 use crate::plan::Phase;
 use crate::results::{
     AgentGauges, EventCounts, FailureGroup, LoadLevel, Second, StatKind, StepSecond, StepStats,
@@ -116,15 +117,13 @@ type StatKey = (Phase, StatKind, Arc<str>);
 /// Everything aggregated, turned into results by [`Aggregate::finish`].
 pub struct Aggregate {
     start: Instant,
-    stats: HashMap<(Phase, StatKind, Arc<str>), Stat>,
+    stats: HashMap<StatKey, Stat>,
     failures: HashMap<(Phase, Arc<str>, String), (u64, String)>,
     timeline: Vec<Second>,
     users: UserCounts,
     live: Live,
-    total: Histogram<u64>,
-    total_failures: u64,
-    /// Of `total_failures`: failures of request steps that sent nothing.
-    total_unsent: u64,
+    /// Every HTTP request of the run.
+    total: Tally,
     agents: Vec<AgentGauges>,
     events: Option<EventCounts>,
     /// The second being filled and its per-step latencies (by completion time).
@@ -145,75 +144,27 @@ pub struct Aggregate {
     prometheus_seen: (u64, u64),
 }
 
-pub use crate::measure::levels::LevelAgg;
-
-/// A histogram's count, failures (`unsent` of them without a request), rate over `secs`
-/// and latency (serialized when asked).
-pub fn totals(
-    h: &Histogram<u64>,
-    failures: u64,
-    unsent: u64,
-    secs: f64,
-    with_histogram: bool,
-) -> Totals {
-    Totals {
-        requests: h.len(),
-        failures,
-        unsent,
-        per_second: h.len() as f64 / secs.max(1e-9),
-        latency_ms: latency(h),
-        histogram: if with_histogram {
-            encode(h)
-        } else {
-            String::new()
-        },
-    }
-}
-
+/// One step's samples, and its method once a sample named it.
 struct Stat {
     method: Option<&'static str>,
-    hist: Histogram<u64>,
-    failures: u64,
-    /// Of `failures`: those without a sample.
-    unsent: u64,
+    tally: Tally,
 }
 
 impl Stat {
-    /// Adds one sample to the statistic of `key` in `map`, made on first use.
-    fn record(
-        map: &mut HashMap<StatKey, Stat>,
-        key: StatKey,
-        method: Option<&'static str>,
-        micros: u64,
-        failed: bool,
-    ) {
-        let s = Stat::of(map, key, method);
-        histogram::record(&mut s.hist, micros);
-        s.failures += u64::from(failed);
-    }
-
-    /// Counts a failure without a sample in the statistic of `key`.
-    fn record_unsent(map: &mut HashMap<StatKey, Stat>, key: StatKey) {
-        let s = Stat::of(map, key, None);
-        s.failures += 1;
-        s.unsent += 1;
-    }
-
+    /// The statistic of `key` in `map`, made on first use.
     fn of<'a>(
         map: &'a mut HashMap<StatKey, Stat>,
         key: StatKey,
         method: Option<&'static str>,
-    ) -> &'a mut Stat {
+    ) -> &'a mut Tally {
         let s = map.entry(key).or_insert_with(|| Stat {
             method,
-            hist: new_histogram(),
-            failures: 0,
-            unsent: 0,
+            tally: Tally::default(),
         });
         if s.method.is_none() {
             s.method = method;
         }
-        s
+        &mut s.tally
     }
 }
 
@@ -265,37 +216,16 @@ pub fn start_with_snapshots(
     let (live_tx, live_rx) = watch::channel(Live::default());
     let (snap_tx, snap_rx) = watch::channel(None);
     let handle = tokio::spawn(async move {
-        let mut agg = Aggregate {
-            start,
-            stats: HashMap::new(),
-            failures: HashMap::new(),
-            timeline: Vec::new(),
-            users: UserCounts::default(),
-            live: Live::default(),
-            total: new_histogram(),
-            total_failures: 0,
-            total_unsent: 0,
-            agents: Vec::new(),
-            events: None,
-            current: 0,
-            this_second: HashMap::new(),
-            series: Vec::new(),
-            levels: Vec::new(),
-            level_steps: histograms.then(HashMap::new),
-            closed_level: None,
-            prometheus,
-            prometheus_steps: HashMap::new(),
-            prometheus_seen: (0, 0),
-        };
+        let mut agg = Aggregate::new(start, histograms, prometheus);
         let mut buf = Vec::with_capacity(BATCH_LEN);
         let mut tick = tokio::time::interval(every.unwrap_or(BATCH));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // Samples are taken in batches: while this task pauses it has no waker in the
-        // channel, so users send without waking it (instead of a wake-up per request at
-        // light load, bench/LEAN.md). The pause lasts as long as about BATCH_LEN samples
-        // take to come at the last batch's rate, at most BATCH: a light run wakes this task
-        // once a second, a busy one keeps few samples waiting. Only when a pause brought
-        // nothing does it wait in the channel: a quiet run costs nothing until its next sample.
+        // channel, so users send without waking it (rather than a wake-up per request). The
+        // pause lasts as long as about BATCH_LEN samples take to come at the last batch's
+        // rate, at most BATCH: a light run wakes this task once a second, a busy one keeps
+        // few samples waiting. Only when a pause brought nothing does it wait in the channel:
+        // a quiet run costs nothing until its next sample.
         let mut idle = true;
         let mut open = true;
         let mut pause = FIRST_PAUSE;
@@ -354,6 +284,30 @@ pub fn start_with_snapshots(
 }
 
 impl Aggregate {
+    /// Nothing aggregated yet; `level_steps` keeps the open level's per-step statistics.
+    fn new(start: Instant, level_steps: bool, prometheus: Option<Arc<Exporter>>) -> Aggregate {
+        Aggregate {
+            start,
+            stats: HashMap::new(),
+            failures: HashMap::new(),
+            timeline: Vec::new(),
+            users: UserCounts::default(),
+            live: Live::default(),
+            total: Tally::default(),
+            agents: Vec::new(),
+            events: None,
+            current: 0,
+            this_second: HashMap::new(),
+            series: Vec::new(),
+            levels: Vec::new(),
+            level_steps: level_steps.then(HashMap::new),
+            closed_level: None,
+            prometheus,
+            prometheus_steps: HashMap::new(),
+            prometheus_seen: (0, 0),
+        }
+    }
+
     fn second(&mut self, at: Instant) -> &mut Second {
         let t = at.saturating_duration_since(self.start).as_secs();
         while self.timeline.len() as u64 <= t {
@@ -412,6 +366,12 @@ impl Aggregate {
         }
     }
 
+    /// The per-step statistics of the open level, when they are kept.
+    fn open_level_steps(&mut self) -> Option<&mut HashMap<StatKey, Stat>> {
+        let open = open_level(&self.levels).is_some();
+        self.level_steps.as_mut().filter(|_| open)
+    }
+
     fn add(&mut self, e: Event) {
         // A change of the users or their target (by its own time): the seconds before it end
         // with the figures before it, its own second with the new ones.
@@ -428,102 +388,14 @@ impl Aggregate {
                 micros,
                 at,
                 failure,
-            } => {
-                self.roll(at + Duration::from_micros(micros));
-                let slot = self
-                    .this_second
-                    .entry((phase, kind, name.clone()))
-                    .or_insert_with(|| (Recent::default(), 0));
-                slot.0.record(micros);
-                slot.1 += u64::from(failure.is_some());
-                let failed = failure.is_some();
-                let key = (phase, kind, name.clone());
-                if let Some(steps) = self
-                    .level_steps
-                    .as_mut()
-                    .filter(|_| self.levels.last().is_some_and(|l| l.to.is_none()))
-                {
-                    Stat::record(steps, key.clone(), method, micros, failed);
-                }
-                if let Some(s) = self.prometheus_series(&key) {
-                    s.sample(micros.max(1), failed);
-                }
-                Stat::record(&mut self.stats, key, method, micros, failed);
-                if let Some(level) = self.levels.last_mut().filter(|l| l.to.is_none()) {
-                    match kind {
-                        StatKind::Http => {
-                            histogram::record(&mut level.http, micros);
-                            level.http_failures += u64::from(failed);
-                        }
-                        StatKind::Event => {
-                            histogram::record(&mut level.events, micros);
-                            level.event_failures += u64::from(failed);
-                        }
-                        _ => {}
-                    }
-                }
-                if let Some(f) = failure {
-                    let entry = self
-                        .failures
-                        .entry((phase, name, f.reason))
-                        .or_insert((0, f.detail));
-                    entry.0 += 1;
-                }
-                if kind == StatKind::Http {
-                    histogram::record(&mut self.total, micros);
-                    self.live.requests += 1;
-                    self.total_failures += u64::from(failed);
-                    self.live.failures += u64::from(failed);
-                    let sec = self.second(at);
-                    sec.requests += 1;
-                    sec.failures += u64::from(failed);
-                } else if failed {
-                    self.live.failures += 1;
-                    self.second(at).failures += 1;
-                }
-            }
+            } => self.add_sample((phase, kind, name), method, micros, at, failure),
             Event::Failure {
                 phase,
                 kind,
                 name,
                 at,
                 failure,
-            } => {
-                // Not in the per-second latency series: there is no latency to chart.
-                let key = (phase, kind, name.clone());
-                if let Some(steps) = self
-                    .level_steps
-                    .as_mut()
-                    .filter(|_| self.levels.last().is_some_and(|l| l.to.is_none()))
-                {
-                    Stat::record_unsent(steps, key.clone());
-                }
-                if let Some(s) = self.prometheus_series(&key) {
-                    s.failure();
-                }
-                Stat::record_unsent(&mut self.stats, key);
-                if let Some(level) = self.levels.last_mut().filter(|l| l.to.is_none()) {
-                    match kind {
-                        StatKind::Http => {
-                            level.http_failures += 1;
-                            level.http_unsent += 1;
-                        }
-                        StatKind::Event => level.event_failures += 1,
-                        _ => {}
-                    }
-                }
-                let entry = self
-                    .failures
-                    .entry((phase, name, failure.reason))
-                    .or_insert((0, failure.detail));
-                entry.0 += 1;
-                if kind == StatKind::Http {
-                    self.total_failures += 1;
-                    self.total_unsent += 1;
-                }
-                self.live.failures += 1;
-                self.second(at).failures += 1;
-            }
+            } => self.add_failure((phase, kind, name), at, failure),
             Event::UserStarted(_) => {
                 self.users.started += 1;
                 self.live.users += 1;
@@ -533,40 +405,8 @@ impl Aggregate {
             Event::StoppedByError => self.users.stopped_by_error += 1,
             Event::Iteration => self.users.iterations += 1,
             Event::Target { users, .. } => self.live.target = users,
-            Event::Level { next, at } => {
-                let t = at.saturating_duration_since(self.start).as_secs_f64();
-                let index = self.levels.len().saturating_sub(1);
-                if let Some(open) = self.levels.last_mut().filter(|l| l.to.is_none()) {
-                    open.to = Some(t);
-                    if let Some(steps) = &self.level_steps {
-                        self.closed_level = Some(Arc::new(level_view(index, open, steps, t)));
-                    }
-                    open.close(t);
-                }
-                if let Some(steps) = &mut self.level_steps {
-                    steps.clear();
-                }
-                if let Some(next) = next {
-                    self.levels.push(LevelAgg::new(next, t));
-                }
-            }
-            Event::Gauge {
-                agent,
-                at,
-                mut sample,
-            } => {
-                sample.t = at.saturating_duration_since(self.start).as_secs_f64();
-                if let Some(p) = &self.prometheus {
-                    p.agent(&agent, &sample);
-                }
-                match self.agents.iter_mut().find(|a| a.name == agent) {
-                    Some(a) => a.samples.push(sample),
-                    None => self.agents.push(AgentGauges {
-                        name: agent,
-                        samples: vec![sample],
-                    }),
-                }
-            }
+            Event::Level { next, at } => self.next_level(next, at),
+            Event::Gauge { agent, at, sample } => self.add_gauge(agent, at, sample),
             Event::EventCounts {
                 received,
                 duplicates,
@@ -577,10 +417,124 @@ impl Aggregate {
                 })
             }
         }
+        self.update_users(changed);
+    }
+
+    /// A step's sample: its statistics, the open level's, the second's and the failures.
+    fn add_sample(
+        &mut self,
+        key: StatKey,
+        method: Option<&'static str>,
+        micros: u64,
+        at: Instant,
+        failure: Option<Failure>,
+    ) {
+        let failed = failure.is_some();
+        self.roll(at + Duration::from_micros(micros));
+        let slot = self
+            .this_second
+            .entry(key.clone())
+            .or_insert_with(|| (Recent::default(), 0));
+        slot.0.record(micros);
+        slot.1 += u64::from(failed);
+        if let Some(steps) = self.open_level_steps() {
+            Stat::of(steps, key.clone(), method).record(micros, failed);
+        }
+        if let Some(s) = self.prometheus_series(&key) {
+            s.sample(micros.max(1), failed);
+        }
+        Stat::of(&mut self.stats, key.clone(), method).record(micros, failed);
+        if let Some(level) = open_level_mut(&mut self.levels).and_then(|l| l.tally(key.1)) {
+            level.record(micros, failed);
+        }
+        let (phase, kind, name) = key;
+        if let Some(f) = failure {
+            self.add_failure_group(phase, name, f);
+        }
+        if kind == StatKind::Http {
+            self.total.record(micros, failed);
+            self.live.requests += 1;
+            self.live.failures += u64::from(failed);
+            let sec = self.second(at);
+            sec.requests += 1;
+            sec.failures += u64::from(failed);
+        } else if failed {
+            self.live.failures += 1;
+            self.second(at).failures += 1;
+        }
+    }
+
+    /// A step that failed without a sample. Not in the per-second latency series: there is
+    /// no latency to chart.
+    fn add_failure(&mut self, key: StatKey, at: Instant, failure: Failure) {
+        if let Some(steps) = self.open_level_steps() {
+            Stat::of(steps, key.clone(), None).record_unsent();
+        }
+        if let Some(s) = self.prometheus_series(&key) {
+            s.failure();
+        }
+        Stat::of(&mut self.stats, key.clone(), None).record_unsent();
+        if let Some(level) = open_level_mut(&mut self.levels).and_then(|l| l.tally(key.1)) {
+            level.record_unsent();
+        }
+        let (phase, kind, name) = key;
+        self.add_failure_group(phase, name, failure);
+        if kind == StatKind::Http {
+            self.total.record_unsent();
+        }
+        self.live.failures += 1;
+        self.second(at).failures += 1;
+    }
+
+    /// Counts a failure by its step and reason, keeping the first detail as the example.
+    fn add_failure_group(&mut self, phase: Phase, name: Arc<str>, failure: Failure) {
+        self.failures
+            .entry((phase, name, failure.reason))
+            .or_insert((0, failure.detail))
+            .0 += 1;
+    }
+
+    /// Closes the open load level at `at` (judged, when thresholds are checked during the
+    /// run) and opens `next`.
+    fn next_level(&mut self, next: Option<crate::plan::shape::Level>, at: Instant) {
+        let t = at.saturating_duration_since(self.start).as_secs_f64();
+        let index = self.levels.len().saturating_sub(1);
+        if let Some(open) = open_level_mut(&mut self.levels) {
+            open.to = Some(t);
+            if let Some(steps) = &self.level_steps {
+                self.closed_level = Some(Arc::new(level_view(index, open, steps, t)));
+            }
+            open.close(t);
+        }
+        if let Some(steps) = &mut self.level_steps {
+            steps.clear();
+        }
+        if let Some(next) = next {
+            self.levels.push(LevelAgg::new(next, t));
+        }
+    }
+
+    fn add_gauge(&mut self, agent: String, at: Instant, mut sample: crate::results::GaugeSample) {
+        sample.t = at.saturating_duration_since(self.start).as_secs_f64();
+        if let Some(p) = &self.prometheus {
+            p.agent(&agent, &sample);
+        }
+        match self.agents.iter_mut().find(|a| a.name == agent) {
+            Some(a) => a.samples.push(sample),
+            None => self.agents.push(AgentGauges {
+                name: agent,
+                samples: vec![sample],
+            }),
+        }
+    }
+
+    /// After each event: the users running where they are shown (Prometheus, the open
+    /// level, and the second of a change) and the Prometheus counters.
+    fn update_users(&mut self, changed: Option<Instant>) {
         let (users, target) = (self.live.users, self.live.target);
         if let Some(p) = &self.prometheus {
             p.users(users, target);
-            // Requests and failures counted above since the last event.
+            // Requests and failures counted since the last event.
             let (requests, failures) = self.prometheus_seen;
             p.counted(
                 self.live.requests.saturating_sub(requests),
@@ -588,7 +542,7 @@ impl Aggregate {
             );
             self.prometheus_seen = (self.live.requests, self.live.failures);
         }
-        if let Some(level) = self.levels.last_mut().filter(|l| l.to.is_none()) {
+        if let Some(level) = open_level_mut(&mut self.levels) {
             level.users = users;
         }
         if let Some(at) = changed {
@@ -614,7 +568,7 @@ impl Aggregate {
             judged.push(closed.clone());
         }
         if let Some(steps) = &self.level_steps
-            && let Some(l) = self.levels.last().filter(|l| l.to.is_none())
+            && let Some(l) = open_level(&self.levels)
         {
             judged.push(Arc::new(level_view(
                 self.levels.len() - 1,
@@ -623,13 +577,7 @@ impl Aggregate {
                 elapsed.as_secs_f64(),
             )));
         }
-        let total = totals(
-            &self.total,
-            self.total_failures,
-            self.total_unsent,
-            secs,
-            with_histograms,
-        );
+        let total = self.total.totals(secs, with_histograms);
         let mut failures: Vec<FailureGroup> = self
             .failures
             .iter()
@@ -698,25 +646,24 @@ pub struct LevelView {
     pub stats: Vec<StepStats>,
 }
 
+/// The last load level, while the shape is in it.
+fn open_level(levels: &[LevelAgg]) -> Option<&LevelAgg> {
+    levels.last().filter(|l| l.is_open())
+}
+
+/// [`open_level`], to record in.
+fn open_level_mut(levels: &mut [LevelAgg]) -> Option<&mut LevelAgg> {
+    levels.last_mut().filter(|l| l.is_open())
+}
+
 /// Per-step statistics, sorted; histograms serialized only when asked.
 fn step_stats(map: &HashMap<StatKey, Stat>, secs: f64, with_histograms: bool) -> Vec<StepStats> {
     let mut stats: Vec<StepStats> = map
         .iter()
-        .map(|((phase, kind, name), s)| StepStats {
-            phase: *phase,
-            kind: *kind,
-            name: name.to_string(),
-            method: s.method.map(str::to_string),
-            count: s.hist.len(),
-            failures: s.failures,
-            unsent: s.unsent,
-            latency_ms: latency(&s.hist),
-            per_second: s.hist.len() as f64 / secs,
-            histogram: if with_histograms {
-                encode(&s.hist)
-            } else {
-                String::new()
-            },
+        .map(|((phase, kind, name), s)| {
+            let key = (*phase, *kind, name.to_string());
+            let method = s.method.map(str::to_string);
+            s.tally.step_stats(key, method, secs, with_histograms)
         })
         .collect();
     stats.sort_by(|a, b| (a.phase, a.kind, &a.name).cmp(&(b.phase, b.kind, &b.name)));
@@ -730,7 +677,7 @@ fn level_view(index: usize, l: &LevelAgg, steps: &HashMap<StatKey, Stat>, now: f
         index,
         closed: l.to.is_some(),
         target_users: l.level.users,
-        total: totals(&l.http, l.http_failures, l.http_unsent, secs, true),
+        total: l.http.totals(secs, true),
         stats: step_stats(steps, secs, true),
     }
 }
@@ -738,31 +685,11 @@ fn level_view(index: usize, l: &LevelAgg, steps: &HashMap<StatKey, Stat>, now: f
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::measure::histogram::decode;
-
-    #[test]
-    fn histograms_round_trip_and_merge_exactly() {
-        let mut a = new_histogram();
-        let mut b = new_histogram();
-        for v in 1..=1000u64 {
-            a.record(v * 7).unwrap();
-            b.record(v * 13).unwrap();
-        }
-        let mut merged = decode(&encode(&a)).unwrap();
-        merged.add(decode(&encode(&b)).unwrap()).unwrap();
-        let mut direct = a.clone();
-        direct.add(&b).unwrap();
-        assert_eq!(merged.len(), 2000);
-        assert_eq!(
-            merged.value_at_quantile(0.99),
-            direct.value_at_quantile(0.99)
-        );
-    }
 
     #[tokio::test]
     async fn aggregates_counts_and_failures() {
         let start = Instant::now();
-        let (rec, _live, handle) = start_for_test(start);
+        let (rec, _live, handle) = super::start(start);
         let name: Arc<str> = Arc::from("ping");
         for i in 0..10u64 {
             let failure = (i % 5 == 0).then(|| Failure {
@@ -786,15 +713,5 @@ mod tests {
         assert_eq!((total.requests, total.failures), (10, 2));
         assert_eq!((failures[0].count, failures[0].example.as_str()), (2, "#0"));
         assert_eq!(timeline[0].requests, 10);
-    }
-
-    fn start_for_test(
-        s: Instant,
-    ) -> (
-        Recorder,
-        watch::Receiver<Live>,
-        tokio::task::JoinHandle<Aggregate>,
-    ) {
-        start(s)
     }
 }

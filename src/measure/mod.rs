@@ -4,10 +4,12 @@
 //!
 //! It may import the plan and results layers, never the engine or the reporters.
 
-pub mod histogram;
-pub mod levels;
-pub mod merge;
+pub(crate) mod histogram;
+pub(crate) mod levels;
+pub(crate) mod merge;
+// The aggregator is part of the library's surface: integration tests drive it with events.
 pub mod metrics;
-pub mod prometheus;
-pub mod thresholds;
-pub mod watched;
+pub(crate) mod prometheus;
+pub(crate) mod tally;
+pub(crate) mod thresholds;
+pub(crate) mod watched;

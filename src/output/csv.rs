@@ -319,7 +319,14 @@ mod tests {
         let mut rd = csv::Reader::from_reader(text.as_bytes());
         let header = rd.headers().unwrap().clone();
         let col = |n: &str| header.iter().position(|h| h == n).unwrap();
-        for (rec, s) in rd.records().map(Result::unwrap).zip(&r.stats) {
+        let records: Vec<_> = rd.records().map(Result::unwrap).collect();
+        assert_eq!(
+            records.len(),
+            r.stats.len() + 1,
+            "a row per step and the total"
+        );
+        assert_eq!(&records[r.stats.len()][col("Name")], "Aggregated");
+        for (rec, s) in records.iter().zip(&r.stats) {
             assert_eq!(&rec[col("Name")], s.name);
             assert_eq!(
                 rec[col("Median Response Time")].parse::<f64>().unwrap(),

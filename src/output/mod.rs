@@ -4,8 +4,10 @@
 //!
 //! It may import the plan, results and measure layers; it never runs anything (no engine).
 
-pub mod csv;
+// The HTML and terminal reports are part of the library's surface (integration tests
+// render them); the rest serves the CLI.
+pub(crate) mod csv;
 pub mod html;
-pub mod live;
+pub(crate) mod live;
 pub mod report;
-pub mod serve;
+pub(crate) mod serve;

@@ -4,14 +4,21 @@
 use std::fmt::Write as _;
 
 use crate::plan::Phase;
-use crate::results::{Results, StatKind};
-
-pub use crate::measure::thresholds::{thresholds, thresholds_of};
-pub use crate::results::Verdict;
+use crate::results::{Results, StatKind, Verdict};
 
 /// The final report as text.
 pub fn render(results: &Results, verdicts: &[Verdict]) -> String {
     let mut out = String::new();
+    header(&mut out, results);
+    step_tables(&mut out, results);
+    levels(&mut out, &results.levels);
+    failures(&mut out, &results.failures);
+    thresholds(&mut out, verdicts);
+    out
+}
+
+/// The plan, the run and its users.
+fn header(out: &mut String, results: &Results) {
     let r = &results.run;
     let _ = writeln!(
         out,
@@ -27,6 +34,10 @@ pub fn render(results: &Results, verdicts: &[Verdict]) -> String {
         "users: {} started, {} completed setup, {} stopped by errors, {} iterations",
         u.started, u.setup_ok, u.stopped_by_error, u.iterations
     );
+}
+
+/// A Locust-style table of steps per phase, then the HTTP total and what the rows mean.
+fn step_tables(out: &mut String, results: &Results) {
     for phase in [Phase::Setup, Phase::Tasks, Phase::Teardown] {
         let rows: Vec<_> = results.stats.iter().filter(|s| s.phase == phase).collect();
         if rows.is_empty() {
@@ -47,74 +58,80 @@ pub fn render(results: &Results, verdicts: &[Verdict]) -> String {
             "req/s"
         );
         for s in rows {
-            let kind = kind_label(s);
             let name: String = if s.name.chars().count() > 40 {
                 format!("{}…", s.name.chars().take(39).collect::<String>())
             } else {
                 s.name.clone()
             };
-            let l = &s.latency_ms;
-            let _ = writeln!(
-                out,
-                "{:<8} {:<40} {:>8} {:>7} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8.2}",
-                kind,
-                name,
-                s.count,
-                s.failures,
-                ms(l.p50),
-                ms(l.p90),
-                ms(l.p95),
-                ms(l.p99),
-                ms(l.max),
-                s.per_second
-            );
+            let counts = (s.count, s.failures, s.per_second);
+            row(out, ("", &kind_label(s)), &name, counts, &s.latency_ms);
         }
     }
     let t = &results.total;
-    let _ = writeln!(
-        out,
-        "\n{:<8} {:<40} {:>8} {:>7} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8.2}",
-        "",
-        "Aggregated (HTTP)",
-        t.requests,
-        t.failures,
-        ms(t.latency_ms.p50),
-        ms(t.latency_ms.p90),
-        ms(t.latency_ms.p95),
-        ms(t.latency_ms.p99),
-        ms(t.latency_ms.max),
-        t.per_second
-    );
+    let counts = (t.requests, t.failures, t.per_second);
+    row(out, ("\n", ""), "Aggregated (HTTP)", counts, &t.latency_ms);
     let _ = writeln!(
         out,
         "(latencies in ms; `state` rows are time until a polled condition held; `take` rows are waits for another user's offer; `event` rows are the time from a step's send until an agent event arrived; `queue` rows are requests that waited for a free connection under target.max_connections)"
     );
-    levels(&mut out, &results.levels);
-    if !results.failures.is_empty() {
-        let _ = writeln!(out, "\nfailures:");
-        for f in &results.failures {
-            let _ = writeln!(
-                out,
-                "  {:>6}x  {:?} / {}: {}",
-                f.count, f.phase, f.name, f.reason
-            );
-            let _ = writeln!(out, "           e.g. {}", f.example);
-        }
+}
+
+/// One row of a step table, after `before` (a blank line or nothing).
+fn row(
+    out: &mut String,
+    (before, kind): (&str, &str),
+    name: &str,
+    (count, failures, per_second): (u64, u64, f64),
+    l: &crate::results::Latency,
+) {
+    let _ = writeln!(
+        out,
+        "{before}{:<8} {:<40} {:>8} {:>7} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8.2}",
+        kind,
+        name,
+        count,
+        failures,
+        ms(l.p50),
+        ms(l.p90),
+        ms(l.p95),
+        ms(l.p99),
+        ms(l.max),
+        per_second
+    );
+}
+
+/// Failures by step and reason, each with an example.
+fn failures(out: &mut String, failures: &[crate::results::FailureGroup]) {
+    if failures.is_empty() {
+        return;
     }
-    if !verdicts.is_empty() {
-        let _ = writeln!(out, "\nthresholds:");
-        for v in verdicts {
-            let _ = writeln!(
-                out,
-                "  {} {:<40} {:<12} measured {}",
-                if v.passed { "PASS" } else { "FAIL" },
-                v.label,
-                v.limit,
-                v.measured
-            );
-        }
+    let _ = writeln!(out, "\nfailures:");
+    for f in failures {
+        let _ = writeln!(
+            out,
+            "  {:>6}x  {:?} / {}: {}",
+            f.count, f.phase, f.name, f.reason
+        );
+        let _ = writeln!(out, "           e.g. {}", f.example);
     }
-    out
+}
+
+/// The thresholds' verdicts.
+fn thresholds(out: &mut String, verdicts: &[Verdict]) {
+    if verdicts.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "\nthresholds:");
+    for v in verdicts {
+        let _ = writeln!(
+            out,
+            "  {} {:<40} {:<12} measured {}",
+            if v.passed { "PASS" } else { "FAIL" },
+            v.label,
+            v.limit,
+            v.measured
+        );
+    }
 }
 
 /// The load levels table: how the target coped in each step or stage of the shape. Shown

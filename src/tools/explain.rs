@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use minijinja::Value;
 
-use crate::plan::compile::{CompiledPlan, CompiledStep, StepKind};
+use crate::plan::compile::{CompiledPlan, CompiledRequest, CompiledStep, StepKind};
 use crate::plan::resolve::{Resolved, describe_shape};
 use crate::plan::shape::Shape;
 use crate::plan::template::{RngCell, Scope, Text};
@@ -124,68 +124,7 @@ fn step_lines(
     }
     out.push('\n');
     match &step.kind {
-        StepKind::Request(r) => {
-            let path = render(plan, scope, &r.path);
-            let url = if path.starts_with("http") {
-                path
-            } else {
-                format!("{}{}", resolved.base_url, path)
-            };
-            let query: Vec<String> = r
-                .query
-                .iter()
-                .map(|(k, v)| format!("{k}={}", render(plan, scope, v)))
-                .collect();
-            let q = if query.is_empty() {
-                String::new()
-            } else {
-                format!("?{}", query.join("&"))
-            };
-            let _ = writeln!(out, "       {} {url}{q}", r.method.as_str());
-            if r.bearer.is_some() {
-                let _ = writeln!(out, "       Authorization: Bearer ***");
-            }
-            for (k, v) in &r.headers {
-                let _ = writeln!(out, "       {k}: {}", render(plan, scope, v));
-            }
-            if let Some(j) = &r.json {
-                let body = plan.templates.render_json(j, scope).map_or_else(
-                    |e| format!("<{}>", crate::plan::template::describe(&e)),
-                    |v| v.to_string(),
-                );
-                let _ = writeln!(out, "       json: {}", redact_json_keys(&body));
-            }
-            if let Some(codes) = &r.status {
-                let _ = writeln!(
-                    out,
-                    "       expect status {}",
-                    codes
-                        .iter()
-                        .map(|c| c.to_string())
-                        .collect::<Vec<_>>()
-                        .join(" or ")
-                );
-            }
-            for e in &r.that {
-                let _ = writeln!(out, "       check {}", plan.templates.source(*e));
-            }
-            for c in &r.captures {
-                let _ = writeln!(
-                    out,
-                    "       capture {} = {} ({:?})",
-                    c.name, c.path, c.select
-                );
-            }
-            if let Some(p) = &r.poll {
-                let _ = writeln!(
-                    out,
-                    "       poll every {} until {} (give up after {})",
-                    crate::plan::duration::format(resolved.durations.get(p.interval)),
-                    plan.templates.source(p.until),
-                    crate::plan::duration::format(resolved.durations.get(p.timeout))
-                );
-            }
-        }
+        StepKind::Request(r) => request_lines(out, plan, resolved, scope, r),
         StepKind::Sleep(d) => {
             let _ = writeln!(
                 out,
@@ -235,6 +174,76 @@ fn step_lines(
                 crate::plan::duration::format(resolved.durations.get(*timeout))
             );
         }
+    }
+}
+
+/// A request as the first user would send it, with what is checked and captured.
+fn request_lines(
+    out: &mut String,
+    plan: &CompiledPlan,
+    resolved: &Resolved,
+    scope: &Value,
+    r: &CompiledRequest,
+) {
+    let path = render(plan, scope, &r.path);
+    let url = if path.starts_with("http") {
+        path
+    } else {
+        format!("{}{}", resolved.base_url, path)
+    };
+    let query: Vec<String> = r
+        .query
+        .iter()
+        .map(|(k, v)| format!("{k}={}", render(plan, scope, v)))
+        .collect();
+    let q = if query.is_empty() {
+        String::new()
+    } else {
+        format!("?{}", query.join("&"))
+    };
+    let _ = writeln!(out, "       {} {url}{q}", r.method.as_str());
+    if r.bearer.is_some() {
+        let _ = writeln!(out, "       Authorization: Bearer ***");
+    }
+    for (k, v) in &r.headers {
+        let _ = writeln!(out, "       {k}: {}", render(plan, scope, v));
+    }
+    if let Some(j) = &r.json {
+        let body = plan.templates.render_json(j, scope).map_or_else(
+            |e| format!("<{}>", crate::plan::template::describe(&e)),
+            |v| v.to_string(),
+        );
+        let _ = writeln!(out, "       json: {}", redact_json_keys(&body));
+    }
+    if let Some(codes) = &r.status {
+        let _ = writeln!(
+            out,
+            "       expect status {}",
+            codes
+                .iter()
+                .map(|c| c.to_string())
+                .collect::<Vec<_>>()
+                .join(" or ")
+        );
+    }
+    for e in &r.that {
+        let _ = writeln!(out, "       check {}", plan.templates.source(*e));
+    }
+    for c in &r.captures {
+        let _ = writeln!(
+            out,
+            "       capture {} = {} ({:?})",
+            c.name, c.path, c.select
+        );
+    }
+    if let Some(p) = &r.poll {
+        let _ = writeln!(
+            out,
+            "       poll every {} until {} (give up after {})",
+            crate::plan::duration::format(resolved.durations.get(p.interval)),
+            plan.templates.source(p.until),
+            crate::plan::duration::format(resolved.durations.get(p.timeout))
+        );
     }
 }
 

@@ -3,5 +3,5 @@
 //!
 //! They may import the plan, results and measure layers, never the engine or the reporters.
 
-pub mod explain;
-pub mod trace_sink;
+pub(crate) mod explain;
+pub(crate) mod trace_sink;

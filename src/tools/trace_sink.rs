@@ -1,17 +1,25 @@
 //! `acaload trace-sink`: stands in for logstash as ACA-Py's `--trace-target`. It answers
 //! every trace event at once, aggregates `elapsed_milli` by label, `traced_type` and
-//! `outcome`, serves the summary as JSON, and can forward raw events to ELK.
+//! `outcome`, serves the summary as JSON, and can forward raw events to ELK. A plain HTTP/1
+//! server, like the engine's webhook listener.
 
 use std::collections::BTreeMap;
+use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use axum::extract::State;
-use axum::http::StatusCode;
-use axum::routing::get;
+use bytes::Bytes;
 use hdrhistogram::Histogram;
+use http_body_util::{BodyExt as _, Full, LengthLimitError, Limited};
+use hyper::header::{ALLOW, CONTENT_TYPE, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
 use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// The largest trace event accepted (2 MiB); larger ones are refused (413).
+const MAX_EVENT: usize = 2 << 20;
 
 /// Settings of a sink.
 #[derive(Debug, Clone)]
@@ -137,7 +145,7 @@ impl Report {
 #[derive(Clone)]
 struct Shared {
     summary: Arc<Mutex<Summary>>,
-    forward: Option<mpsc::Sender<axum::body::Bytes>>,
+    forward: Option<mpsc::Sender<Bytes>>,
 }
 
 /// Runs the sink until `stop`; returns the final report. `bound` receives the address.
@@ -166,17 +174,14 @@ pub async fn run(
         summary: summary.clone(),
         forward,
     };
-    let app = axum::Router::new()
-        .route("/summary", get(serve_summary))
-        .fallback(receive)
-        .with_state(shared);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(stop.cancelled_owned())
-        .await
-        .map_err(|e| e.to_string())?;
+    serve(listener, stop, move |request| {
+        let shared = shared.clone();
+        async move { answer(&shared, request).await }
+    })
+    .await;
     if let Some(f) = forwarder {
-        // The router (and its sender) are gone; let queued events go out.
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), f).await;
+        // The server (and its sender) are gone; let queued events go out.
+        let _ = tokio::time::timeout(Duration::from_secs(5), f).await;
     }
     let report = summary
         .lock()
@@ -185,7 +190,39 @@ pub async fn run(
     Ok(report)
 }
 
-async fn receive(State(shared): State<Shared>, body: axum::body::Bytes) -> StatusCode {
+/// `GET /summary` is the summary as JSON; any other request is a trace event.
+async fn answer(shared: &Shared, request: Request<hyper::body::Incoming>) -> Response<Full<Bytes>> {
+    let status = |status: StatusCode| {
+        let mut response = Response::new(Full::default());
+        *response.status_mut() = status;
+        response
+    };
+    if request.uri().path() == "/summary" {
+        if !matches!(*request.method(), Method::GET | Method::HEAD) {
+            let mut response = status(StatusCode::METHOD_NOT_ALLOWED);
+            response
+                .headers_mut()
+                .insert(ALLOW, HeaderValue::from_static("GET,HEAD"));
+            return response;
+        }
+        let mut response = Response::new(Full::new(Bytes::from(serve_summary(shared))));
+        response
+            .headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        return response;
+    }
+    match Limited::new(request.into_body(), MAX_EVENT).collect().await {
+        Ok(body) => {
+            receive(shared, body.to_bytes());
+            // ACA-Py posts trace events synchronously from its event loop: answer at once.
+            status(StatusCode::OK)
+        }
+        Err(e) if e.is::<LengthLimitError>() => status(StatusCode::PAYLOAD_TOO_LARGE),
+        Err(_) => status(StatusCode::BAD_REQUEST),
+    }
+}
+
+fn receive(shared: &Shared, body: Bytes) {
     match serde_json::from_slice::<serde_json::Value>(&body) {
         Ok(event) => {
             if let Ok(mut s) = shared.summary.lock() {
@@ -204,11 +241,10 @@ async fn receive(State(shared): State<Shared>, body: axum::body::Bytes) -> Statu
             }
         }
     }
-    // ACA-Py posts trace events synchronously from its event loop: answer at once.
-    StatusCode::OK
 }
 
-async fn serve_summary(State(shared): State<Shared>) -> axum::Json<Report> {
+/// The summary as JSON.
+fn serve_summary(shared: &Shared) -> Vec<u8> {
     let report = shared.summary.lock().map(|s| s.report()).unwrap_or(Report {
         received: 0,
         not_json: 0,
@@ -216,17 +252,56 @@ async fn serve_summary(State(shared): State<Shared>) -> axum::Json<Report> {
         forward_failed: 0,
         rows: Vec::new(),
     });
-    axum::Json(report)
+    serde_json::to_vec(&report).unwrap_or_default()
 }
 
-async fn forward_loop(
-    url: String,
-    mut rx: mpsc::Receiver<axum::body::Bytes>,
-    summary: Arc<Mutex<Summary>>,
-) {
+/// Serves HTTP/1 on `listener` until `stop`, a task per connection. At `stop` each connection
+/// finishes the request it is in and closes; this returns when the last one has.
+async fn serve<F, R>(listener: tokio::net::TcpListener, stop: CancellationToken, handle: F)
+where
+    F: Fn(Request<hyper::body::Incoming>) -> R + Clone + Send + 'static,
+    R: Future<Output = Response<Full<Bytes>>> + Send + 'static,
+{
+    let connections = TaskTracker::new();
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = stop.cancelled() => break,
+        };
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            // Out of file descriptors and the like: try again shortly, do not spin.
+            Err(_) => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let handle = handle.clone();
+        let stop = stop.clone();
+        connections.spawn(async move {
+            let service = hyper::service::service_fn(move |request| {
+                let response = handle(request);
+                async move { Ok::<_, Infallible>(response.await) }
+            });
+            let connection = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            tokio::pin!(connection);
+            tokio::select! {
+                _ = connection.as_mut() => return,
+                _ = stop.cancelled() => {}
+            }
+            connection.as_mut().graceful_shutdown();
+            let _ = connection.await;
+        });
+    }
+    connections.close();
+    connections.wait().await;
+}
+
+async fn forward_loop(url: String, mut rx: mpsc::Receiver<Bytes>, summary: Arc<Mutex<Summary>>) {
     let client = match reqwest::Client::builder()
         .no_proxy()
-        .timeout(std::time::Duration::from_secs(10))
+        .timeout(Duration::from_secs(10))
         .build()
     {
         Ok(c) => c,
@@ -276,5 +351,80 @@ mod tests {
         );
         assert_eq!(r.rows[1].outcome, "OutboundTransportManager.DELIVER.END");
         assert!((r.rows[0].mean_ms - 4.0).abs() < 0.01);
+    }
+
+    /// Starts a sink on a free loopback port; returns its address and its report's task.
+    async fn sink(
+        forward: Option<String>,
+        stop: &CancellationToken,
+    ) -> (
+        std::net::SocketAddr,
+        tokio::task::JoinHandle<Result<Report, String>>,
+    ) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let cfg = SinkConfig {
+            listen: "127.0.0.1:0".into(),
+            forward,
+        };
+        let task = tokio::spawn(run(cfg, stop.clone(), tx));
+        (rx.await.unwrap(), task)
+    }
+
+    #[tokio::test]
+    async fn receives_events_serves_the_summary_and_forwards() {
+        let (elk_stop, stop) = (CancellationToken::new(), CancellationToken::new());
+        let (elk, elk_report) = sink(None, &elk_stop).await;
+        let (addr, report) = sink(Some(format!("http://{elk}/")), &stop).await;
+        let client = reqwest::Client::builder().no_proxy().build().unwrap();
+        let event = serde_json::json!({"handler": "mediator", "traced_type": "t", "outcome": "o", "elapsed_milli": 2.0});
+        for path in ["/", "/any/path"] {
+            let r = client
+                .post(format!("http://{addr}{path}"))
+                .json(&event)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), reqwest::StatusCode::OK);
+        }
+        let r = client
+            .post(format!("http://{addr}/"))
+            .body("not json")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), reqwest::StatusCode::OK, "answered all the same");
+        let r = client
+            .post(format!("http://{addr}/"))
+            .body(vec![b' '; MAX_EVENT + 1])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), reqwest::StatusCode::PAYLOAD_TOO_LARGE);
+        let r = client
+            .post(format!("http://{addr}/summary"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), reqwest::StatusCode::METHOD_NOT_ALLOWED);
+
+        let r = client
+            .get(format!("http://{addr}/summary"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.headers()["content-type"], "application/json");
+        let served: Report = r.json().await.unwrap();
+        assert_eq!((served.received, served.not_json), (2, 1));
+        assert_eq!(served.rows.len(), 1);
+        assert_eq!(served.rows[0].count, 2);
+
+        stop.cancel();
+        let report = report.await.unwrap().unwrap();
+        assert_eq!((report.received, report.not_json), (2, 1));
+        assert_eq!((report.forwarded, report.forward_failed), (2, 0));
+        elk_stop.cancel();
+        let elk_report = elk_report.await.unwrap().unwrap();
+        assert_eq!(elk_report.received, 2, "the raw events were forwarded");
+        assert_eq!(elk_report.rows[0].label, "mediator");
     }
 }

@@ -148,17 +148,35 @@ fn wallets(stack: &Stack) -> usize {
     count(&stack.agent("/multitenancy/wallets"))
 }
 
-#[test]
-fn agents_killed_and_restarted_mid_run() {
-    if skipped("fault tests against real ACA-Py") {
-        return;
+/// A fresh stack for one fault, its mediator warmed up; None when real-stack tests are off.
+fn stack(name: &str) -> Option<Stack> {
+    if skipped(&format!("fault test `{name}` against real ACA-Py")) {
+        return None;
     }
-    let stack = Stack::up("faults", Ports(4600));
+    let stack = Stack::up(name, Ports(4600));
     warm_up(&stack);
-    agent_restarted(&stack);
-    mediator_killed(&stack);
-    stack.control("restart", "mediator");
-    agent_killed(&stack);
+    Some(stack)
+}
+
+#[test]
+fn agent_restarted_mid_run() {
+    if let Some(stack) = stack("faults-agent-restarted") {
+        agent_restarted(&stack);
+    }
+}
+
+#[test]
+fn mediator_killed_mid_run() {
+    if let Some(stack) = stack("faults-mediator-killed") {
+        mediator_killed(&stack);
+    }
+}
+
+#[test]
+fn agent_killed_mid_run() {
+    if let Some(stack) = stack("faults-agent-killed") {
+        agent_killed(&stack);
+    }
 }
 
 /// The first grant of a fresh mediator creates its routing DID; concurrent first grants race.

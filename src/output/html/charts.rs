@@ -1,9 +1,9 @@
 //! The report's charts: users, throughput, latency over time, agent gauges, percentile curves.
 
-use super::svg::{Line, Spec, chart};
-use super::view::{ChartView, StepCard, plural};
-
 use hdrhistogram::Histogram;
+use serde::Serialize;
+
+use super::svg::{ChartView, Line, Spec, chart};
 
 use crate::output::report::{kind_label, ms, phase_name};
 use crate::results::{Results, StatKind, StepStats};
@@ -15,6 +15,17 @@ pub(super) const GREY: &str = "#6b7280";
 pub(super) const PALETTE: [&str; 8] = [
     "#2563eb", "#ea8a0c", "#16a34a", "#dc2626", "#7c3aed", "#0891b2", "#be185d", "#854d0e",
 ];
+
+#[derive(Serialize)]
+pub(super) struct StepCard {
+    pub(super) kind: String,
+    pub(super) name: String,
+    pub(super) phase: &'static str,
+    pub(super) summary: String,
+    pub(super) failed: bool,
+    pub(super) over_time: ChartView,
+    pub(super) distribution: ChartView,
+}
 
 pub(super) fn users_chart(results: &Results, time_max: f64) -> ChartView {
     let tl = &results.timeline;
@@ -216,4 +227,8 @@ pub(super) fn percentile_curve(h: &Histogram<u64>) -> Vec<(f64, f64)> {
         out.push((x, y));
     }
     out
+}
+
+pub(super) fn plural(n: u64) -> &'static str {
+    if n == 1 { "" } else { "s" }
 }

@@ -1,7 +1,23 @@
 //! A small SVG line chart: axes, grid, polylines. Hand-written to keep the report a
 //! single dependency-free file.
 
-use super::view::{ChartView, Legend};
+use serde::Serialize;
+
+/// A chart as the template shows it: the SVG and its legend.
+#[derive(Serialize)]
+pub(super) struct ChartView {
+    pub(super) title: String,
+    pub(super) caption: String,
+    pub(super) svg: String,
+    pub(super) legend: Vec<Legend>,
+}
+
+#[derive(Serialize)]
+pub(super) struct Legend {
+    pub(super) label: String,
+    pub(super) color: &'static str,
+    pub(super) dash: bool,
+}
 
 pub(super) struct Line {
     pub(super) label: String,
@@ -100,6 +116,30 @@ pub(super) fn chart(title: &str, caption: &str, spec: Spec, lines: Vec<Line>) ->
     }
 }
 
+/// Where a chart draws: the whole picture (`w` × `h`), the plot inside its margins, and the
+/// data ranges its axes span.
+struct Frame {
+    w: f64,
+    left: f64,
+    right: f64,
+    top: f64,
+    /// The plot's width and height.
+    pw: f64,
+    ph: f64,
+    x_max: f64,
+    y_max: f64,
+}
+
+impl Frame {
+    fn sx(&self, x: f64) -> f64 {
+        self.left + x.clamp(0.0, self.x_max) / self.x_max * self.pw
+    }
+
+    fn sy(&self, y: f64) -> f64 {
+        self.top + self.ph - y.clamp(0.0, self.y_max) / self.y_max * self.ph
+    }
+}
+
 pub(super) fn svg(title: &str, spec: &Spec, lines: &[Line]) -> String {
     use std::fmt::Write as _;
     let (left, right, top, bottom) = (46.0, 16.0, 24.0, 22.0);
@@ -110,7 +150,43 @@ pub(super) fn svg(title: &str, spec: &Spec, lines: &[Line]) -> String {
         .flat_map(|l| l.points.iter().map(|p| p.1))
         .fold(0.0, f64::max);
     let (y_step, y_max) = y_axis(data_max, spec.integer);
-    let (x_max, x_ticks) = match spec.x {
+    let (x_max, x_ticks) = x_ticks(spec.x, pw, w);
+    let f = Frame {
+        w,
+        left,
+        right,
+        top,
+        pw,
+        ph,
+        x_max,
+        y_max,
+    };
+    let mut s = String::new();
+    let _ = write!(
+        s,
+        r#"<svg class="chart" viewBox="0 0 {w} {h}" role="img" aria-label="{}">"#,
+        esc(title)
+    );
+    y_grid(&mut s, &f, y_step, spec.unit);
+    x_axis(&mut s, &f, &x_ticks);
+    if lines.iter().all(|l| l.points.is_empty()) {
+        let _ = write!(
+            s,
+            r#"<text x="{:.1}" y="{:.1}" text-anchor="middle" class="empty">no samples</text>"#,
+            left + pw / 2.0,
+            top + ph / 2.0
+        );
+    }
+    for line in lines {
+        polyline(&mut s, &f, line);
+    }
+    s.push_str("</svg>");
+    s
+}
+
+/// The x axis' end and its labelled ticks, for a plot `pw` wide in a chart `w` wide.
+fn x_ticks(x: XScale, pw: f64, w: f64) -> (f64, Vec<(f64, String)>) {
+    match x {
         XScale::Time(max) => {
             // A label ("1m30s") needs about 45 px.
             let step = time_step(max, (pw / 45.0).floor().max(2.0));
@@ -132,45 +208,47 @@ pub(super) fn svg(title: &str, spec: &Spec, lines: &[Line]) -> String {
                 (3.0, "99.9%".into()),
             ],
         ),
-    };
-    let sx = |x: f64| left + x.clamp(0.0, x_max) / x_max * pw;
-    let sy = |y: f64| top + ph - y.clamp(0.0, y_max) / y_max * ph;
-    let mut s = String::new();
-    let _ = write!(
-        s,
-        r#"<svg class="chart" viewBox="0 0 {w} {h}" role="img" aria-label="{}">"#,
-        esc(title)
-    );
-    // Horizontal grid and y labels.
+    }
+}
+
+/// Horizontal grid lines every `y_step` with their labels, and the unit above them.
+fn y_grid(s: &mut String, f: &Frame, y_step: f64, unit: &str) {
+    use std::fmt::Write as _;
     let decimals = if y_step >= 1.0 {
         0
     } else {
         (-y_step.log10().floor()) as usize
     };
-    let intervals = (y_max / y_step).round() as u32;
+    let intervals = (f.y_max / y_step).round() as u32;
     for i in 0..=intervals {
         let y = f64::from(i) * y_step;
-        let py = sy(y);
+        let py = f.sy(y);
         let _ = write!(
             s,
-            r##"<line x1="{left}" y1="{py:.1}" x2="{:.1}" y2="{py:.1}" stroke="{}"/><text x="{:.1}" y="{:.1}" text-anchor="end" class="tick">{y:.decimals$}</text>"##,
-            left + pw,
+            r##"<line x1="{}" y1="{py:.1}" x2="{:.1}" y2="{py:.1}" stroke="{}"/><text x="{:.1}" y="{:.1}" text-anchor="end" class="tick">{y:.decimals$}</text>"##,
+            f.left,
+            f.left + f.pw,
             if i == 0 { "#9ca3af" } else { "#e5e7eb" },
-            left - 5.0,
+            f.left - 5.0,
             py + 3.5,
         );
     }
     let _ = write!(
         s,
         r#"<text x="{:.1}" y="11" text-anchor="end" class="unit">{}</text>"#,
-        left - 5.0,
-        esc(spec.unit)
+        f.left - 5.0,
+        esc(unit)
     );
-    // X ticks.
-    for (x, label) in &x_ticks {
-        let px = sx(*x);
+}
+
+/// Tick marks and labels under the plot.
+fn x_axis(s: &mut String, f: &Frame, ticks: &[(f64, String)]) {
+    use std::fmt::Write as _;
+    let bottom = f.top + f.ph;
+    for (x, label) in ticks {
+        let px = f.sx(*x);
         // The last label ends at its tick instead of running off the chart.
-        let anchor = if px > w - right - 1.0 {
+        let anchor = if px > f.w - f.right - 1.0 {
             "end"
         } else {
             "middle"
@@ -178,51 +256,44 @@ pub(super) fn svg(title: &str, spec: &Spec, lines: &[Line]) -> String {
         let _ = write!(
             s,
             r##"<line x1="{px:.1}" y1="{:.1}" x2="{px:.1}" y2="{:.1}" stroke="#9ca3af"/><text x="{px:.1}" y="{:.1}" text-anchor="{anchor}" class="tick">{}</text>"##,
-            top + ph,
-            top + ph + 4.0,
-            top + ph + 16.0,
+            bottom,
+            bottom + 4.0,
+            bottom + 16.0,
             esc(label)
         );
     }
-    if lines.iter().all(|l| l.points.is_empty()) {
-        let _ = write!(
-            s,
-            r#"<text x="{:.1}" y="{:.1}" text-anchor="middle" class="empty">no samples</text>"#,
-            left + pw / 2.0,
-            top + ph / 2.0
-        );
-    }
-    for line in lines {
-        let dash = if line.dash {
-            r#" stroke-dasharray="5 3""#
+}
+
+/// A line's segments: a polyline each, or a dot for a lone point.
+fn polyline(s: &mut String, f: &Frame, line: &Line) {
+    use std::fmt::Write as _;
+    let dash = if line.dash {
+        r#" stroke-dasharray="5 3""#
+    } else {
+        ""
+    };
+    for seg in segments(&line.points, line.max_gap) {
+        if let [(x, y)] = seg {
+            let _ = write!(
+                s,
+                r#"<circle cx="{:.1}" cy="{:.1}" r="2.5" fill="{}"/>"#,
+                f.sx(*x),
+                f.sy(*y),
+                line.color
+            );
         } else {
-            ""
-        };
-        for seg in segments(&line.points, line.max_gap) {
-            if let [(x, y)] = seg {
-                let _ = write!(
-                    s,
-                    r#"<circle cx="{:.1}" cy="{:.1}" r="2.5" fill="{}"/>"#,
-                    sx(*x),
-                    sy(*y),
-                    line.color
-                );
-            } else {
-                let pts: Vec<String> = seg
-                    .iter()
-                    .map(|(x, y)| format!("{:.1},{:.1}", sx(*x), sy(*y)))
-                    .collect();
-                let _ = write!(
-                    s,
-                    r#"<polyline points="{}" fill="none" stroke="{}" stroke-width="1.8" stroke-linejoin="round"{dash}/>"#,
-                    pts.join(" "),
-                    line.color
-                );
-            }
+            let pts: Vec<String> = seg
+                .iter()
+                .map(|(x, y)| format!("{:.1},{:.1}", f.sx(*x), f.sy(*y)))
+                .collect();
+            let _ = write!(
+                s,
+                r#"<polyline points="{}" fill="none" stroke="{}" stroke-width="1.8" stroke-linejoin="round"{dash}/>"#,
+                pts.join(" "),
+                line.color
+            );
         }
     }
-    s.push_str("</svg>");
-    s
 }
 
 /// Splits points where consecutive x values are more than `max_gap` apart.

@@ -1,13 +1,14 @@
 //! The page model: everything formatted here, so the template only lays it out.
 
-use super::charts::{agent_chart, overlay_chart, step_card, throughput_chart, users_chart};
-
 use serde::Serialize;
 
-use super::svg::seconds;
-use crate::output::report::{Verdict, kind_label, ms, phase_name};
+use super::charts::{
+    StepCard, agent_chart, overlay_chart, plural, step_card, throughput_chart, users_chart,
+};
+use super::svg::{ChartView, seconds};
+use crate::output::report::{kind_label, ms, phase_name};
 use crate::plan::Phase;
-use crate::results::{Outcome, Results, StatKind, StepStats};
+use crate::results::{Outcome, Results, StatKind, StepStats, Verdict};
 
 #[derive(Serialize)]
 pub(super) struct Page {
@@ -106,7 +107,7 @@ pub(super) struct LevelRow {
     event_p50: String,
     event_p95: String,
     event_p99: String,
-    /// One cell triple per name of [`Report::level_agents`]: CPU, most sessions, most RSS.
+    /// One cell triple per name of [`Page::level_agents`]: CPU, most sessions, most RSS.
     agents: Vec<[String; 3]>,
 }
 
@@ -117,32 +118,6 @@ pub(super) struct FailureRow {
     pub(super) step: String,
     pub(super) reason: String,
     pub(super) example: String,
-}
-
-#[derive(Serialize)]
-pub(super) struct ChartView {
-    pub(super) title: String,
-    pub(super) caption: String,
-    pub(super) svg: String,
-    pub(super) legend: Vec<Legend>,
-}
-
-#[derive(Serialize)]
-pub(super) struct Legend {
-    pub(super) label: String,
-    pub(super) color: &'static str,
-    pub(super) dash: bool,
-}
-
-#[derive(Serialize)]
-pub(super) struct StepCard {
-    pub(super) kind: String,
-    pub(super) name: String,
-    pub(super) phase: &'static str,
-    pub(super) summary: String,
-    pub(super) failed: bool,
-    pub(super) over_time: ChartView,
-    pub(super) distribution: ChartView,
 }
 
 pub(super) fn page(results: &Results, verdicts: &[Verdict]) -> Page {
@@ -175,35 +150,8 @@ pub(super) fn page(results: &Results, verdicts: &[Verdict]) -> Page {
                 measured: v.measured.clone(),
             })
             .collect(),
-        phases: [Phase::Setup, Phase::Tasks, Phase::Teardown]
-            .into_iter()
-            .map(|p| PhaseTable {
-                name: phase_name(p),
-                rows: results
-                    .stats
-                    .iter()
-                    .filter(|s| s.phase == p)
-                    .map(row)
-                    .collect(),
-            })
-            .filter(|t| !t.rows.is_empty())
-            .collect(),
-        total: {
-            let t = &results.total;
-            let l = &t.latency_ms;
-            Row {
-                kind: String::new(),
-                name: "Aggregated (HTTP)".into(),
-                count: t.requests,
-                failures: t.failures,
-                median: ms(l.p50),
-                p90: ms(l.p90),
-                p95: ms(l.p95),
-                p99: ms(l.p99),
-                max: ms(l.max),
-                per_second: format!("{:.2}", t.per_second),
-            }
-        },
+        phases: phase_tables(results),
+        total: total_row(&results.total),
         failures: results
             .failures
             .iter()
@@ -218,22 +166,11 @@ pub(super) fn page(results: &Results, verdicts: &[Verdict]) -> Page {
         levels: level_rows(results),
         level_events: results.levels.iter().any(|l| l.events > 0),
         level_agents: crate::output::report::level_agents(results.levels.iter()),
-        overview: vec![users_chart(results, time_max), throughput_chart(results, time_max)],
-        waits: [
-            (
-                StatKind::Event,
-                "Delivery latency",
-                "Time from a step's send until the agent event arrived (event rows), by percentile.",
-            ),
-            (
-                StatKind::Poll,
-                "Time to state",
-                "Time from the first poll until the condition held (state rows), by percentile; polling granularity applies.",
-            ),
-        ]
-        .into_iter()
-        .filter_map(|(kind, title, caption)| overlay_chart(results, kind, title, caption))
-        .collect(),
+        overview: vec![
+            users_chart(results, time_max),
+            throughput_chart(results, time_max),
+        ],
+        waits: wait_charts(results),
         agents: results
             .agents
             .iter()
@@ -257,6 +194,59 @@ pub(super) fn page(results: &Results, verdicts: &[Verdict]) -> Page {
             })
             .collect(),
     }
+}
+
+/// A table of step rows per phase that has steps.
+fn phase_tables(results: &Results) -> Vec<PhaseTable> {
+    [Phase::Setup, Phase::Tasks, Phase::Teardown]
+        .into_iter()
+        .map(|p| PhaseTable {
+            name: phase_name(p),
+            rows: results
+                .stats
+                .iter()
+                .filter(|s| s.phase == p)
+                .map(row)
+                .collect(),
+        })
+        .filter(|t| !t.rows.is_empty())
+        .collect()
+}
+
+/// The row of all HTTP requests.
+fn total_row(t: &crate::results::Totals) -> Row {
+    let l = &t.latency_ms;
+    Row {
+        kind: String::new(),
+        name: "Aggregated (HTTP)".into(),
+        count: t.requests,
+        failures: t.failures,
+        median: ms(l.p50),
+        p90: ms(l.p90),
+        p95: ms(l.p95),
+        p99: ms(l.p99),
+        max: ms(l.max),
+        per_second: format!("{:.2}", t.per_second),
+    }
+}
+
+/// The percentile curves of the waits, one chart per kind that has rows.
+fn wait_charts(results: &Results) -> Vec<ChartView> {
+    [
+        (
+            StatKind::Event,
+            "Delivery latency",
+            "Time from a step's send until the agent event arrived (event rows), by percentile.",
+        ),
+        (
+            StatKind::Poll,
+            "Time to state",
+            "Time from the first poll until the condition held (state rows), by percentile; polling granularity applies.",
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(kind, title, caption)| overlay_chart(results, kind, title, caption))
+    .collect()
 }
 
 /// The load levels worth a row (see [`crate::output::report::shown_levels`]).
@@ -483,8 +473,4 @@ pub(super) fn row(s: &StepStats) -> Row {
         max: ms(l.max),
         per_second: format!("{:.2}", s.per_second),
     }
-}
-
-pub(super) fn plural(n: u64) -> &'static str {
-    if n == 1 { "" } else { "s" }
 }
