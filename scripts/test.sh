@@ -9,6 +9,4 @@ scripts/install-test-deps.sh
 cargo fmt --all -- --check
 cargo clippy --release --all-targets -q -- -D warnings
 RUSTDOCFLAGS="-D warnings" cargo doc --release --no-deps -q
-# The shipped build's PGO profile must be one this rustc reads (rustc alone only warns).
-scripts/build-dist.sh --check-profile
 CI=true cargo test --release --all-targets
