@@ -126,10 +126,10 @@ pub(super) fn run(args: RunArgs) -> u8 {
             &secrets
         )
     );
-    if let Some(path) = &args.out {
-        if code == EXIT_OK {
-            crate::errln!("results written to {}", path.display());
-        }
+    if let Some(path) = &args.out
+        && code == EXIT_OK
+    {
+        crate::errln!("results written to {}", path.display());
     }
     let verdict = super::exit_code(&results);
     match results.run.outcome {
