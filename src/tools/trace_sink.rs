@@ -224,6 +224,8 @@ async fn forward_loop(
     mut rx: mpsc::Receiver<axum::body::Bytes>,
     summary: Arc<Mutex<Summary>>,
 ) {
+    // reqwest has no crypto provider of its own here: it uses rustls's process default.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let client = match reqwest::Client::builder()
         .no_proxy()
         .timeout(std::time::Duration::from_secs(10))

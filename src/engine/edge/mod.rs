@@ -56,6 +56,8 @@ impl EdgeHub {
         timeout: Duration,
         connect_timeout: Duration,
     ) -> Result<Self, String> {
+        // reqwest has no crypto provider of its own here: it uses rustls's process default.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder()
             .no_proxy()
             .redirect(reqwest::redirect::Policy::none())
