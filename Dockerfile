@@ -1,13 +1,10 @@
 # acaload: multi-stage build, small runtime image, non-root, plans and schemas included.
-# The toolchain the PGO profile (pgo/, bench/pgo.sh) was recorded with: an older LLVM cannot
-# read a newer profile's format.
-FROM rust:1.95-slim-bookworm AS build
+FROM rust:slim-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src src
-COPY pgo pgo
-COPY scripts/build-dist.sh scripts/build-dist.sh
-RUN scripts/build-dist.sh --locked && strip target/dist/acaload
+COPY benches benches
+RUN cargo build --profile dist --locked && strip target/dist/acaload
 
 FROM debian:bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates \

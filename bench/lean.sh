@@ -5,7 +5,7 @@
 #   bench/lean.sh                       # 3 interleaved repetitions; medians; ~9 minutes
 #   REPS=1 bench/lean.sh                # one repetition
 #   ACALOAD_BIN=path bench/lean.sh      # measure that binary instead of building this tree
-#                                       # (default: scripts/build-dist.sh, as shipped)
+#                                       # (default: cargo build --profile dist, as shipped)
 #   bench/lean.sh --real-stack          # also the seed's shape on real ACA-Py (see below)
 #
 # Placement, as in bench/run.sh: the stubs on CPU 0 (nginx by its conf, slow_stub.py by
@@ -17,7 +17,7 @@
 # pass in bench/LEAN.md were taken. On one CPU nothing is pinned.
 # Cases (the stubs are separate processes whose CPU is not counted):
 #   instant  bench/think.yaml, 40 users, 1 s think, against the nginx stub of
-#            shared/reference/bench-nginx.conf (answers at once). Target <= 50 us CPU/request.
+#            bench/nginx.conf (answers at once). Target <= 50 us CPU/request.
 #   slow     the same against bench/slow_stub.py answering every request after 40 ms.
 #            Target <= 50 us CPU/request.
 #   idle     bench/idle.yaml: one user that only sleeps. Target <= 1 ms CPU per second.
@@ -63,13 +63,8 @@ WARM=${WARM:-5}
 PORT=${LEAN_PORT:-18180}
 SLOW_PORT=${SLOW_PORT:-18181}
 
-CONF=${BENCH_CONF:-}
-if [[ -z $CONF ]]; then
-    for c in /work/shared/reference/bench-nginx.conf "$ROOT/../shared/reference/bench-nginx.conf"; do
-        [[ -f $c ]] && CONF=$c && break
-    done
-fi
-[[ -f $CONF ]] || { echo "error: bench-nginx.conf not found; set BENCH_CONF" >&2; exit 2; }
+CONF=${BENCH_CONF:-$HERE/nginx.conf}
+[[ -f $CONF ]] || { echo "error: $CONF not found" >&2; exit 2; }
 
 missing=()
 command -v nginx >/dev/null || [[ -x /usr/sbin/nginx ]] || missing+=(nginx-light)
@@ -96,9 +91,9 @@ mkdir -p "$PREFIX/logs" "$PREFIX/temp"
 if [[ -n ${ACALOAD_BIN:-} ]]; then
     cp "$ACALOAD_BIN" "$PREFIX/acaload"
 else
-    # The dist profile (fat LTO, one codegen unit, PGO) is what the Dockerfile ships.
-    echo "building acaload (dist profile, scripts/build-dist.sh)" >&2
-    "$ROOT/scripts/build-dist.sh" -q
+    # The dist profile (fat LTO, one codegen unit) is what the Dockerfile ships.
+    echo "building acaload (cargo build --profile dist)" >&2
+    (cd "$ROOT" && cargo build --profile dist -q)
     cp "$ROOT/target/dist/acaload" "$PREFIX/acaload"
 fi
 ACALOAD=$PREFIX/acaload

@@ -1,28 +1,32 @@
 #!/usr/bin/env bash
-# Records pgo/acaload.profdata, the profile scripts/build-dist.sh optimises the shipped binary
-# with. An instrumented `dist` build runs what acaload spends its time on:
-#   1. plans/mediator.yaml with the seed's shape (10 users every 10 s up to 40, 90 s) against a
-#      local mediator + multitenant ACA-Py: HTTP client, webhook listener, templates, waits;
-#   2. plans/edge-agents.yaml, 20 edge agents for 30 s against the same mediator: DIDComm
-#      packing, WebSockets, forwards;
-#   3. the stub cases of bench/lean.sh (40 users with 1 s think, against nginx and a 40 ms stub).
-# The raw counts are merged sparse (functions never run carry no profile, so a path the runs
-# missed is optimised as without PGO, not as cold code).
+# Builds a profile-guided acaload for a release that wants one. The plain shipped build is
+# `cargo build --profile dist` (the Dockerfile's); this script is optional, its profile is
+# never committed, and no test uses it. From a clone it:
+#   1. builds an instrumented `dist` binary;
+#   2. runs what acaload spends its time on:
+#      plans/mediator.yaml with the seed's shape (10 users every 10 s up to 40, 90 s) against a
+#      local mediator + multitenant ACA-Py (bench/lean-real.sh), then plans/edge-agents.yaml with
+#      20 edge agents for 30 s against the same mediator, then the stub cases of bench/lean.sh
+#      (40 users with 1 s think against bench/nginx.conf and bench/slow_stub.py);
+#   3. merges the counts (sparse: a function the runs never reached is optimised as without a
+#      profile, not as cold code) and builds `dist` with them.
 #
-#   bench/pgo.sh      # ~20 min: two builds and ~4 min of runs; needs rustup's llvm-tools
+#   bench/pgo.sh      # ~20 min; needs rustup's llvm-tools, nginx (installed by bench/lean.sh)
+#                     # and ACA-Py (scripts/acapy-stack.sh install)
+#   -> target/pgo/acaload.profdata and the binary target/pgo/build/dist/acaload
 #
-# Run it after changes to the request, webhook or edge-agent paths, then commit the profile.
+# The profile is recorded and used by the same rustc and the same code in one run, so it is
+# never stale. bench/LEAN.md has what it measured.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(dirname "$HERE")
-GEN=$ROOT/target/pgo-gen
-RAW=$GEN/raw
-OUT=$GEN/runs
+PGO=$ROOT/target/pgo
+RAW=$PGO/raw
+OUT=$PGO/runs
+PROFILE=$PGO/acaload.profdata
 
 profdata() {
-    local sysroot
-    sysroot=$(rustc --print sysroot)
-    find "$sysroot/lib/rustlib" -name llvm-profdata -type f 2>/dev/null | head -1
+    find "$(rustc --print sysroot)/lib/rustlib" -name llvm-profdata -type f 2>/dev/null | head -1
 }
 LLVM_PROFDATA=$(profdata)
 if [[ -z $LLVM_PROFDATA ]]; then
@@ -34,20 +38,25 @@ fi
 
 rm -rf "$RAW" "$OUT"
 mkdir -p "$RAW" "$OUT"
-echo "building the instrumented binary" >&2
-(cd "$ROOT" && CARGO_TARGET_DIR=$GEN RUSTFLAGS="-Cprofile-generate=$RAW" \
+echo "1/3 building the instrumented binary" >&2
+(cd "$ROOT" && CARGO_TARGET_DIR=$PGO/gen RUSTFLAGS="-Cprofile-generate=$RAW" \
     cargo build --profile dist --locked -q)
-BIN=$GEN/dist/acaload
+BIN=$PGO/gen/dist/acaload
 # Build scripts and proc macros were instrumented too and wrote counts while building.
 rm -rf "$RAW" && mkdir -p "$RAW"
 
-echo "1-2/3 plans/mediator.yaml (seed's shape), then plans/edge-agents.yaml (20 agents), on the real stack" >&2
+echo "2/3 runs: the seed's shape and 20 edge agents on the real stack, then the stub cases" >&2
 LEAN_REAL_EDGE=1 "$HERE/lean-real.sh" "$BIN" "$OUT/real" 2>&1 | tail -1 >&2
-
-echo "3/3 bench/lean.sh stub cases" >&2
 LEAN_CASES="instant slow" SECS=15 REPS=1 ACALOAD_BIN=$BIN BENCH_OUT=$OUT/lean \
     "$HERE/lean.sh" >"$OUT/lean.txt" 2>&1
 
-mkdir -p "$ROOT/pgo"
-"$LLVM_PROFDATA" merge --sparse -o "$ROOT/pgo/acaload.profdata" "$RAW"/*.profraw
-echo "wrote pgo/acaload.profdata ($(du -h "$ROOT/pgo/acaload.profdata" | cut -f1)) from the three runs; now scripts/build-dist.sh" >&2
+"$LLVM_PROFDATA" merge --sparse -o "$PROFILE" "$RAW"/*.profraw
+echo "3/3 building dist with $PROFILE ($(du -h "$PROFILE" | cut -f1))" >&2
+# Every crate is built again with the new profile: a fresh target dir costs nothing more.
+# With a profile rustc puts functions in .text.hot / .text.unlikely; the link flag keeps each
+# group together so the hot code shares pages and cache lines.
+rm -rf "$PGO/build"
+(cd "$ROOT" && CARGO_TARGET_DIR=$PGO/build \
+    RUSTFLAGS="-Cprofile-use=$PROFILE -Clink-arg=-Wl,-z,keep-text-section-prefix" \
+    cargo build --profile dist --locked -q)
+echo "built $PGO/build/dist/acaload" >&2

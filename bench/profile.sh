@@ -9,8 +9,7 @@ set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(dirname "$HERE")
 OUT=${1:-$ROOT/target/bench/profile}
-CONF=${BENCH_CONF:-/work/shared/reference/bench-nginx.conf}
-[[ -f $CONF ]] || CONF=$ROOT/../shared/reference/bench-nginx.conf
+CONF=${BENCH_CONF:-$HERE/nginx.conf}
 missing=()
 command -v nginx >/dev/null || [[ -x /usr/sbin/nginx ]] || missing+=(nginx-light)
 command -v perf >/dev/null || missing+=(linux-perf)

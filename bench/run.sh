@@ -53,13 +53,8 @@ QUIET_WAIT=${QUIET_WAIT:-10}
 PORT=18080
 BEARER='Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.x'
 
-CONF=${BENCH_CONF:-}
-if [[ -z $CONF ]]; then
-    for c in /work/shared/reference/bench-nginx.conf "$ROOT/../shared/reference/bench-nginx.conf"; do
-        [[ -f $c ]] && CONF=$c && break
-    done
-fi
-[[ -f $CONF ]] || { echo "error: bench-nginx.conf not found; set BENCH_CONF" >&2; exit 2; }
+CONF=${BENCH_CONF:-$HERE/nginx.conf}
+[[ -f $CONF ]] || { echo "error: $CONF not found" >&2; exit 2; }
 
 # --- tools -------------------------------------------------------------------------------
 missing=()

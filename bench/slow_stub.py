@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The three admin routes of shared/reference/bench-nginx.conf, answered after a delay.
+"""The three admin routes of bench/nginx.conf, answered after a delay.
 
 bench/lean.sh uses it for the "stub that answers after 40 ms" case (nginx-light cannot
 delay a response). HTTP/1.1 keep-alive, one asyncio loop; it runs as its own process, so

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Installs what scripts/test.sh needs beyond Rust, on a fresh Debian/Ubuntu machine:
+# Installs what scripts/test.sh needs beyond a Rust toolchain (any stable rustc at or above
+# Cargo.toml's rust-version), on a fresh Debian/Ubuntu machine:
+#   rustfmt, clippy       the toolchain's components, with rustup when they are missing
 #   curl                  the stack script and the e2e test ask the agents with it
 #   chromium              renders the HTML report in the report test (scripts/screenshot.sh)
 #   .tools/venv           kubernetes-validate, the schema-aware check of deploy/kubernetes (no cluster)
@@ -20,6 +22,17 @@ k8s_validate_ok() {
     [[ -x "$K8S_VENV/bin/kubernetes-validate" && -x "$K8S_VENV/bin/python" ]] &&
         [[ "$("$K8S_VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("kubernetes-validate"))' 2>/dev/null)" == "$K8S_VALIDATE_VERSION" ]]
 }
+
+# ---------------------------------------------------------------- rustfmt and clippy
+components=()
+cargo fmt --version >/dev/null 2>&1 || components+=(rustfmt)
+cargo clippy --version >/dev/null 2>&1 || components+=(clippy)
+if ((${#components[@]})); then
+    command -v rustup >/dev/null 2>&1 ||
+        die "cargo has no ${components[*]}; install them with the toolchain's installer"
+    log "installing ${components[*]} with rustup ..."
+    rustup component add "${components[@]}" >&2
+fi
 
 # ---------------------------------------------------------------- system packages
 missing=()

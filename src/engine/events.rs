@@ -521,6 +521,7 @@ mod tests {
         let addr = listen("127.0.0.1:0", hub.clone(), stop.clone())
             .await
             .unwrap();
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let client = reqwest::Client::builder().no_proxy().build().unwrap();
         let post = |body: String| {
             client

@@ -164,7 +164,7 @@ impl Pool {
                 tls_without_verification()
             } else {
                 rustls::ClientConfig::builder_with_provider(Arc::new(
-                    rustls::crypto::aws_lc_rs::default_provider(),
+                    rustls::crypto::ring::default_provider(),
                 ))
                 .with_safe_default_protocol_versions()
                 .map_err(|e| format!("cannot set up TLS: {e}"))?
@@ -429,7 +429,7 @@ fn tls_without_verification() -> rustls::ClientConfig {
             self.0.signature_verification_algorithms.supported_schemes()
         }
     }
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
     rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .expect("the default provider supports the default versions")

@@ -299,6 +299,8 @@ where
 }
 
 async fn forward_loop(url: String, mut rx: mpsc::Receiver<Bytes>, summary: Arc<Mutex<Summary>>) {
+    // reqwest has no crypto provider of its own here: it uses rustls's process default.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let client = match reqwest::Client::builder()
         .no_proxy()
         .timeout(Duration::from_secs(10))

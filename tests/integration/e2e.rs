@@ -1,6 +1,7 @@
 //! End to end against real ACA-Py 1.7.0 processes: a mediator and a multitenant agent
-//! started by `scripts/acapy-stack.sh` on their own loopback ports. The assertions ask
-//! the agents themselves, not only acaload's output.
+//! started by `scripts/acapy-stack.sh` on their own loopback ports, a fresh stack for each
+//! test (one at a time, see `stack.rs`). The assertions ask the agents themselves, not only
+//! acaload's output. Ignored by a plain `cargo test`; `scripts/test.sh` runs them.
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -9,8 +10,12 @@ use std::process::{Command, Stdio};
 use serde_json::Value;
 
 use crate::stack::{
-    Ports, Stack, bin, count, granted_on_mediator, repo, results, server_keys_on_mediator, skipped,
+    Ports, Stack, bin, count, granted_on_mediator, repo, results, server_keys_on_mediator,
 };
+
+/// Every test here runs alone, so they can share the ports (the traced agent of
+/// `trace_sink_summarises_and_forwards_acapy_traces` uses base + 20 and + 21).
+const PORTS: Ports = Ports(4300);
 
 /// The issue's shape: 2 users every 5 s up to 6, for 30 s.
 const ISSUE_SHAPE: [&str; 8] = [
@@ -24,34 +29,18 @@ const ISSUE_SHAPE: [&str; 8] = [
     "TIME_LIMIT_MINS=0.5",
 ];
 
+/// A fresh stack whose mediator has made its first grant (see [`Stack::warm_up`]).
+fn warm_stack(name: &str) -> Stack {
+    let stack = Stack::up(name, PORTS);
+    stack.warm_up();
+    stack
+}
+
 #[test]
-fn mediator_plan_end_to_end_against_real_acapy() {
-    if skipped("end-to-end test") {
-        return;
-    }
-    let stack = Stack::up("e2e", Ports(4300));
+#[ignore = "starts real ACA-Py agents (scripts/test.sh runs it)"]
+fn mediator_plan_against_real_acapy() {
+    let stack = warm_stack("e2e-mediator");
     let out_dir = stack.dir.clone();
-
-    // Warm the fresh mediator with one onboarding (its routing DID is created on the
-    // first grant; concurrent first grants race in ACA-Py 1.7.0) — and test that plan.
-    let warm = out_dir.join("warmup.json");
-    let status = stack
-        .acaload(&[
-            "run",
-            "plans/onboarding.yaml",
-            "-q",
-            "--set",
-            "USERS=1",
-            "--set",
-            "DURATION=2s",
-            "--out",
-            warm.to_str().unwrap(),
-        ])
-        .status()
-        .unwrap();
-    assert_eq!(status.code(), Some(0), "onboarding warm-up failed");
-    assert_eq!(results(&warm)["users"]["setup_ok"], 1);
-
     let granted_before = granted_on_mediator(&stack);
     let keys_before = server_keys_on_mediator(&stack);
     assert_eq!(granted_before, 1, "the warm-up made exactly one grant");
@@ -214,88 +203,13 @@ fn mediator_plan_end_to_end_against_real_acapy() {
         0,
         "tenant wallets left behind"
     );
-    check_websocket_source_counts(&stack);
-    check_lost_messages_are_counted(&stack);
-    check_trace_sink(&stack);
-
-    // Wrong API key: one clear line, exit 2, results still written.
-    let (err, bad) = run_that_cannot_start(&stack, "badkey.json", "ACAPY_ADMIN_API_KEY=wrong");
-    assert_eq!(
-        err.trim(),
-        format!(
-            "error: preflight {}/status failed: status 401: 401: API Key invalid or missing",
-            stack.vars["ACAPY_ADMIN_URL"]
-        )
-    );
-    assert_eq!(bad["run"]["outcome"], "aborted");
-
-    // Unreachable admin URL.
-    let (err, gone) = run_that_cannot_start(
-        &stack,
-        "unreachable.json",
-        "ACAPY_ADMIN_URL=http://127.0.0.1:9",
-    );
-    assert_eq!(gone["run"]["outcome"], "aborted");
-    assert!(
-        err.starts_with("error: preflight http://127.0.0.1:9/status failed: Connection refused"),
-        "{err}"
-    );
-
-    // Ctrl-C mid-run: teardown still runs, results are written, exit 130.
-    let int = out_dir.join("interrupted.json");
-    let mut child = stack
-        .acaload(&[
-            "run",
-            "plans/mediator.yaml",
-            "--set",
-            "USERS_ADDED_PER_STEP=4",
-            "--set",
-            "USER_LIMIT=4",
-            "--set",
-            "TIME_LIMIT_MINS=5",
-            "--out",
-            int.to_str().unwrap(),
-        ])
-        .stderr(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let mut lines = BufReader::new(stderr).lines();
-    // Wait (on the tool's own progress output, not a sleep) until all 4 users run tasks.
-    let mut seen = Vec::new();
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        seen.push(line.clone());
-        if line.contains("users 4/4") && !line.contains("requests 0 ") {
-            break;
-        }
-        assert!(seen.len() < 200, "never saw 4 users: {seen:?}");
-    }
-    Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    let rest: Vec<String> = lines.map_while(Result::ok).collect();
-    let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(130), "{rest:?}");
-    assert!(
-        rest.iter()
-            .any(|l| l.starts_with("stopping: finishing in-flight requests")),
-        "{rest:?}"
-    );
-    let r = results(&int);
-    assert_eq!(r["run"]["outcome"], "interrupted");
-    assert!(r["run"]["duration_secs"].as_f64().unwrap() < 120.0);
-    assert_eq!(
-        count(&stack.agent("/multitenancy/wallets")),
-        0,
-        "teardown ran on Ctrl-C"
-    );
 }
 
 /// The admin websocket as the event source: same shape, every message confirmed.
-fn check_websocket_source_counts(stack: &Stack) {
+#[test]
+#[ignore = "starts real ACA-Py agents (scripts/test.sh runs it)"]
+fn websocket_event_source_confirms_every_message() {
+    let stack = warm_stack("e2e-websocket");
     let res = stack.dir.join("websocket.json");
     let out = stack
         .acaload(&[
@@ -352,7 +266,10 @@ fn check_websocket_source_counts(stack: &Stack) {
 }
 
 /// Messages to a removed wallet: ACA-Py says 200, the waits time out and are counted.
-fn check_lost_messages_are_counted(stack: &Stack) {
+#[test]
+#[ignore = "starts real ACA-Py agents (scripts/test.sh runs it)"]
+fn lost_messages_are_counted() {
+    let stack = warm_stack("e2e-lost");
     let res = stack.dir.join("lost.json");
     let out = stack
         .acaload(&[
@@ -450,7 +367,10 @@ impl Drop for TracedAgent {
 }
 
 /// The trace sink receives, summarises and forwards a real ACA-Py's trace events.
-fn check_trace_sink(stack: &Stack) {
+#[test]
+#[ignore = "starts real ACA-Py agents (scripts/test.sh runs it)"]
+fn trace_sink_summarises_and_forwards_acapy_traces() {
+    let stack = Stack::mediator_only("e2e-trace-sink", PORTS);
     let (forward, forwarded) = receiver();
     let summary_file = stack.dir.join("trace-summary.json");
     let mut sink = TracedAgent(
@@ -633,6 +553,91 @@ fn check_trace_sink(stack: &Stack) {
             "trace events: {received} received, 0 not JSON, {received} forwarded"
         )),
         "{table}"
+    );
+}
+
+/// A wrong API key and an unreachable admin URL: one clear line, exit 2, results still
+/// written.
+#[test]
+#[ignore = "starts real ACA-Py agents (scripts/test.sh runs it)"]
+fn runs_that_cannot_start_say_why_in_one_line() {
+    let stack = Stack::up("e2e-cannot-start", PORTS);
+    let (err, bad) = run_that_cannot_start(&stack, "badkey.json", "ACAPY_ADMIN_API_KEY=wrong");
+    assert_eq!(
+        err.trim(),
+        format!(
+            "error: preflight {}/status failed: status 401: 401: API Key invalid or missing",
+            stack.vars["ACAPY_ADMIN_URL"]
+        )
+    );
+    assert_eq!(bad["run"]["outcome"], "aborted");
+
+    let (err, gone) = run_that_cannot_start(
+        &stack,
+        "unreachable.json",
+        "ACAPY_ADMIN_URL=http://127.0.0.1:9",
+    );
+    assert_eq!(gone["run"]["outcome"], "aborted");
+    assert!(
+        err.starts_with("error: preflight http://127.0.0.1:9/status failed: Connection refused"),
+        "{err}"
+    );
+}
+
+/// Ctrl-C mid-run: teardown still runs, results are written, exit 130.
+#[test]
+#[ignore = "starts real ACA-Py agents (scripts/test.sh runs it)"]
+fn ctrl_c_mid_run_still_tears_down() {
+    let stack = warm_stack("e2e-ctrl-c");
+    let int = stack.dir.join("interrupted.json");
+    let mut child = stack
+        .acaload(&[
+            "run",
+            "plans/mediator.yaml",
+            "--set",
+            "USERS_ADDED_PER_STEP=4",
+            "--set",
+            "USER_LIMIT=4",
+            "--set",
+            "TIME_LIMIT_MINS=5",
+            "--out",
+            int.to_str().unwrap(),
+        ])
+        .stderr(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    // Wait (on the tool's own progress output, not a sleep) until all 4 users run tasks.
+    let mut seen = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        seen.push(line.clone());
+        if line.contains("users 4/4") && !line.contains("requests 0 ") {
+            break;
+        }
+        assert!(seen.len() < 200, "never saw 4 users: {seen:?}");
+    }
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{rest:?}");
+    assert!(
+        rest.iter()
+            .any(|l| l.starts_with("stopping: finishing in-flight requests")),
+        "{rest:?}"
+    );
+    let r = results(&int);
+    assert_eq!(r["run"]["outcome"], "interrupted");
+    assert!(r["run"]["duration_secs"].as_f64().unwrap() < 120.0);
+    assert_eq!(
+        count(&stack.agent("/multitenancy/wallets")),
+        0,
+        "teardown ran on Ctrl-C"
     );
 }
 

@@ -1,7 +1,9 @@
 //! A real ACA-Py stack for one test: `scripts/acapy-stack.sh` on the test's own loopback
 //! ports and state dir, started on creation and stopped on drop (also when a test fails).
 //! Tests with real agents run one at a time ([`Stack::up`] holds a lock): two stacks and
-//! acaload on two cores would make each other's timings meaningless.
+//! acaload on two cores would make each other's timings meaningless. They are marked
+//! `#[ignore = "starts real ACA-Py agents ..."]`, so a plain `cargo test` lists them as ignored
+//! and `scripts/test.sh` runs them (`-- --include-ignored`).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -19,15 +21,6 @@ pub fn repo() -> PathBuf {
 
 pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_acaload"))
-}
-
-/// True when the end-to-end tests are switched off for this run (`ACALOAD_SKIP_E2E=1`).
-pub fn skipped(what: &str) -> bool {
-    let skip = std::env::var("ACALOAD_SKIP_E2E").is_ok_and(|v| v == "1");
-    if skip {
-        eprintln!("SKIPPED: {what} (ACALOAD_SKIP_E2E=1)");
-    }
-    skip
 }
 
 /// The loopback ports of one stack: mediator DIDComm HTTP (its WebSocket is `base + 2`),
@@ -101,6 +94,34 @@ impl Stack {
             ports,
             _serial: serial,
         }
+    }
+
+    /// Runs `plans/onboarding.yaml` with one user, which must succeed: a fresh mediator
+    /// creates its routing DID on its first grant, and concurrent first grants race in
+    /// ACA-Py 1.7.0, so a test that starts several users at once warms the mediator first.
+    pub fn warm_up(&self) {
+        let warm = self.dir.join("warmup.json");
+        let out = self
+            .acaload(&[
+                "run",
+                "plans/onboarding.yaml",
+                "-q",
+                "--set",
+                "USERS=1",
+                "--set",
+                "DURATION=2s",
+                "--out",
+                warm.to_str().unwrap(),
+            ])
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "onboarding warm-up failed:\n{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        assert_eq!(results(&warm)["users"]["setup_ok"], 1);
     }
 
     /// `scripts/acapy-stack.sh kill|restart mediator|multi`, which must succeed.

@@ -112,15 +112,14 @@ impl Inbox {
             .pending
             .iter()
             .position(|a| matches.iter().any(|m| m.matches(a)))
+            && let Some(a) = s.pending.remove(pos)
         {
-            if let Some(a) = s.pending.remove(pos) {
-                if s.pending.is_empty() {
-                    // an idle agent keeps no buffer
-                    s.pending = VecDeque::new();
-                }
-                let _ = tx.send(a);
-                return Ok(rx);
+            if s.pending.is_empty() {
+                // an idle agent keeps no buffer
+                s.pending = VecDeque::new();
             }
+            let _ = tx.send(a);
+            return Ok(rx);
         }
         if let Some(why) = &s.closed {
             return Err(why.clone());
