@@ -16,7 +16,7 @@ use crate::measure::metrics::{Event, Finished, Live};
 use crate::plan::compile::CompiledPlan;
 use crate::plan::env::ResolvedEnv;
 use crate::plan::resolve::{Resolved, RunIdentity};
-use crate::plan::template::Globals;
+use crate::plan::scope::Globals;
 use crate::results::{Outcome, PlanInfo, Results, RunInfo, ShardInfo};
 
 /// A run that could not start.

@@ -14,8 +14,9 @@ use crate::plan::bounds::Rule;
 use crate::plan::compile::{CompiledPlan, Dur, TemplatedDuration, Think};
 use crate::plan::diagnostic::Diagnostic;
 use crate::plan::env::ResolvedEnv;
+use crate::plan::scope::{Globals, RngCell, Scope};
 use crate::plan::shape::{Segment, Shape};
-use crate::plan::template::{Globals, RngCell, Scope, Text};
+use crate::plan::template::Text;
 use crate::plan::{Load, Num, Threshold};
 
 /// A plan with its variables filled in.
@@ -101,8 +102,8 @@ pub fn resolve(
 ) -> Result<Resolved, Vec<Diagnostic>> {
     let mut globals = Globals {
         env: Value::from_object(env.values.clone()),
-        run: crate::plan::template::to_value(serde_json::json!({"id": id.id, "seed": id.seed})),
-        shard: crate::plan::template::to_value(
+        run: crate::plan::scope::to_value(serde_json::json!({"id": id.id, "seed": id.seed})),
+        shard: crate::plan::scope::to_value(
             serde_json::json!({"index": id.shard_index, "count": id.shard_count}),
         ),
         webhook_url: Value::from(id.webhook_url.as_str()),
@@ -125,7 +126,7 @@ pub fn resolve(
             Ok(v) => {
                 globals
                     .vars
-                    .insert(name.clone(), crate::plan::template::to_value(&v));
+                    .insert(name.clone(), crate::plan::scope::to_value(&v));
             }
             Err(e) => err(
                 &mut errors,

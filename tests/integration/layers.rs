@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 /// Each top-level unit of `src/` and the units it may import. Bottom first.
 const LAYERS: &[(&str, &[&str])] = &[
     ("didcomm", &[]),
-    ("plan", &[]),
+    ("plan", &["didcomm"]),
     ("results", &["plan"]),
     ("measure", &["plan", "results"]),
     ("engine", &["didcomm", "plan", "results", "measure"]),

@@ -26,7 +26,7 @@ impl VirtualUser {
                     let v = templates.render_json(t, &scope);
                     drop(scope);
                     match v {
-                        Ok(v) => self.set_var(name, crate::plan::template::to_value(v)),
+                        Ok(v) => self.set_var(name, crate::plan::scope::to_value(v)),
                         Err(e) => {
                             return Err(self.fail_untimed(
                                 step,
@@ -61,7 +61,7 @@ impl VirtualUser {
                             pool,
                             &k,
                             crate::engine::pairing::Offered {
-                                value: crate::plan::template::to_value(v),
+                                value: crate::plan::scope::to_value(v),
                                 secrets,
                             },
                         );
