@@ -94,11 +94,6 @@ fn split_long(did: &str) -> Result<(&str, &str), DidcommError> {
     Ok((&did[..PREFIX.len() + hash.len()], encoded))
 }
 
-/// The short form of a long-form did:peer:4.
-pub fn long_to_short(did: &str) -> Result<&str, DidcommError> {
-    split_long(did).map(|(short, _)| short)
-}
-
 /// Decodes a long-form did:peer:4 to its input doc, verifying the hash.
 pub fn decode(did: &str) -> Result<serde_json::Value, DidcommError> {
     let (short, encoded) = split_long(did)?;
@@ -127,7 +122,7 @@ mod tests {
             serde_json::json!({"service": [{"id": "#s", "type": "x", "serviceEndpoint": "é"}]});
         let d = encode(&doc).unwrap();
         assert!(d.long.starts_with(&d.short));
-        assert_eq!(long_to_short(&d.long).unwrap(), d.short);
+        assert_eq!(split_long(&d.long).unwrap().0, d.short);
         assert_eq!(decode(&d.long).unwrap(), doc);
         assert!(decode(&d.short).is_err());
     }
