@@ -1,6 +1,5 @@
-//! The scope a template is rendered against: what one user sees while running one step
-//! (run-wide values, the user's variables, the response or event under test). Lookups are
-//! lazy, so a render costs a few `Arc` clones, not a copy of the user's state.
+//! The scope a template is rendered against: run-wide values, the user's variables, and the
+//! response or event a condition looks at; and the conversion of JSON into template values.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
