@@ -5,19 +5,12 @@ use super::error::DidcommError;
 
 /// Multicodec prefix of an Ed25519 public key.
 pub const ED25519_MULTICODEC: [u8; 2] = [0xed, 0x01];
-/// Multicodec prefix of an X25519 public key.
-pub const X25519_MULTICODEC: [u8; 2] = [0xec, 0x01];
 
 const PREFIX: &str = "did:key:";
 
 /// `z…` multibase of an Ed25519 key: what follows `did:key:` and what `publicKeyMultibase` holds.
 pub fn multikey_ed25519(public: &[u8; 32]) -> String {
     multikey(&ED25519_MULTICODEC, public)
-}
-
-/// `z…` multibase of an X25519 key.
-pub fn multikey_x25519(public: &[u8; 32]) -> String {
-    multikey(&X25519_MULTICODEC, public)
 }
 
 fn multikey(codec: &[u8; 2], public: &[u8; 32]) -> String {

@@ -183,17 +183,19 @@ mod tests {
 
     #[test]
     fn malformed_peer2_are_errors() {
-        for bad in [
-            "did:peer:2",
-            "did:peer:2.",
-            "did:peer:2.X",
-            "did:peer:2.Qz6Mk",
-            "did:peer:2.Vabc",
-            "did:peer:2.S!!",
-            "did:peer:2.SW10",  // [] is not an object
-            "did:peer:2.Se30x", // bad base64 length / JSON
+        for (bad, says) in [
+            ("did:peer:2", "no elements"),
+            ("did:peer:2.", "empty element"),
+            ("did:peer:2.X", "unknown purpose 'X'"),
+            ("did:peer:2.Qz6Mk", "unknown purpose 'Q'"),
+            ("did:peer:2.Vabc", "malformed key element"),
+            ("did:peer:2.S!!", "malformed service element"),
+            ("did:peer:2.SW10", "service is not a JSON object"), // []
+            ("did:peer:2.Se30xe", "invalid base64 in did:peer:2 service"),
+            ("did:peer:2.Sew", "invalid JSON in did:peer:2 service"), // {
         ] {
-            assert!(resolve(bad).is_err(), "{bad}");
+            let err = resolve(bad).unwrap_err().to_string();
+            assert!(err.contains(says), "{bad}: {err}");
         }
     }
 }

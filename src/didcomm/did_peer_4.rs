@@ -94,11 +94,6 @@ fn split_long(did: &str) -> Result<(&str, &str), DidcommError> {
     Ok((&did[..PREFIX.len() + hash.len()], encoded))
 }
 
-/// The short form of a long-form did:peer:4.
-pub fn long_to_short(did: &str) -> Result<&str, DidcommError> {
-    split_long(did).map(|(short, _)| short)
-}
-
 /// Decodes a long-form did:peer:4 to its input doc, verifying the hash.
 pub fn decode(did: &str) -> Result<serde_json::Value, DidcommError> {
     let (short, encoded) = split_long(did)?;
@@ -127,7 +122,7 @@ mod tests {
             serde_json::json!({"service": [{"id": "#s", "type": "x", "serviceEndpoint": "é"}]});
         let d = encode(&doc).unwrap();
         assert!(d.long.starts_with(&d.short));
-        assert_eq!(long_to_short(&d.long).unwrap(), d.short);
+        assert_eq!(split_long(&d.long).unwrap().0, d.short);
         assert_eq!(decode(&d.long).unwrap(), doc);
         assert!(decode(&d.short).is_err());
     }
@@ -146,18 +141,22 @@ mod tests {
         let mut tampered = d.long.clone();
         tampered.pop();
         tampered.push('2');
-        for bad in [
-            "did:peer:4",
-            "did:peer:4zQm:z",
-            "did:peer:2.Vz6Mk",
-            "did:peer:4zQmAAAA:zAAAAAAAA",
-            tampered.as_str(),
-            &d.long.replace(":z", ":x"),
-        ] {
-            assert!(decode(bad).is_err(), "{bad}");
-        }
-        // right hash, encoded doc that is not JSON
+        // The last two have the right hash: what fails is the document.
         let not_json = encode_compact_json("{not json");
-        assert!(decode(&not_json.long).is_err());
+        let plain = format!("z{}", bs58::encode(br#"{"a":1}"#).into_string());
+        let not_multicodec = format!("did:peer:4{}:{plain}", hash(&plain));
+        for (bad, says) in [
+            ("did:peer:4", "it has no document"),
+            ("did:peer:4zQm:z", "malformed hash"),
+            ("did:peer:2.Vz6Mk", "not a did:peer:4"),
+            ("did:peer:4zQmAAAA:zAAAAAAAA", "malformed hash"),
+            (tampered.as_str(), "hash does not match the document"),
+            (&d.long.replace(":z", ":x"), "malformed encoded document"),
+            (&not_json.long, "invalid JSON in did:peer:4 document"),
+            (&not_multicodec, "document is not multicodec JSON"),
+        ] {
+            let err = decode(bad).unwrap_err().to_string();
+            assert!(err.contains(says), "{bad}: {err}");
+        }
     }
 }

@@ -262,18 +262,6 @@ fn parse_protected(protected_b64: &str) -> Result<ProtectedIn, DidcommError> {
     serde_json::from_slice(&json).map_err(|e| DidcommError::json("protected header", e))
 }
 
-/// The recipient `kid`s of an envelope, without decrypting (ACA-Py's `get_recipient_keys`).
-pub fn recipient_kids(envelope: &[u8]) -> Result<Vec<String>, DidcommError> {
-    let env: EnvelopeIn<'_> =
-        serde_json::from_slice(envelope).map_err(|e| DidcommError::json("envelope", e))?;
-    let protected = parse_protected(&env.protected)?;
-    Ok(protected
-        .recipients
-        .into_iter()
-        .map(|r| r.header.kid)
-        .collect())
-}
-
 /// Opens an envelope with the first recipient key we hold.
 pub fn unpack<K: RecipientKeys + ?Sized>(
     envelope: &[u8],
@@ -380,7 +368,6 @@ mod tests {
         assert_eq!(out.plaintext, b"{\"a\":1}");
         assert_eq!(out.sender_verkey.as_deref(), Some(alice.verkey()));
         assert_eq!(out.recipient_verkey, bob.verkey());
-        assert_eq!(recipient_kids(env.as_bytes()).unwrap(), vec![bob.verkey()]);
     }
 
     #[test]

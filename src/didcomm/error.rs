@@ -64,9 +64,12 @@ pub enum DidcommError {
     /// A JWS (e.g. `did_rotate~attach`) is malformed or its signature does not verify.
     #[error("JWS: {0}")]
     Jws(String),
-    /// An out-of-band invitation URL or body is malformed.
+    /// An out-of-band invitation body is malformed.
     #[error("invitation: {0}")]
     Invitation(String),
+    /// A string is not an invitation URL, or its parameter does not decode to a JSON object.
+    #[error("not an invitation URL: {0}")]
+    InvitationUrl(String),
 }
 
 impl DidcommError {

@@ -216,14 +216,6 @@ impl MessageType {
             .find(|(_, _, _, t, _)| *t == self)
             .map_or("", |(_, _, _, _, uri)| uri)
     }
-
-    /// Whether this is one of the problem reports (all three kinds).
-    pub fn is_problem_report(self) -> bool {
-        matches!(
-            self,
-            Self::DidexProblemReport | Self::MediationProblemReport | Self::ProblemReport
-        )
-    }
 }
 
 #[cfg(test)]

@@ -11,13 +11,13 @@ pub mod did_key;
 pub mod did_peer_2;
 pub mod did_peer_4;
 pub mod envelope;
-pub mod error;
+mod error;
 pub mod forward;
-pub mod incoming;
+pub(crate) mod incoming;
 pub mod jws;
 pub mod keys;
 pub mod message_type;
 pub mod messages;
-pub mod oob;
+pub(crate) mod oob;
 
 pub use error::DidcommError;

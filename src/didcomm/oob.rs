@@ -1,6 +1,7 @@
 //! Out-of-band 1.1 invitations: parse an invitation URL (`?oob=` in any base64 flavour, or a
 //! legacy `?c_i=` connection invitation) and build the invitation an edge agent hands out.
 
+use percent_encoding::percent_decode_str;
 use serde::{Deserialize, Serialize};
 
 use super::b64;
@@ -133,7 +134,8 @@ impl Invitation {
         })
     }
 
-    /// `base?oob=<base64url JSON>`.
+    /// `base?oob=<base64url JSON>` (the round-trip tests make invitation URLs with it).
+    #[cfg(test)]
     pub fn to_url(&self, base: &str) -> Result<String, DidcommError> {
         let json = serde_json::to_vec(self).map_err(|e| DidcommError::json("invitation", e))?;
         Ok(format!("{base}?oob={}", b64::url_encode(&json)))
@@ -141,56 +143,33 @@ impl Invitation {
 
     /// Parses an invitation URL: `oob=` (OOB 1.x) or `c_i=` (connections/1.0, converted).
     pub fn from_url(url: &str) -> Result<Self, DidcommError> {
-        let query = url
-            .split_once('?')
-            .map(|(_, q)| q)
-            .ok_or_else(|| DidcommError::Invitation("URL has no query string".into()))?;
-        let query = query.split('#').next().unwrap_or(query);
-        let mut oob = None;
-        let mut legacy = None;
-        for pair in query.split('&') {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            match k {
-                "oob" => oob = Some(v),
-                "c_i" => legacy = Some(v),
-                _ => {}
+        let (param, object) = url_payload(url)?;
+        let json = serde_json::Value::Object(object);
+        match param {
+            UrlParam::Oob => Self::from_value(json),
+            UrlParam::ConnectionInvitation => {
+                let l: LegacyInvitation = serde_json::from_value(json)
+                    .map_err(|e| DidcommError::json("c_i invitation", e))?;
+                Ok(l.into())
             }
         }
-        if let Some(v) = oob {
-            let json = b64::any_decode("oob", &percent_decode(v)?)?;
-            return Self::from_json(&json);
-        }
-        if let Some(v) = legacy {
-            let json = b64::any_decode("c_i", &percent_decode(v)?)?;
-            let l: LegacyInvitation = serde_json::from_slice(&json)
-                .map_err(|e| DidcommError::json("c_i invitation", e))?;
-            return Ok(Self {
-                type_: l.type_,
-                id: l.id,
-                label: l.label,
-                handshake_protocols: vec!["https://didcomm.org/connections/1.0".into()],
-                services: vec![OobService::Inline(InlineService {
-                    id: "#inline".into(),
-                    type_: "did-communication".into(),
-                    recipient_keys: l.recipient_keys,
-                    routing_keys: l.routing_keys,
-                    service_endpoint: l.service_endpoint,
-                    accept: None,
-                })],
-                goal_code: None,
-                goal: None,
-                accept: None,
-            });
-        }
-        Err(DidcommError::Invitation(
-            "URL has neither an oob= nor a c_i= parameter".into(),
-        ))
     }
 
     /// Parses the invitation JSON itself.
     pub fn from_json(json: &[u8]) -> Result<Self, DidcommError> {
-        let inv: Self =
-            serde_json::from_slice(json).map_err(|e| DidcommError::json("invitation", e))?;
+        Self::checked(
+            serde_json::from_slice(json).map_err(|e| DidcommError::json("invitation", e))?,
+        )
+    }
+
+    fn from_value(json: serde_json::Value) -> Result<Self, DidcommError> {
+        Self::checked(
+            serde_json::from_value(json).map_err(|e| DidcommError::json("invitation", e))?,
+        )
+    }
+
+    /// Refuses a message that parses as an invitation but says it is something else.
+    fn checked(inv: Self) -> Result<Self, DidcommError> {
         if !inv.type_.ends_with("/invitation") {
             return Err(DidcommError::Invitation(format!(
                 "@type {:?} is not an invitation",
@@ -201,34 +180,75 @@ impl Invitation {
     }
 }
 
-/// Undoes %XX escapes (and `+` for space) in a query value; padding often arrives as `%3D`.
-fn percent_decode(s: &str) -> Result<String, DidcommError> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' => {
-                let hex = bytes
-                    .get(i + 1..i + 3)
-                    .and_then(|h| std::str::from_utf8(h).ok())
-                    .and_then(|h| u8::from_str_radix(h, 16).ok())
-                    .ok_or_else(|| DidcommError::Invitation("bad %-escape in URL".into()))?;
-                out.push(hex);
-                i += 3;
-            }
-            b'+' => {
-                // a literal '+' of standard base64 that was not escaped: keep it
-                out.push(b'+');
-                i += 1;
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
+/// A connections/1.0 invitation is answered like an OOB invitation with one inline service
+/// that offers the connections protocol.
+impl From<LegacyInvitation> for Invitation {
+    fn from(l: LegacyInvitation) -> Self {
+        Self {
+            type_: l.type_,
+            id: l.id,
+            label: l.label,
+            handshake_protocols: vec!["https://didcomm.org/connections/1.0".into()],
+            services: vec![OobService::Inline(InlineService {
+                id: "#inline".into(),
+                type_: "did-communication".into(),
+                recipient_keys: l.recipient_keys,
+                routing_keys: l.routing_keys,
+                service_endpoint: l.service_endpoint,
+                accept: None,
+            })],
+            goal_code: None,
+            goal: None,
+            accept: None,
         }
     }
-    String::from_utf8(out).map_err(|_| DidcommError::Invitation("URL is not UTF-8".into()))
+}
+
+/// The query parameter of an invitation URL that carried the invitation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UrlParam {
+    /// `oob=`: an out-of-band 1.x invitation.
+    Oob,
+    /// `c_i=`: a connections/1.0 invitation.
+    ConnectionInvitation,
+}
+
+/// Decodes the JSON object an invitation URL carries, without reading it as an invitation
+/// (plans get it as written through the `invitation` template filter). `oob=` is taken over
+/// `c_i=`; the value may be %-escaped, in either base64 alphabet, padded or not. A string
+/// without `?` is read as the query itself.
+pub fn url_payload(
+    url: &str,
+) -> Result<(UrlParam, serde_json::Map<String, serde_json::Value>), DidcommError> {
+    let bad = |why: String| DidcommError::InvitationUrl(why);
+    let query = url.split_once('?').map_or(url, |(_, q)| q);
+    let query = query.split('#').next().unwrap_or(query);
+    let value = |key: &str| {
+        query
+            .split('&')
+            .find_map(|pair| pair.strip_prefix(key)?.strip_prefix('='))
+    };
+    let (param, name, encoded) = match (value("oob"), value("c_i")) {
+        (Some(v), _) => (UrlParam::Oob, "oob", v),
+        (None, Some(v)) => (UrlParam::ConnectionInvitation, "c_i", v),
+        (None, None) => return Err(bad("it has no `oob=` or `c_i=` parameter".into())),
+    };
+    let encoded = percent_decode_str(encoded).decode_utf8().map_err(|_| {
+        bad(format!(
+            "the `{name}=` parameter is not UTF-8 once %-decoded"
+        ))
+    })?;
+    let bytes = b64::any_decode("invitation URL", &encoded)
+        .map_err(|_| bad(format!("the `{name}=` parameter is not base64")))?;
+    match serde_json::from_slice(&bytes) {
+        Ok(serde_json::Value::Object(object)) => Ok((param, object)),
+        Ok(_) => Err(bad(format!(
+            "the decoded `{name}=` parameter is not a JSON object"
+        ))),
+        Err(e) => Err(bad(format!(
+            "the decoded `{name}=` parameter is not JSON: {e}"
+        ))),
+    }
 }
 
 #[cfg(test)]
@@ -278,10 +298,15 @@ mod tests {
             base64::engine::general_purpose::URL_SAFE.encode(ci)
         );
         let inv = Invitation::from_url(&url).unwrap();
+        assert_eq!(inv.id, "2");
+        assert_eq!(inv.label.as_deref(), Some("x"));
         assert_eq!(
-            inv.inline_service().unwrap().recipient_keys,
-            vec!["8eiywMWU"]
+            inv.handshake_protocols,
+            ["https://didcomm.org/connections/1.0"]
         );
+        let svc = inv.inline_service().unwrap();
+        assert_eq!(svc.recipient_keys, ["8eiywMWU"]);
+        assert_eq!(svc.service_endpoint, "http://e");
     }
 
     #[test]
@@ -298,18 +323,85 @@ mod tests {
     }
 
     #[test]
-    fn malformed_urls_are_errors() {
-        for bad in [
-            "http://x",
-            "http://x?foo=1",
-            "http://x?oob=%%%",
-            "http://x?oob=%4",
-            "http://x?oob=!!!!",
-            "http://x?oob=e30", // {} : not an invitation
-            "http://x?oob=W10", // []
-            "http://x?c_i=e30",
+    fn the_payload_is_the_object_as_written() {
+        let object = serde_json::json!({"@type": "x/invitation", "extra": {"kept": [1, 2]}});
+        let raw = serde_json::to_vec(&object).unwrap();
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&raw);
+        let escaped = b64
+            .replace('=', "%3D")
+            .replace('+', "%2B")
+            .replace('/', "%2F");
+        for (url, param) in [
+            (format!("http://x/?a=1&oob={escaped}#frag"), UrlParam::Oob),
+            (format!("oob={b64}"), UrlParam::Oob),
+            (
+                format!("http://x?c_i={b64}"),
+                UrlParam::ConnectionInvitation,
+            ),
+            (
+                format!("http://x?c_i=e30&oob={b64}"),
+                UrlParam::Oob, // oob= wins over c_i=
+            ),
         ] {
-            assert!(Invitation::from_url(bad).is_err(), "{bad}");
+            let (got_param, got) = url_payload(&url).unwrap();
+            assert_eq!(got_param, param, "{url}");
+            assert_eq!(serde_json::Value::Object(got), object, "{url}");
+        }
+    }
+
+    #[test]
+    fn malformed_urls_say_what_is_wrong() {
+        let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+        let ping = b64(r#"{"@type":"https://didcomm.org/trust_ping/1.0/ping","@id":"1"}"#);
+        for (bad, says) in [
+            (
+                "http://x".to_string(),
+                "not an invitation URL: it has no `oob=` or `c_i=` parameter",
+            ),
+            (
+                "http://x?foo=1&oobx=e30".into(),
+                "no `oob=` or `c_i=` parameter",
+            ),
+            (
+                "http://x?oob=%%%".into(),
+                "the `oob=` parameter is not base64",
+            ),
+            (
+                "http://x?oob=%4".into(),
+                "the `oob=` parameter is not base64",
+            ),
+            (
+                "http://x?oob=%FF%FE".into(),
+                "the `oob=` parameter is not UTF-8",
+            ),
+            (
+                "http://x?oob=!!!!".into(),
+                "the `oob=` parameter is not base64",
+            ),
+            (
+                format!("http://x?oob={}", b64("{")),
+                "the decoded `oob=` parameter is not JSON",
+            ),
+            (
+                "http://x?oob=W10".into(),
+                "the decoded `oob=` parameter is not a JSON object",
+            ),
+            // An object that is no invitation at all, then one that says it is something else.
+            (
+                "http://x?oob=e30".into(),
+                "invalid JSON in invitation: missing field `@type`",
+            ),
+            (
+                format!("http://x?oob={ping}"),
+                "invitation: @type \"https://didcomm.org/trust_ping/1.0/ping\" is not an invitation",
+            ),
+            (
+                "http://x?c_i=e30".into(),
+                "invalid JSON in c_i invitation: missing field `@type`",
+            ),
+        ] {
+            let err = Invitation::from_url(&bad).unwrap_err().to_string();
+            assert!(err.contains(says), "{bad}: {err}");
         }
     }
 }

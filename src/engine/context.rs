@@ -11,7 +11,7 @@ use crate::engine::shard::Shard;
 use crate::measure::metrics::Recorder;
 use crate::plan::compile::CompiledPlan;
 use crate::plan::resolve::Durations;
-use crate::plan::template::Globals;
+use crate::plan::scope::Globals;
 
 /// Settings of one run that do not come from the plan.
 #[derive(Debug, Clone)]

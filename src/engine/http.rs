@@ -18,7 +18,8 @@ mod connect;
 
 use crate::plan::compile::CompiledRequest;
 use crate::plan::resolve::TargetSettings;
-use crate::plan::template::{ResponseView, Templates};
+use crate::plan::scope::ResponseView;
+use crate::plan::template::Templates;
 
 /// The largest response body read (8 MiB): ACA-Py's answers are kilobytes; a runaway
 /// response fails its request instead of filling memory.

@@ -19,7 +19,7 @@ use crate::measure::metrics::{Event, Finished, Live, Recorder};
 use crate::plan::compile::CompiledPlan;
 use crate::plan::env::ResolvedEnv;
 use crate::plan::resolve::{Resolved, RunIdentity};
-use crate::plan::template::Globals;
+use crate::plan::scope::Globals;
 use crate::results::{Outcome, PlanInfo, Results, RunInfo, ShardInfo, ThresholdStop};
 
 /// A run that could not start.

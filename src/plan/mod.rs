@@ -1,23 +1,25 @@
 //! The plan layer: what a user wrote, and everything that can be known about it before a run.
-//! It owns the plan model ([`model`], re-exported here), reading YAML with positions
-//! ([`source`]), schema checks and located diagnostics, durations, env variables, templates,
-//! captures, the compiler, resolution of templated settings once variables are known, and the
-//! load shapes as pure functions of time.
+//! It owns the plan model (`model.rs`, re-exported here), reading YAML with positions
+//! ([`source`]), schema checks and located diagnostics, durations, env variables, templates
+//! and the scope they render against, captures, the compiler, resolution of templated
+//! settings once variables are known, and the load shapes as pure functions of time.
 //!
-//! Bottom layer: it imports nothing from the rest of the crate and does no network I/O.
+//! It imports only `didcomm` (the `invitation` filter reads invitation URLs with it) and does
+//! no network I/O. The modules tests and the binary use are public; the rest is `pub(crate)`.
 
-pub mod bounds;
-pub mod capture;
+pub(crate) mod bounds;
+pub(crate) mod capture;
 pub mod compile;
-pub mod diagnostic;
-pub mod duration;
-pub mod env;
-pub mod model;
+pub(crate) mod diagnostic;
+pub(crate) mod duration;
+pub(crate) mod env;
+mod model;
 mod plain;
-pub mod resolve;
-pub mod schema;
+pub(crate) mod resolve;
+pub(crate) mod schema;
+pub(crate) mod scope;
 pub mod shape;
 pub mod source;
-pub mod template;
+pub(crate) mod template;
 
 pub use model::*;

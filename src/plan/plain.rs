@@ -6,7 +6,7 @@
 
 use minijinja::value::Value;
 
-use super::template::{Scope, to_value};
+use super::scope::{Scope, to_value};
 
 /// An expression simple enough to evaluate without the engine: a bare variable, or
 /// comparisons of variables and string literals joined by `and` (most `until` and `that`

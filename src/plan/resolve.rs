@@ -14,8 +14,9 @@ use crate::plan::bounds::Rule;
 use crate::plan::compile::{CompiledPlan, Dur, TemplatedDuration, Think};
 use crate::plan::diagnostic::Diagnostic;
 use crate::plan::env::ResolvedEnv;
+use crate::plan::scope::{Globals, RngCell, Scope, to_value};
 use crate::plan::shape::{Segment, Shape};
-use crate::plan::template::{Globals, RngCell, Scope, Text};
+use crate::plan::template::{Text, describe};
 use crate::plan::{Load, Num, Threshold};
 
 /// A plan with its variables filled in.
@@ -94,81 +95,31 @@ pub fn plan_scope(globals: &Arc<Globals>, seed: u64) -> Value {
     })
 }
 
+/// Renders and checks everything templated in `plan` for one run; every error found, each
+/// at its place in the plan.
 pub fn resolve(
     plan: &CompiledPlan,
     env: &ResolvedEnv,
     id: &RunIdentity,
 ) -> Result<Resolved, Vec<Diagnostic>> {
-    let mut globals = Globals {
-        env: Value::from_object(env.values.clone()),
-        run: crate::plan::template::to_value(serde_json::json!({"id": id.id, "seed": id.seed})),
-        shard: crate::plan::template::to_value(
-            serde_json::json!({"index": id.shard_index, "count": id.shard_count}),
-        ),
-        webhook_url: Value::from(id.webhook_url.as_str()),
-        vars: BTreeMap::new(),
-    };
     let mut errors = Vec::new();
-    let err = |errors: &mut Vec<Diagnostic>, pointer: &str, msg: String| {
-        errors.push(Diagnostic::new(&plan.file, plan.spans.value(pointer), msg));
-    };
-    // Plan vars may use env and earlier vars.
-    for (name, t) in &plan.vars {
-        let scope = plan_scope(
-            &Arc::new(Globals {
-                vars: globals.vars.clone(),
-                ..clone_globals(&globals)
-            }),
-            id.seed,
-        );
-        match plan.templates.render_json(t, &scope) {
-            Ok(v) => {
-                globals
-                    .vars
-                    .insert(name.clone(), crate::plan::template::to_value(&v));
-            }
-            Err(e) => err(
-                &mut errors,
-                &format!("/vars/{name}"),
-                crate::plan::template::describe(&e),
-            ),
-        }
-    }
-    let globals = Arc::new(globals);
+    let globals = Arc::new(globals(plan, env, id, &mut errors));
     let scope = plan_scope(&globals, id.seed);
     let base_url = plan
         .templates
         .render(&plan.target.base_url, &scope)
         .unwrap_or_else(|e| {
-            err(
-                &mut errors,
-                "/target/base_url",
-                crate::plan::template::describe(&e),
-            );
+            errors.push(at(plan, "/target/base_url", describe(&e)));
             String::new()
         });
     if !errors.is_empty() {
         return Err(errors);
     }
     if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
-        err(
-            &mut errors,
-            "/target/base_url",
-            format!("base_url `{base_url}` must start with http:// or https://"),
-        );
+        let msg = format!("base_url `{base_url}` must start with http:// or https://");
+        errors.push(at(plan, "/target/base_url", msg));
     }
-    let mut headers = Vec::new();
-    for (k, t) in &plan.target.headers {
-        match plan.templates.render(t, &scope) {
-            Ok(v) if v.is_empty() => {}
-            Ok(v) => headers.push((k.clone(), v)),
-            Err(e) => err(
-                &mut errors,
-                &format!("/target/headers/{k}"),
-                crate::plan::template::describe(&e),
-            ),
-        }
-    }
+    let headers = headers(plan, &scope, &mut errors);
     let shape = shape(plan, &scope, &mut errors);
     let mut settings = SettingsCx {
         plan,
@@ -182,49 +133,14 @@ pub fn resolve(
             .collect(),
     );
     let think = plan.think.as_ref().map(|t| settings.think(t));
+    let watch = settings.watch(&durations);
     let target = TargetSettings {
         timeout: durations.get(plan.target.timeout),
         connect_timeout: durations.get(plan.target.connect_timeout),
         insecure: plan.target.insecure,
         max_connections: plan.target.max_connections,
     };
-    let mut thresholds = plan.plan.thresholds.clone();
-    for l in &plan.threshold_limits {
-        if let Dur::Templated(_) = l.limit
-            && let Some(th) = thresholds.get_mut(l.index)
-        {
-            let text = crate::plan::duration::format(durations.get(l.limit));
-            match l.key {
-                "p50" => th.p50 = Some(text),
-                "p95" => th.p95 = Some(text),
-                "p99" => th.p99 = Some(text),
-                _ => th.max = Some(text),
-            }
-        }
-    }
-    let watch = plan
-        .plan
-        .watch
-        .iter()
-        .zip(&plan.watch_intervals)
-        .enumerate()
-        .map(|(i, (w, interval))| WatchSettings {
-            name: w.name.clone(),
-            url: settings.url(&format!("/watch/{i}/url")),
-            api_key: w
-                .api_key
-                .as_ref()
-                .map(|_| settings.text(&format!("/watch/{i}/api_key")))
-                .filter(|k| !k.is_empty()),
-            interval: durations.get(*interval),
-            pid_file: w
-                .pid_file
-                .as_ref()
-                .map(|_| settings.text(&format!("/watch/{i}/pid_file")))
-                .filter(|f| !f.trim().is_empty())
-                .map(|f| std::path::PathBuf::from(f.trim())),
-        })
-        .collect();
+    let thresholds = thresholds(plan, &durations);
     if errors.is_empty() {
         Ok(Resolved {
             shape,
@@ -240,6 +156,74 @@ pub fn resolve(
     } else {
         Err(errors)
     }
+}
+
+/// A finding at `pointer` in the plan.
+fn at(plan: &CompiledPlan, pointer: &str, msg: String) -> Diagnostic {
+    Diagnostic::new(&plan.file, plan.spans.value(pointer), msg)
+}
+
+/// The values shared by all users: env, run and shard identity, and the plan's vars, each
+/// rendered with env and the vars before it.
+fn globals(
+    plan: &CompiledPlan,
+    env: &ResolvedEnv,
+    id: &RunIdentity,
+    errors: &mut Vec<Diagnostic>,
+) -> Globals {
+    let mut globals = Globals {
+        env: Value::from_object(env.values.clone()),
+        run: to_value(serde_json::json!({"id": id.id, "seed": id.seed})),
+        shard: to_value(serde_json::json!({"index": id.shard_index, "count": id.shard_count})),
+        webhook_url: Value::from(id.webhook_url.as_str()),
+        vars: BTreeMap::new(),
+    };
+    for (name, t) in &plan.vars {
+        let scope = plan_scope(&Arc::new(clone_globals(&globals)), id.seed);
+        match plan.templates.render_json(t, &scope) {
+            Ok(v) => {
+                globals.vars.insert(name.clone(), to_value(&v));
+            }
+            Err(e) => errors.push(at(plan, &format!("/vars/{name}"), describe(&e))),
+        }
+    }
+    globals
+}
+
+/// The target's headers, rendered; one that renders empty is left out.
+fn headers(
+    plan: &CompiledPlan,
+    scope: &Value,
+    errors: &mut Vec<Diagnostic>,
+) -> Vec<(String, String)> {
+    let mut headers = Vec::new();
+    for (k, t) in &plan.target.headers {
+        match plan.templates.render(t, scope) {
+            Ok(v) if v.is_empty() => {}
+            Ok(v) => headers.push((k.clone(), v)),
+            Err(e) => errors.push(at(plan, &format!("/target/headers/{k}"), describe(&e))),
+        }
+    }
+    headers
+}
+
+/// The plan's thresholds with their templated limits rendered (as duration literals).
+fn thresholds(plan: &CompiledPlan, durations: &Durations) -> Vec<Threshold> {
+    let mut thresholds = plan.plan.thresholds.clone();
+    for l in &plan.threshold_limits {
+        if let Dur::Templated(_) = l.limit
+            && let Some(th) = thresholds.get_mut(l.index)
+        {
+            let text = crate::plan::duration::format(durations.get(l.limit));
+            match l.key {
+                "p50" => th.p50 = Some(text),
+                "p95" => th.p95 = Some(text),
+                "p99" => th.p99 = Some(text),
+                _ => th.max = Some(text),
+            }
+        }
+    }
+    thresholds
 }
 
 /// A copy of the shared values (cheap: template values are reference counted).
@@ -359,7 +343,7 @@ impl ShapeCx<'_> {
                         }
                     },
                     Err(e) => {
-                        self.fail(pointer, crate::plan::template::describe(&e));
+                        self.fail(pointer, describe(&e));
                         0.0
                     }
                 }
@@ -386,7 +370,7 @@ impl ShapeCx<'_> {
             Some(t) => match self.plan.templates.render(t, self.scope) {
                 Ok(s) => s,
                 Err(e) => {
-                    self.fail(pointer, crate::plan::template::describe(&e));
+                    self.fail(pointer, describe(&e));
                     return Duration::ZERO;
                 }
             },
@@ -422,6 +406,33 @@ impl SettingsCx<'_> {
         ));
     }
 
+    /// The watched agents, their settings rendered.
+    fn watch(&mut self, durations: &Durations) -> Vec<WatchSettings> {
+        let plan = self.plan;
+        plan.plan
+            .watch
+            .iter()
+            .zip(&plan.watch_intervals)
+            .enumerate()
+            .map(|(i, (w, interval))| WatchSettings {
+                name: w.name.clone(),
+                url: self.url(&format!("/watch/{i}/url")),
+                api_key: w
+                    .api_key
+                    .as_ref()
+                    .map(|_| self.text(&format!("/watch/{i}/api_key")))
+                    .filter(|k| !k.is_empty()),
+                interval: durations.get(*interval),
+                pid_file: w
+                    .pid_file
+                    .as_ref()
+                    .map(|_| self.text(&format!("/watch/{i}/pid_file")))
+                    .filter(|f| !f.trim().is_empty())
+                    .map(|f| std::path::PathBuf::from(f.trim())),
+            })
+            .collect()
+    }
+
     /// The run setting at `pointer` (compiled at load), rendered.
     fn text(&mut self, pointer: &str) -> String {
         let Some(text) = self.plan.settings.get(pointer) else {
@@ -452,7 +463,7 @@ impl SettingsCx<'_> {
         self.plan
             .templates
             .render(text, self.scope)
-            .map_err(|e| self.fail(pointer, crate::plan::template::describe(&e)))
+            .map_err(|e| self.fail(pointer, describe(&e)))
             .ok()
     }
 

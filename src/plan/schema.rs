@@ -120,8 +120,19 @@ fn describe_alternatives(
         }
         return;
     }
-    // Every branch failed right here: name the choices (externally tagged enums: the key
-    // each branch requires, or the only key it allows; unit enums: the constants).
+    let msg = no_branch_fits(at, error, context, fitting.len());
+    out.push(Diagnostic::new(file, spans.value(at), msg));
+}
+
+/// The message when every branch of an alternative failed right at `at`: the choices it
+/// offers (externally tagged enums: the key each branch requires, or the only key it
+/// allows; unit enums: the constants), else the types it accepts.
+fn no_branch_fits(
+    at: &str,
+    error: &ValidationError<'_>,
+    context: &[Vec<ValidationError<'static>>],
+    fitting: usize,
+) -> String {
     let mut choices: Vec<String> = Vec::new();
     for e in context.iter().flatten() {
         let found = match e.kind() {
@@ -141,40 +152,15 @@ fn describe_alternatives(
             }
         }
     }
-    let given: Vec<String> = error
-        .instance()
-        .as_object()
-        .map(|m| m.keys().cloned().collect())
-        .unwrap_or_default();
     let mut types = Vec::new();
     for e in context.iter().flatten() {
         expected_types(e, at, &mut types);
     }
-    let msg = if !choices.is_empty() && error.instance().is_object() {
-        let present: Vec<String> = given
-            .iter()
-            .filter(|k| choices.contains(k))
-            .cloned()
-            .collect();
-        let found = if present.len() > 1 {
-            format!(", found {}", list(&present).replace(", ", " and "))
-        } else {
-            String::new()
-        };
-        let mut msg = format!(
-            "expected exactly one of {}{found}{}",
-            list(&choices),
-            place(at)
-        );
-        if let [key] = given.as_slice()
-            && let Some(s) = crate::plan::diagnostic::suggest(key, &choices)
-        {
-            msg = format!("unknown key `{key}`; did you mean `{s}`? ({msg})");
-        }
-        msg
+    if !choices.is_empty() && error.instance().is_object() {
+        one_key_of(at, error, &choices)
     } else if let Some(given) = error.instance().as_str()
         && !choices.is_empty()
-        && fitting.len() == context.len()
+        && fitting == context.len()
     {
         // A string that is none of the allowed constants (documented unit enums).
         let mut msg = format!(
@@ -190,7 +176,7 @@ fn describe_alternatives(
             msg.push_str(&format!("; did you mean `{s}`?"));
         }
         format!("{msg}{}", place(at))
-    } else if !types.is_empty() && fitting.is_empty() {
+    } else if !types.is_empty() && fitting == 0 {
         // `Option<T>` allows null, but nobody means to write `null` there.
         if types.len() > 1 {
             types.retain(|t| t != "null");
@@ -203,8 +189,38 @@ fn describe_alternatives(
         )
     } else {
         format!("{} is not valid here{}", short(error.instance()), place(at))
+    }
+}
+
+/// A mapping that should hold exactly one of the `choices` keys: which it holds, and the
+/// key it most likely meant when it holds one unknown key.
+fn one_key_of(at: &str, error: &ValidationError<'_>, choices: &[String]) -> String {
+    let given: Vec<String> = error
+        .instance()
+        .as_object()
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default();
+    let present: Vec<String> = given
+        .iter()
+        .filter(|k| choices.contains(k))
+        .cloned()
+        .collect();
+    let found = if present.len() > 1 {
+        format!(", found {}", list(&present).replace(", ", " and "))
+    } else {
+        String::new()
     };
-    out.push(Diagnostic::new(file, spans.value(at), msg));
+    let msg = format!(
+        "expected exactly one of {}{found}{}",
+        list(choices),
+        place(at)
+    );
+    if let [key] = given.as_slice()
+        && let Some(s) = crate::plan::diagnostic::suggest(key, choices)
+    {
+        return format!("unknown key `{key}`; did you mean `{s}`? ({msg})");
+    }
+    msg
 }
 
 /// The types the branches of an alternative at `at` would have accepted, nested ones included.

@@ -1,14 +1,12 @@
 //! Templates and conditions: one minijinja environment per plan, every template and
 //! expression compiled once at load time and referred to by index on the hot path.
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
-
-use base64::Engine as _;
-use minijinja::value::{Enumerator, Object, Value};
+use minijinja::value::Value;
 use minijinja::{Environment, Error, ErrorKind, Expression, State, Template, UndefinedBehavior};
 
 use super::plain::{Interpolation, Plain};
+use super::scope::{RngCell, to_value};
+use crate::didcomm::oob;
 
 /// Names every template may use without defining them.
 pub const BUILTINS: &[&str] = &[
@@ -326,47 +324,11 @@ fn environment() -> Environment<'static> {
         humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
     });
     env.add_filter("invitation", |url: &str| -> Result<Value, Error> {
-        decode_invitation(url).map(|j| crate::plan::template::to_value(&j))
+        oob::url_payload(url)
+            .map(|(_, object)| to_value(&object))
+            .map_err(|e| Error::new(ErrorKind::InvalidOperation, e.to_string()))
     });
     env
-}
-
-/// Decodes an out-of-band (`oob=`) or legacy (`c_i=`) invitation URL into its JSON object.
-pub fn decode_invitation(url: &str) -> Result<serde_json::Value, Error> {
-    let bad = |why: &str| {
-        Error::new(
-            ErrorKind::InvalidOperation,
-            format!("not an invitation URL: {why}"),
-        )
-    };
-    let query = url.split_once('?').map_or(url, |(_, q)| q);
-    let query = query.split('#').next().unwrap_or(query);
-    let encoded = query
-        .split('&')
-        .find_map(|kv| kv.strip_prefix("oob=").or_else(|| kv.strip_prefix("c_i=")))
-        .ok_or_else(|| bad("it has no `oob=` or `c_i=` parameter"))?;
-    let encoded = encoded.replace("%3D", "=").replace("%3d", "=");
-    let trimmed = encoded.trim_end_matches('=');
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(trimmed)
-        .or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(trimmed))
-        .map_err(|_| bad("the parameter is not base64"))?;
-    let json: serde_json::Value =
-        serde_json::from_slice(&bytes).map_err(|_| bad("the decoded parameter is not JSON"))?;
-    if !json.is_object() {
-        return Err(bad("the decoded parameter is not a JSON object"));
-    }
-    Ok(json)
-}
-
-/// A user's random source, reachable from template functions as the `__rng` variable.
-#[derive(Debug)]
-pub struct RngCell(pub Mutex<fastrand::Rng>);
-
-impl Object for RngCell {
-    fn enumerate(self: &Arc<Self>) -> Enumerator {
-        Enumerator::NonEnumerable
-    }
 }
 
 fn with_rng<T>(state: &State, f: impl FnOnce(&mut fastrand::Rng) -> T) -> T {
@@ -395,106 +357,18 @@ const WORDS: &[&str] = &[
     "dune", "echo", "falcon",
 ];
 
-/// Everything a template sees while one user runs one step. Lookups are lazy so a
-/// request costs a few `Arc` clones, not a copy of the user's state.
-#[derive(Debug)]
-pub struct Scope {
-    pub globals: Arc<Globals>,
-    pub user: Value,
-    pub vars: Arc<BTreeMap<String, Value>>,
-    pub response: Option<Arc<ResponseView>>,
-    /// The event a `wait_event` condition looks at.
-    pub event: Option<Arc<serde_json::Value>>,
-    pub rng: Value,
-}
-
-/// Values shared by all users of a run.
-#[derive(Debug, Default)]
-pub struct Globals {
-    pub env: Value,
-    pub run: Value,
-    pub shard: Value,
-    pub webhook_url: Value,
-    pub vars: BTreeMap<String, Value>,
-}
-
-/// The response a condition looks at.
-#[derive(Debug)]
-pub struct ResponseView {
-    pub status: u16,
-    /// The body as received; `text` and `body` are made from it only when asked.
-    pub body: bytes::Bytes,
-    pub json: Option<serde_json::Value>,
-    /// Kept as received; turned into a template value only when a condition asks.
-    pub headers: http::HeaderMap,
-}
-
-impl ResponseView {
-    /// The body as text (invalid UTF-8 replaced).
-    pub fn text(&self) -> std::borrow::Cow<'_, str> {
-        String::from_utf8_lossy(&self.body)
-    }
-}
-
-impl Object for Scope {
-    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
-        let key = key.as_str()?;
-        match key {
-            "env" => Some(self.globals.env.clone()),
-            "user" => Some(self.user.clone()),
-            "run" => Some(self.globals.run.clone()),
-            "shard" => Some(self.globals.shard.clone()),
-            "webhook_url" => Some(self.globals.webhook_url.clone()),
-            "__rng" => Some(self.rng.clone()),
-            "event" if self.event.is_some() => self.event.as_ref().map(|e| to_value(&**e)),
-            _ => {
-                if let Some(r) = &self.response {
-                    match key {
-                        "status" => return Some(Value::from(r.status)),
-                        "text" => return Some(Value::from(r.text().as_ref())),
-                        "headers" => {
-                            let map: BTreeMap<String, String> = r
-                                .headers
-                                .iter()
-                                .map(|(k, v)| {
-                                    (
-                                        k.as_str().to_string(),
-                                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                                    )
-                                })
-                                .collect();
-                            return Some(Value::from(map));
-                        }
-                        "body" => return Some(r.json.as_ref().map_or(Value::from(()), to_value)),
-                        _ => {}
-                    }
-                }
-                self.vars
-                    .get(key)
-                    .or_else(|| self.globals.vars.get(key))
-                    .cloned()
-            }
-        }
-    }
-
-    fn enumerate(self: &Arc<Self>) -> Enumerator {
-        Enumerator::NonEnumerable
-    }
-}
-
-/// Converts serializable data (JSON bodies, captures) into a template value.
-pub fn to_value<T: serde::Serialize>(v: T) -> Value {
-    Value::from(minijinja::value::Serde(v))
-}
-
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::{Arc, Mutex};
+
     use super::*;
+    use crate::plan::scope::{Globals, ResponseView, Scope};
 
     fn ctx(vars: &[(&str, Value)]) -> Value {
         Value::from_object(Scope {
             globals: Arc::new(Globals::default()),
-            user: crate::plan::template::to_value(serde_json::json!({"index": 3})),
+            user: to_value(serde_json::json!({"index": 3})),
             vars: Arc::new(
                 vars.iter()
                     .map(|(k, v)| (k.to_string(), v.clone()))
@@ -511,8 +385,7 @@ mod tests {
         let mut c = Compiler::new();
         let t = c.json("/b", &serde_json::json!({"n": "{{ user.index + 1 }}", "s": "u-{{ user.index }}", "k": 5, "o": "{{ inv }}"}));
         let tpl = c.finish().unwrap();
-        let inv =
-            crate::plan::template::to_value(serde_json::json!({"@type": "x", "services": [1]}));
+        let inv = to_value(serde_json::json!({"@type": "x", "services": [1]}));
         let out = tpl.render_json(&t, &ctx(&[("inv", inv)])).unwrap();
         assert_eq!(
             out,
@@ -752,26 +625,31 @@ mod tests {
     }
 
     #[test]
-    fn decodes_invitation_urls_with_and_without_padding() {
-        let json = serde_json::json!({"@type": "https://didcomm.org/out-of-band/1.1/invitation", "label": "m"});
+    fn the_invitation_filter_gives_the_object_of_an_oob_or_c_i_url() {
+        use base64::Engine as _;
+        let json = serde_json::json!({"@type": "https://didcomm.org/out-of-band/1.1/invitation", "label": "m", "extra": [1]});
         let raw = serde_json::to_vec(&json).unwrap();
-        for engine in [
-            base64::engine::general_purpose::URL_SAFE,
-            base64::engine::general_purpose::URL_SAFE_NO_PAD,
-        ] {
-            let url = format!("http://127.0.0.1:3000?oob={}", engine.encode(&raw));
-            assert_eq!(decode_invitation(&url).unwrap(), json);
-        }
-        let legacy = format!(
-            "http://x/?c_i={}",
-            base64::engine::general_purpose::STANDARD.encode(&raw)
-        );
-        assert_eq!(decode_invitation(&legacy).unwrap(), json);
-        assert!(
-            decode_invitation("http://x/?foo=1")
-                .unwrap_err()
-                .to_string()
-                .contains("no `oob=`")
+        let padded = base64::engine::general_purpose::URL_SAFE.encode(&raw);
+        let urls = [
+            format!("http://127.0.0.1:3000?oob={padded}"),
+            format!("http://x/?c_i={}", padded.trim_end_matches('=')),
+            "http://x/?foo=1".to_string(),
+        ];
+        let mut c = Compiler::new();
+        let t = c.json("/t", &serde_json::json!("{{ url | invitation }}"));
+        let tpl = c.finish().unwrap();
+        let render = |url: &str| {
+            tpl.render_json(&t, &ctx(&[("url", Value::from(url))]))
+                .map_err(|e| describe(&e))
+        };
+        assert_eq!(render(&urls[0]), Ok(json.clone()));
+        assert_eq!(render(&urls[1]), Ok(json));
+        assert_eq!(
+            render(&urls[2]),
+            Err(
+                "invalid operation: not an invitation URL: it has no `oob=` or `c_i=` parameter"
+                    .into()
+            )
         );
     }
 }

@@ -1,10 +1,10 @@
-//! The results layer: the results file a run writes and every reporter reads ([`model`],
+//! The results layer: the results file a run writes and every reporter reads (`model.rs`,
 //! re-exported here), its JSON Schema, and scrubbing secrets out of what is written.
 //!
 //! It may import only the plan layer.
 
-pub mod model;
-pub mod redact;
-pub mod schema;
+mod model;
+pub(crate) mod redact;
+pub(crate) mod schema;
 
 pub use model::*;

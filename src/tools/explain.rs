@@ -9,8 +9,9 @@ use minijinja::Value;
 
 use crate::plan::compile::{CompiledPlan, CompiledRequest, CompiledStep, StepKind};
 use crate::plan::resolve::{Resolved, describe_shape};
+use crate::plan::scope::{RngCell, Scope};
 use crate::plan::shape::Shape;
-use crate::plan::template::{RngCell, Scope, Text};
+use crate::plan::template::Text;
 
 /// Renders the explanation of a resolved plan.
 pub fn explain(plan: &CompiledPlan, resolved: &Resolved, defined: &[String]) -> String {
@@ -31,7 +32,7 @@ pub fn explain(plan: &CompiledPlan, resolved: &Resolved, defined: &[String]) -> 
         .collect();
     let scope = Value::from_object(Scope {
         globals: resolved.globals.clone(),
-        user: crate::plan::template::to_value(serde_json::json!({"index": 0, "id": "<user.id>"})),
+        user: crate::plan::scope::to_value(serde_json::json!({"index": 0, "id": "<user.id>"})),
         vars: Arc::new(vars),
         response: None,
         event: None,

@@ -155,7 +155,10 @@ fn rust_did_peer_4_is_byte_equal_to_acapy() {
             assert_eq!(did.short, short);
         }
         assert_eq!(did_peer_4::decode(long).unwrap(), case["input_doc"]);
-        assert_eq!(did_peer_4::long_to_short(long).unwrap(), short);
+        assert!(
+            long.starts_with(&format!("{short}:")),
+            "{long} is {short}:…"
+        );
         let services = resolve_didcomm_services(long).unwrap();
         assert_eq!(services[0].recipient_keys, vec![verkey.to_owned()]);
         assert_eq!(services[0].service_endpoint, endpoint);

@@ -159,7 +159,7 @@ impl VirtualUser {
                         e.to_string(),
                     ))
                 })?;
-                self.set_var(into, crate::plan::template::to_value(value));
+                self.set_var(into, crate::plan::scope::to_value(value));
                 self.record(step, StatKind::Http, Some(WS), started, None);
             }
             CompiledDidcomm::AcceptInvitation {

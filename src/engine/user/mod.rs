@@ -13,7 +13,7 @@ use crate::measure::metrics::{Event, Failure};
 use crate::plan::ErrorAction;
 use crate::plan::Phase;
 use crate::plan::compile::{CompiledStep, StepKind};
-use crate::plan::template::{ResponseView, RngCell, Scope};
+use crate::plan::scope::{ResponseView, RngCell, Scope};
 use crate::results::StatKind;
 
 mod didcomm;
@@ -90,7 +90,7 @@ fn completes_a_measurement(kind: &StepKind) -> bool {
 
 /// The parts of a user's scope, to build many scopes cheaply (one per candidate event).
 struct ScopeParts {
-    globals: Arc<crate::plan::template::Globals>,
+    globals: Arc<crate::plan::scope::Globals>,
     user: Value,
     vars: Arc<BTreeMap<String, Value>>,
     rng: Value,
@@ -119,7 +119,7 @@ impl VirtualUser {
         let seed = ctx.seed
             ^ (index.wrapping_add(1)).wrapping_mul(0x9E37_79B9_7F4A_7C15)
             ^ u64::from(ctx.shard.index) << 48;
-        let user = crate::plan::template::to_value(serde_json::json!({
+        let user = crate::plan::scope::to_value(serde_json::json!({
             "index": index,
             "id": format!("{}-{}-{}", ctx.run_id, ctx.shard.index, index),
         }));

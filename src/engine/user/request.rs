@@ -7,7 +7,7 @@ use super::{StepError, VirtualUser, excerpt, reason_text};
 use crate::measure::metrics::{Event, Failure};
 use crate::plan::Phase;
 use crate::plan::compile::{CompiledPoll, CompiledRequest, CompiledStep};
-use crate::plan::template::ResponseView;
+use crate::plan::scope::ResponseView;
 use crate::results::StatKind;
 
 impl VirtualUser {
@@ -286,7 +286,7 @@ impl VirtualUser {
             {
                 self.remember_secret(&c.name, s);
             }
-            self.set_var(&c.name, crate::plan::template::to_value(v));
+            self.set_var(&c.name, crate::plan::scope::to_value(v));
         }
         Ok(())
     }

@@ -51,7 +51,7 @@ impl VirtualUser {
         for (name, t) in values {
             let v = templates.render_json(t, &self.scope(None));
             match v {
-                Ok(v) => self.set_var(name, crate::plan::template::to_value(v)),
+                Ok(v) => self.set_var(name, crate::plan::scope::to_value(v)),
                 Err(e) => return Err(self.template_error(step, &e)),
             }
         }
@@ -88,7 +88,7 @@ impl VirtualUser {
             pool,
             &k,
             crate::engine::pairing::Offered {
-                value: crate::plan::template::to_value(v),
+                value: crate::plan::scope::to_value(v),
                 secrets,
             },
         );

@@ -13,16 +13,18 @@ use crate::plan::source::{self, SpanIndex};
 use crate::plan::template::{self, Compiler, Expr, JsonTemplate, Text};
 use crate::plan::{self, Phase, Plan, Tasks};
 
-pub(super) type Parts = (
-    CompiledTarget,
-    Vec<(String, JsonTemplate)>,
-    Vec<CompiledStep>,
-    Vec<TaskList>,
-    Vec<CompiledStep>,
-    Option<Think>,
-    BTreeMap<String, Expr>,
-    BTreeMap<String, Text>,
-);
+/// What [`Cx::plan`] compiles; [`CompiledPlan`](super::CompiledPlan) is made of it once the
+/// templates are finished.
+pub(super) struct Parts {
+    pub(super) target: CompiledTarget,
+    pub(super) vars: Vec<(String, JsonTemplate)>,
+    pub(super) setup: Vec<CompiledStep>,
+    pub(super) tasks: Vec<TaskList>,
+    pub(super) teardown: Vec<CompiledStep>,
+    pub(super) think: Option<Think>,
+    pub(super) load_params: BTreeMap<String, Expr>,
+    pub(super) load_texts: BTreeMap<String, Text>,
+}
 
 pub(super) struct Cx<'a> {
     pub(super) file: &'a str,
@@ -83,7 +85,49 @@ impl Cx<'_> {
     }
 
     pub(super) fn plan(&mut self, plan: &Plan) -> Parts {
-        // Names defined anywhere: a use before definition is caught at run time as undefined.
+        self.collect_names(plan);
+        let target = self.target(&plan.target);
+        for (name, var) in &plan.env {
+            if let Some(d) = &var.default
+                && let Err(why) = crate::plan::env::default_value(var.kind, d)
+            {
+                self.error(
+                    &format!("/env/{}/default", source::escape(name)),
+                    format!("default does not match type {:?}: {why}", var.kind).to_lowercase(),
+                );
+            }
+        }
+        let vars = self.jsons("/vars", &plan.vars);
+        let (load_params, load_texts) = self.load(&plan.load);
+        for name in plan.pools.keys() {
+            if name.is_empty() {
+                self.error("/pools", "pool names must not be empty");
+            }
+        }
+        let setup = self.steps("/user/setup", &plan.user.setup, Phase::Setup, plan);
+        let tasks = self.tasks(plan);
+        let teardown = self.steps("/user/teardown", &plan.user.teardown, Phase::Teardown, plan);
+        let think = plan
+            .user
+            .think
+            .as_ref()
+            .map(|t| self.think("/user/think", t));
+        self.thresholds(plan);
+        Parts {
+            target,
+            vars,
+            setup,
+            tasks,
+            teardown,
+            think,
+            load_params,
+            load_texts,
+        }
+    }
+
+    /// Names defined anywhere in the plan, and the names of its steps. A use before the
+    /// definition is caught at run time, as undefined.
+    fn collect_names(&mut self, plan: &Plan) {
         self.defined.extend(plan.vars.keys().cloned());
         let all_steps = plan
             .user
@@ -116,7 +160,9 @@ impl Cx<'_> {
                 self.defined.insert(i.into.clone());
             }
         }
-        let t = &plan.target;
+    }
+
+    fn target(&mut self, t: &plan::Target) -> CompiledTarget {
         let base_url = self.compiler.text("/target/base_url", &t.base_url, false);
         let headers = self.texts("/target/headers", &t.headers);
         let timeout = self.opt_duration(
@@ -131,78 +177,63 @@ impl Cx<'_> {
             Duration::from_secs(5),
             true,
         );
-        let target = CompiledTarget {
+        CompiledTarget {
             base_url,
             headers,
             timeout,
             connect_timeout,
             insecure: t.insecure_skip_tls_verify,
             max_connections: t.max_connections,
-        };
-        for (name, var) in &plan.env {
-            if let Some(d) = &var.default
-                && let Err(why) = crate::plan::env::default_value(var.kind, d)
-            {
-                self.error(
-                    &format!("/env/{}/default", source::escape(name)),
-                    format!("default does not match type {:?}: {why}", var.kind).to_lowercase(),
-                );
-            }
         }
-        let vars = self.jsons("/vars", &plan.vars);
-        let (load_params, load_texts) = self.load(&plan.load);
-        for name in plan.pools.keys() {
-            if name.is_empty() {
-                self.error("/pools", "pool names must not be empty");
+    }
+
+    /// The task lists a user picks from: one for a sequence, one per weighted choice.
+    fn tasks(&mut self, plan: &Plan) -> Vec<TaskList> {
+        let w = match &plan.user.tasks {
+            Tasks::Sequence(steps) => {
+                return vec![TaskList {
+                    name: "tasks".into(),
+                    weight: 1,
+                    steps: self.steps("/user/tasks", steps, Phase::Tasks, plan),
+                }];
             }
-        }
-        let setup = self.steps("/user/setup", &plan.user.setup, Phase::Setup, plan);
-        let tasks = match &plan.user.tasks {
-            Tasks::Sequence(steps) => vec![TaskList {
-                name: "tasks".into(),
-                weight: 1,
-                steps: self.steps("/user/tasks", steps, Phase::Tasks, plan),
-            }],
-            Tasks::Weighted(w) => {
-                if w.choose.iter().all(|c| c.weight == 0) {
-                    self.error(
-                        "/user/tasks/choose",
-                        "at least one task needs a weight above 0",
-                    );
-                }
-                // Users pick a task by a draw below the sum, taken in `u32`.
-                let total: u64 = w.choose.iter().map(|c| u64::from(c.weight)).sum();
-                if total > u64::from(u32::MAX) {
-                    self.error(
-                        "/user/tasks/choose",
-                        format!(
-                            "the weights add up to {total}, more than {}; each weight is at most {MAX_WEIGHT}",
-                            u32::MAX
-                        ),
-                    );
-                }
-                w.choose
-                    .iter()
-                    .enumerate()
-                    .map(|(i, c)| TaskList {
-                        name: c.name.clone(),
-                        weight: c.weight,
-                        steps: self.steps(
-                            &format!("/user/tasks/choose/{i}/steps"),
-                            &c.steps,
-                            Phase::Tasks,
-                            plan,
-                        ),
-                    })
-                    .collect()
-            }
+            Tasks::Weighted(w) => w,
         };
-        let teardown = self.steps("/user/teardown", &plan.user.teardown, Phase::Teardown, plan);
-        let think = plan
-            .user
-            .think
-            .as_ref()
-            .map(|t| self.think("/user/think", t));
+        if w.choose.iter().all(|c| c.weight == 0) {
+            self.error(
+                "/user/tasks/choose",
+                "at least one task needs a weight above 0",
+            );
+        }
+        // Users pick a task by a draw below the sum, taken in `u32`.
+        let total: u64 = w.choose.iter().map(|c| u64::from(c.weight)).sum();
+        if total > u64::from(u32::MAX) {
+            self.error(
+                "/user/tasks/choose",
+                format!(
+                    "the weights add up to {total}, more than {}; each weight is at most {MAX_WEIGHT}",
+                    u32::MAX
+                ),
+            );
+        }
+        w.choose
+            .iter()
+            .enumerate()
+            .map(|(i, c)| TaskList {
+                name: c.name.clone(),
+                weight: c.weight,
+                steps: self.steps(
+                    &format!("/user/tasks/choose/{i}/steps"),
+                    &c.steps,
+                    Phase::Tasks,
+                    plan,
+                ),
+            })
+            .collect()
+    }
+
+    /// Checks the thresholds and compiles their duration limits.
+    fn thresholds(&mut self, plan: &Plan) {
         for (i, th) in plan.thresholds.iter().enumerate() {
             for (key, v) in [
                 ("p50", &th.p50),
@@ -228,16 +259,6 @@ impl Cx<'_> {
                 );
             }
         }
-        (
-            target,
-            vars,
-            setup,
-            tasks,
-            teardown,
-            think,
-            load_params,
-            load_texts,
-        )
     }
 
     /// Compiles the templated run settings: event source and watched agents.
@@ -300,70 +321,43 @@ impl Cx<'_> {
         }
     }
 
+    /// Checks the load shape's literal parameters now and compiles its templated ones,
+    /// which `resolve` evaluates once the variables are known.
     pub(super) fn load(
         &mut self,
         load: &plan::Load,
     ) -> (BTreeMap<String, Expr>, BTreeMap<String, Text>) {
-        let mut nums = BTreeMap::new();
-        let mut durs = BTreeMap::new();
-        let mut num = |cx: &mut Self, pointer: String, n: &plan::Num, rule: Rule| {
-            if let plan::Num::Literal(v) = n
-                && let Err(e) = rule.check(*v)
-            {
-                let key = pointer.rsplit('/').next().unwrap_or_default();
-                cx.error(&pointer, format!("{key} {e}"));
-            }
-            if let plan::Num::Template(t) = n {
-                let inner = t
-                    .trim()
-                    .strip_prefix("{{")
-                    .and_then(|s| s.strip_suffix("}}"))
-                    .map(str::trim);
-                match inner {
-                    Some(expr) => {
-                        let e = cx.compiler.expr(&pointer, expr, false);
-                        nums.insert(pointer, e);
-                    }
-                    None => cx.error(
-                        &pointer,
-                        format!("`{t}` is neither a number nor a `{{{{ expression }}}}`"),
-                    ),
-                }
-            }
-        };
-        let mut dur = |cx: &mut Self, pointer: String, d: &str| {
-            if template::is_template(d) {
-                let t = cx.compiler.text(&pointer, d, false);
-                durs.insert(pointer, t);
-            } else {
-                cx.duration(&pointer, d, true);
-            }
-        };
+        let mut out = ShapeParams::default();
         match load {
             plan::Load::Steps(s) => {
-                dur(self, "/load/steps/step_time".into(), &s.step_time);
-                dur(self, "/load/steps/time_limit".into(), &s.time_limit);
-                num(
-                    self,
+                self.shape_dur(&mut out, "/load/steps/step_time".into(), &s.step_time);
+                self.shape_dur(&mut out, "/load/steps/time_limit".into(), &s.time_limit);
+                self.shape_num(
+                    &mut out,
                     "/load/steps/users_per_step".into(),
                     &s.users_per_step,
                     Rule::Users,
                 );
-                num(
-                    self,
+                self.shape_num(
+                    &mut out,
                     "/load/steps/user_limit".into(),
                     &s.user_limit,
                     Rule::Users,
                 );
                 if let Some(p) = &s.spawn_pct {
-                    num(self, "/load/steps/spawn_pct".into(), p, Rule::Spawn);
+                    self.shape_num(&mut out, "/load/steps/spawn_pct".into(), p, Rule::Spawn);
                 }
             }
             plan::Load::Constant(c) => {
-                dur(self, "/load/constant/duration".into(), &c.duration);
-                num(self, "/load/constant/users".into(), &c.users, Rule::Users);
+                self.shape_dur(&mut out, "/load/constant/duration".into(), &c.duration);
+                self.shape_num(
+                    &mut out,
+                    "/load/constant/users".into(),
+                    &c.users,
+                    Rule::Users,
+                );
                 if let Some(r) = &c.spawn_rate {
-                    num(self, "/load/constant/spawn_rate".into(), r, Rule::Spawn);
+                    self.shape_num(&mut out, "/load/constant/spawn_rate".into(), r, Rule::Spawn);
                 }
             }
             plan::Load::Stages(stages) => {
@@ -371,57 +365,84 @@ impl Cx<'_> {
                     self.error("/load/stages", "`stages` needs at least one stage");
                 }
                 for (i, s) in stages.iter().enumerate() {
-                    dur(self, format!("/load/stages/{i}/duration"), &s.duration);
-                    num(
-                        self,
-                        format!("/load/stages/{i}/target"),
-                        &s.target,
-                        Rule::Users,
-                    );
+                    self.shape_dur(&mut out, format!("/load/stages/{i}/duration"), &s.duration);
+                    let target = format!("/load/stages/{i}/target");
+                    self.shape_num(&mut out, target, &s.target, Rule::Users);
                 }
             }
-            plan::Load::ArrivalRate(a) => {
-                match (&a.rate, &a.duration, &a.stages) {
-                    (Some(r), Some(d), None) => {
-                        num(
-                            self,
-                            "/load/arrival_rate/rate".into(),
-                            r,
-                            Rule::PositiveRate,
-                        );
-                        dur(self, "/load/arrival_rate/duration".into(), d);
-                    }
-                    (None, None, Some(stages)) if !stages.is_empty() => {
-                        for (i, s) in stages.iter().enumerate() {
-                            dur(
-                                self,
-                                format!("/load/arrival_rate/stages/{i}/duration"),
-                                &s.duration,
-                            );
-                            num(
-                                self,
-                                format!("/load/arrival_rate/stages/{i}/target"),
-                                &s.target,
-                                Rule::Rate,
-                            );
-                        }
-                    }
-                    _ => self.error(
-                        "/load/arrival_rate",
-                        "give either `rate` and `duration`, or a non-empty `stages` list",
-                    ),
+            plan::Load::ArrivalRate(a) => self.arrival_rate(&mut out, a),
+        }
+        (out.nums, out.durs)
+    }
+
+    fn arrival_rate(&mut self, out: &mut ShapeParams, a: &plan::ArrivalRateLoad) {
+        let at = "/load/arrival_rate";
+        match (&a.rate, &a.duration, &a.stages) {
+            (Some(r), Some(d), None) => {
+                self.shape_num(out, format!("{at}/rate"), r, Rule::PositiveRate);
+                self.shape_dur(out, format!("{at}/duration"), d);
+            }
+            (None, None, Some(stages)) if !stages.is_empty() => {
+                for (i, s) in stages.iter().enumerate() {
+                    self.shape_dur(out, format!("{at}/stages/{i}/duration"), &s.duration);
+                    let target = format!("{at}/stages/{i}/target");
+                    self.shape_num(out, target, &s.target, Rule::Rate);
                 }
-                num(
-                    self,
-                    "/load/arrival_rate/max_users".into(),
-                    &a.max_users,
-                    Rule::Users,
-                );
-                if let Some(s) = &a.start_rate {
-                    num(self, "/load/arrival_rate/start_rate".into(), s, Rule::Rate);
+            }
+            _ => self.error(
+                at,
+                "give either `rate` and `duration`, or a non-empty `stages` list",
+            ),
+        }
+        self.shape_num(out, format!("{at}/max_users"), &a.max_users, Rule::Users);
+        if let Some(s) = &a.start_rate {
+            self.shape_num(out, format!("{at}/start_rate"), s, Rule::Rate);
+        }
+    }
+
+    /// A load-shape number: a literal held to `rule` now, or a `{{ expression }}` compiled.
+    fn shape_num(&mut self, out: &mut ShapeParams, pointer: String, n: &plan::Num, rule: Rule) {
+        match n {
+            plan::Num::Literal(v) => {
+                if let Err(e) = rule.check(*v) {
+                    let key = pointer.rsplit('/').next().unwrap_or_default();
+                    self.error(&pointer, format!("{key} {e}"));
+                }
+            }
+            plan::Num::Template(t) => {
+                let inner = t
+                    .trim()
+                    .strip_prefix("{{")
+                    .and_then(|s| s.strip_suffix("}}"))
+                    .map(str::trim);
+                match inner {
+                    Some(expr) => {
+                        let e = self.compiler.expr(&pointer, expr, false);
+                        out.nums.insert(pointer, e);
+                    }
+                    None => self.error(
+                        &pointer,
+                        format!("`{t}` is neither a number nor a `{{{{ expression }}}}`"),
+                    ),
                 }
             }
         }
-        (nums, durs)
     }
+
+    /// A load-shape duration: a literal checked now, or a template compiled.
+    fn shape_dur(&mut self, out: &mut ShapeParams, pointer: String, d: &str) {
+        if template::is_template(d) {
+            let t = self.compiler.text(&pointer, d, false);
+            out.durs.insert(pointer, t);
+        } else {
+            self.duration(&pointer, d, true);
+        }
+    }
+}
+
+/// The templated parameters of a load shape, by JSON pointer.
+#[derive(Default)]
+struct ShapeParams {
+    nums: BTreeMap<String, Expr>,
+    durs: BTreeMap<String, Text>,
 }

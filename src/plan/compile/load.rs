@@ -4,11 +4,11 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use super::cx::Cx;
+use super::cx::{Cx, Parts};
 use super::{CompiledPlan, LoadFailure};
 use crate::plan::Plan;
 use crate::plan::diagnostic::{self, Diagnostic};
-use crate::plan::source::{self, Position};
+use crate::plan::source::{self, Position, SpanIndex};
 use crate::plan::template::{self, Compiler};
 
 /// Reads and compiles a plan file. Missing files, directories and non-text give one line.
@@ -40,64 +40,67 @@ pub fn load_file(path: &std::path::Path) -> Result<CompiledPlan, LoadFailure> {
 
 /// Compiles plan text; `file` names it in findings.
 pub fn load_str(file: &str, text: String) -> Result<CompiledPlan, LoadFailure> {
-    let fail = |diagnostics: Vec<Diagnostic>, text: String| {
-        let mut diagnostics = diagnostics;
-        diagnostic::sort(&mut diagnostics);
-        Err(LoadFailure {
-            diagnostics,
-            source: Some(text),
-        })
-    };
-    if text.trim().is_empty() {
-        return fail(
-            vec![Diagnostic::whole_file(
-                file,
-                "is empty; a plan needs at least `name`, `target`, `load` and `user`",
-            )],
-            text,
-        );
+    match read(file, &text) {
+        Ok((plan, spans)) => compile(file, text, spans, plan),
+        Err(diagnostics) => Err(failure(diagnostics, text)),
     }
-    let (json, spans) = match source::parse(&text) {
-        Ok(x) => x,
-        Err(e) => {
-            return fail(
-                vec![Diagnostic::new(
-                    file,
-                    e.position,
-                    format!("YAML syntax: {}", e.message),
-                )],
-                text,
-            );
-        }
-    };
+}
+
+fn failure(mut diagnostics: Vec<Diagnostic>, text: String) -> LoadFailure {
+    diagnostic::sort(&mut diagnostics);
+    LoadFailure {
+        diagnostics,
+        source: Some(text),
+    }
+}
+
+/// Text → YAML with spans → schema check → typed model.
+fn read(file: &str, text: &str) -> Result<(Plan, SpanIndex), Vec<Diagnostic>> {
+    if text.trim().is_empty() {
+        return Err(vec![Diagnostic::whole_file(
+            file,
+            "is empty; a plan needs at least `name`, `target`, `load` and `user`",
+        )]);
+    }
+    let (json, spans) = source::parse(text).map_err(|e| {
+        vec![Diagnostic::new(
+            file,
+            e.position,
+            format!("YAML syntax: {}", e.message),
+        )]
+    })?;
     if !json.is_object() {
-        return fail(
-            vec![Diagnostic::new(
-                file,
-                Position { line: 1, column: 1 },
-                "a plan must be a YAML mapping (`name: …`, `target: …`)",
-            )],
-            text,
-        );
+        return Err(vec![Diagnostic::new(
+            file,
+            Position { line: 1, column: 1 },
+            "a plan must be a YAML mapping (`name: …`, `target: …`)",
+        )]);
     }
     let schema_errors = crate::plan::schema::validate(file, &json, &spans);
     if !schema_errors.is_empty() {
-        return fail(schema_errors, text);
+        return Err(schema_errors);
     }
-    let plan: Plan = match serde_path_to_error::deserialize(&json) {
-        Ok(p) => p,
+    match serde_path_to_error::deserialize(&json) {
+        Ok(plan) => Ok((plan, spans)),
         Err(e) => {
             let pointer = format!("/{}", e.path().to_string().replace('.', "/"));
-            return fail(
-                vec![Diagnostic::new(
-                    file,
-                    spans.value(&pointer),
-                    e.inner().to_string(),
-                )],
-                text,
-            );
+            Err(vec![Diagnostic::new(
+                file,
+                spans.value(&pointer),
+                e.inner().to_string(),
+            )])
         }
-    };
+    }
+}
+
+/// Compiles every template, condition and JSONPath of a plan that passed the schema, and
+/// checks that every variable a template uses is defined somewhere.
+fn compile(
+    file: &str,
+    text: String,
+    spans: SpanIndex,
+    plan: Plan,
+) -> Result<CompiledPlan, LoadFailure> {
     let mut cx = Cx {
         file,
         spans: &spans,
@@ -137,18 +140,25 @@ pub fn load_str(file: &str, text: String) -> Result<CompiledPlan, LoadFailure> {
     }
     if !diags.is_empty() {
         diags.dedup();
-        return fail(diags, text);
+        return Err(failure(diags, text));
     }
     let templates = match compiler.finish() {
         Ok(t) => Arc::new(t),
         Err(e) => {
-            return fail(
-                vec![Diagnostic::whole_file(file, format!("template: {e}"))],
-                text,
-            );
+            let whole = Diagnostic::whole_file(file, format!("template: {e}"));
+            return Err(failure(vec![whole], text));
         }
     };
-    let (target, vars, setup, tasks, teardown, think, load_params, load_texts) = compiled;
+    let Parts {
+        target,
+        vars,
+        setup,
+        tasks,
+        teardown,
+        think,
+        load_params,
+        load_texts,
+    } = compiled;
     Ok(CompiledPlan {
         file: file.to_string(),
         source: text,

@@ -33,6 +33,29 @@ impl Cx<'_> {
         phase: Phase,
         plan: &Plan,
     ) -> Option<CompiledStep> {
+        if !self.does_one_thing(p, step) {
+            return None;
+        }
+        let when = step
+            .when
+            .as_ref()
+            .map(|w| self.compiler.expr(&format!("{p}/when"), w, false));
+        let (retries, retry_delay, on_error) = self.on_error(p, step, phase);
+        let (kind, default_name) = self.kind(p, step, plan)?;
+        Some(CompiledStep {
+            name: Arc::from(step.name.clone().unwrap_or(default_name)),
+            phase,
+            line: self.spans.value(p).line,
+            when,
+            kind,
+            retries,
+            retry_delay,
+            on_error,
+        })
+    }
+
+    /// Checks that the step has exactly one action, and keys only its action allows.
+    fn does_one_thing(&mut self, p: &str, step: &Step) -> bool {
         let kinds: Vec<&str> = [
             ("request", step.request.is_some()),
             ("sleep", step.sleep.is_some()),
@@ -61,7 +84,7 @@ impl Cx<'_> {
                 )
             };
             self.error(p, msg);
-            return None;
+            return false;
         }
         if step.request.is_none() {
             for (key, present) in [
@@ -80,10 +103,12 @@ impl Cx<'_> {
                 }
             }
         }
-        let when = step
-            .when
-            .as_ref()
-            .map(|w| self.compiler.expr(&format!("{p}/when"), w, false));
+        true
+    }
+
+    /// Retries, the delay between them, and what to do after the last failure (by default:
+    /// stop in setup, next iteration in tasks, carry on in teardown).
+    fn on_error(&mut self, p: &str, step: &Step, phase: Phase) -> (u32, Dur, ErrorAction) {
         let (retries, retry_delay, then) = match &step.on_error {
             None => (0, Dur::Literal(Duration::ZERO), None),
             Some(OnError::Action(a)) => (0, Dur::Literal(Duration::ZERO), Some(*a)),
@@ -103,7 +128,12 @@ impl Cx<'_> {
             Phase::Tasks => ErrorAction::NextIteration,
             Phase::Teardown => ErrorAction::Continue,
         });
-        let (kind, default_name) = if let Some(r) = &step.request {
+        (retries, retry_delay, on_error)
+    }
+
+    /// The step's action, compiled, and the name it gets in the statistics when it has none.
+    fn kind(&mut self, p: &str, step: &Step, plan: &Plan) -> Option<(StepKind, String)> {
+        Some(if let Some(r) = &step.request {
             let rq = self.request(p, r, step);
             (
                 StepKind::Request(Box::new(rq)),
@@ -118,103 +148,105 @@ impl Cx<'_> {
             let vals = self.jsons(&format!("{p}/set"), set);
             (StepKind::Set(vals), "set".to_string())
         } else if let Some(o) = &step.offer {
-            self.pool(&format!("{p}/offer/pool"), &o.pool, plan);
-            let value = self.compiler.json(&format!("{p}/offer/value"), &o.value);
-            let key = o
-                .key
-                .as_ref()
-                .map(|k| self.compiler.text(&format!("{p}/offer/key"), k, false));
-            (
-                StepKind::Offer {
-                    pool: o.pool.clone(),
-                    key,
-                    value,
-                },
-                format!("offer {}", o.pool),
-            )
+            self.offer(&format!("{p}/offer"), o, plan)
         } else if let Some(t) = &step.take {
-            self.pool(&format!("{p}/take/pool"), &t.pool, plan);
-            let timeout = self.opt_duration(
-                &format!("{p}/take/timeout"),
-                t.timeout.as_ref(),
-                Duration::from_secs(30),
-                true,
-            );
-            let key = t
-                .key
-                .as_ref()
-                .map(|k| self.compiler.text(&format!("{p}/take/key"), k, false));
-            (
-                StepKind::Take {
-                    pool: t.pool.clone(),
-                    key,
-                    into: t.into.clone(),
-                    timeout,
-                },
-                format!("take {}", t.pool),
-            )
+            self.take(&format!("{p}/take"), t, plan)
         } else if let Some(w) = &step.wait_event {
-            let wp = format!("{p}/wait_event");
-            if plan.events.is_none() {
-                self.error(
-                    &wp,
-                    "`wait_event` needs an `events:` section (source: webhook or websocket)",
-                );
-            }
-            let wallet = self
-                .compiler
-                .text(&format!("{wp}/wallet"), &w.wallet, false);
-            let until = w
-                .until
-                .as_ref()
-                .map(|u| self.compiler.expr(&format!("{wp}/until"), u, true));
-            let timeout = self.opt_duration(
-                &format!("{wp}/timeout"),
-                w.timeout.as_ref(),
-                Duration::from_secs(30),
-                true,
-            );
-            if let Some(c) = &w.clock
-                && !self.step_names.contains(c)
-            {
-                let names: Vec<String> = self.step_names.iter().cloned().collect();
-                let hint = crate::plan::diagnostic::suggest(c, &names)
-                    .map(|s| format!("; did you mean `{s}`?"))
-                    .unwrap_or_default();
-                self.error(
-                    &format!("{wp}/clock"),
-                    format!("`clock` names no step of this plan: `{c}`{hint}"),
-                );
-            }
-            let captures = self.captures(p, step);
-            (
-                StepKind::WaitEvent(Box::new(CompiledWait {
-                    topic: w.topic.clone(),
-                    wallet,
-                    until,
-                    timeout,
-                    clock: w.clock.as_deref().map(Arc::from),
-                    captures,
-                })),
-                format!("event {}", w.topic),
-            )
+            self.wait_event(p, w, step, plan)
         } else if let Some(d) = &step.didcomm {
             let compiled = self.didcomm(&format!("{p}/didcomm"), d);
             let default_name = format!("didcomm {}", compiled.action());
             (StepKind::Didcomm(Box::new(compiled)), default_name)
         } else {
             return None;
-        };
-        Some(CompiledStep {
-            name: Arc::from(step.name.clone().unwrap_or(default_name)),
-            phase,
-            line: self.spans.value(p).line,
-            when,
-            kind,
-            retries,
-            retry_delay,
-            on_error,
         })
+    }
+
+    fn offer(&mut self, op: &str, o: &plan::Offer, plan: &Plan) -> (StepKind, String) {
+        self.pool(&format!("{op}/pool"), &o.pool, plan);
+        let value = self.compiler.json(&format!("{op}/value"), &o.value);
+        let key = o
+            .key
+            .as_ref()
+            .map(|k| self.compiler.text(&format!("{op}/key"), k, false));
+        let kind = StepKind::Offer {
+            pool: o.pool.clone(),
+            key,
+            value,
+        };
+        (kind, format!("offer {}", o.pool))
+    }
+
+    fn take(&mut self, tp: &str, t: &plan::Take, plan: &Plan) -> (StepKind, String) {
+        self.pool(&format!("{tp}/pool"), &t.pool, plan);
+        let timeout = self.opt_duration(
+            &format!("{tp}/timeout"),
+            t.timeout.as_ref(),
+            Duration::from_secs(30),
+            true,
+        );
+        let key = t
+            .key
+            .as_ref()
+            .map(|k| self.compiler.text(&format!("{tp}/key"), k, false));
+        let kind = StepKind::Take {
+            pool: t.pool.clone(),
+            key,
+            into: t.into.clone(),
+            timeout,
+        };
+        (kind, format!("take {}", t.pool))
+    }
+
+    fn wait_event(
+        &mut self,
+        p: &str,
+        w: &plan::WaitEvent,
+        step: &Step,
+        plan: &Plan,
+    ) -> (StepKind, String) {
+        let wp = format!("{p}/wait_event");
+        if plan.events.is_none() {
+            self.error(
+                &wp,
+                "`wait_event` needs an `events:` section (source: webhook or websocket)",
+            );
+        }
+        let wallet = self
+            .compiler
+            .text(&format!("{wp}/wallet"), &w.wallet, false);
+        let until = w
+            .until
+            .as_ref()
+            .map(|u| self.compiler.expr(&format!("{wp}/until"), u, true));
+        let timeout = self.opt_duration(
+            &format!("{wp}/timeout"),
+            w.timeout.as_ref(),
+            Duration::from_secs(30),
+            true,
+        );
+        if let Some(c) = &w.clock
+            && !self.step_names.contains(c)
+        {
+            let names: Vec<String> = self.step_names.iter().cloned().collect();
+            let hint = crate::plan::diagnostic::suggest(c, &names)
+                .map(|s| format!("; did you mean `{s}`?"))
+                .unwrap_or_default();
+            self.error(
+                &format!("{wp}/clock"),
+                format!("`clock` names no step of this plan: `{c}`{hint}"),
+            );
+        }
+        let captures = self.captures(p, step);
+        let kind = StepKind::WaitEvent(Box::new(CompiledWait {
+            topic: w.topic.clone(),
+            wallet,
+            until,
+            timeout,
+            clock: w.clock.as_deref().map(Arc::from),
+            captures,
+        }));
+        (kind, format!("event {}", w.topic))
     }
 
     pub(super) fn captures(&mut self, p: &str, step: &Step) -> Vec<Capture> {
