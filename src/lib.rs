@@ -40,4 +40,4 @@ pub mod measure;
 pub mod output;
 pub mod plan;
 pub mod results;
-pub mod tools;
+pub(crate) mod tools;

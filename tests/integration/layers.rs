@@ -780,3 +780,69 @@ fn a_circle_inside_a_folder_is_reported_with_its_edges() {
           b.rs -> a.rs: src/m/b.rs:2 `super::run`"]
     );
 }
+
+/// The longest a function in `src/` may be, in lines from `fn` to its closing brace.
+const MAX_FN_LINES: usize = 120;
+
+/// Each function with a body in `text`: its name, first line and length in lines.
+fn functions(text: &str) -> Vec<(String, usize, usize)> {
+    let toks = lex(text);
+    let mut out = Vec::new();
+    for (i, w) in toks.windows(2).enumerate() {
+        let (Tok::Ident(kw), Tok::Ident(name)) = (&w[0].0, &w[1].0) else {
+            continue;
+        };
+        if kw != "fn" {
+            continue;
+        }
+        let Some(open) = toks[i..]
+            .iter()
+            .position(|t| matches!(t.0, Tok::Open | Tok::Semi))
+            .map(|p| i + p)
+            .filter(|&p| toks[p].0 == Tok::Open)
+        else {
+            continue; // a declaration without a body
+        };
+        let mut depth = 0usize;
+        for t in &toks[open..] {
+            match t.0 {
+                Tok::Open => depth += 1,
+                Tok::Close => depth -= 1,
+                _ => continue,
+            }
+            if depth == 0 {
+                out.push((name.clone(), w[0].1, t.1 - w[0].1 + 1));
+                break;
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn no_function_in_src_is_longer_than_a_reader_can_hold() {
+    let long: Vec<String> = tree()
+        .iter()
+        .flat_map(|(rel, text)| {
+            functions(text)
+                .into_iter()
+                .filter(|f| f.2 > MAX_FN_LINES)
+                .map(move |(name, line, n)| format!("src/{rel}:{line}: fn {name} is {n} lines"))
+        })
+        .collect();
+    assert!(
+        long.is_empty(),
+        "functions over {MAX_FN_LINES} lines:\n{}",
+        long.join("\n")
+    );
+}
+
+#[test]
+fn the_function_length_check_counts_from_fn_to_its_closing_brace() {
+    let text =
+        "fn a() {\n    let s = \"}\";\n    if x { y() }\n}\ntrait T { fn b(&self); }\nfn c() {}\n";
+    assert_eq!(
+        functions(text),
+        vec![("a".into(), 1, 4), ("c".into(), 6, 1)]
+    );
+}
