@@ -72,8 +72,8 @@ impl CompiledPlan {
 }
 
 /// A duration the plan sets: a literal, known at load, or a template, known once the
-/// variables are. The engine reads both through
-/// [`Durations`](crate::plan::resolve::Durations), never as a placeholder.
+/// variables are. The engine reads both through the resolved plan's durations
+/// (`plan::resolve::Durations`), never as a placeholder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dur {
     Literal(Duration),
