@@ -9,12 +9,15 @@
 # agent 5010/5011) and state dir, under flock /tmp/acaload-realstack.lock so it never runs
 # beside another real-stack job. CPU is utime + stime from /proc/PID/stat: acaload's over its
 # whole run (by /usr/bin/time), the agents' between just before and just after it.
+# LEAN_PLAN runs another plan file (default plans/mediator.yaml of this tree), so two binaries
+# can be measured on the same plan.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(dirname "$HERE")
 ACALOAD=${1:-$ROOT/target/release/acaload}
 OUT=${2:-$ROOT/target/bench/lean-real-$(date +%Y%m%d-%H%M%S)}
 BASE=${LEAN_STACK_PORT:-5000}
+PLAN=${LEAN_PLAN:-$ROOT/plans/mediator.yaml}
 mkdir -p "$OUT"
 if [[ -z ${LEAN_REAL_LOCKED:-} ]]; then
     LEAN_REAL_LOCKED=1 exec flock /tmp/acaload-realstack.lock "$0" "$ACALOAD" "$OUT"
@@ -32,13 +35,14 @@ MED=$(cat "$ACAPY_STACK_DIR/mediator.pid")
 MULTI=$(cat "$ACAPY_STACK_DIR/multi.pid")
 m0=$(ticks "$MED"); a0=$(ticks "$MULTI")
 rc=0
-/usr/bin/time -f '%U %S %M' -o "$OUT/real.time" "$ACALOAD" run "$ROOT/plans/mediator.yaml" \
+/usr/bin/time -f '%U %S %M' -o "$OUT/real.time" "$ACALOAD" run "$PLAN" \
     --env-file "$ENV_FILE" --set STEP_TIME_SECS=10 --set USERS_ADDED_PER_STEP=10 \
     --set USER_LIMIT=40 --set TIME_LIMIT_MINS=1.5 -q --out "$OUT/real.json" \
     >"$OUT/real.stdout" 2>"$OUT/real.stderr" || rc=$?
 m1=$(ticks "$MED"); a1=$(ticks "$MULTI")
 tck=$(getconf CLK_TCK)
-read -r user sys maxkb <"$OUT/real.time"
+# The last line: /usr/bin/time puts "Command exited with non-zero status N" before it.
+read -r user sys maxkb < <(tail -n1 "$OUT/real.time")
 requests=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['total']['requests'])" "$OUT/real.json")
 acaload_ticks=$(python3 -c "print(round(($user + $sys) * $tck))")
 cat >"$OUT/real.meta" <<EOF
