@@ -95,9 +95,13 @@ fn answer(live: &Live, request: &Request<hyper::body::Incoming>) -> Response<Ful
 }
 
 /// Serves HTTP/1 on `listener` until `stop`, a task per connection. At `stop` each connection
-/// finishes the request it is in and closes; this returns when the last one has.
-async fn serve<F, R>(listener: tokio::net::TcpListener, stop: CancellationToken, handle: F)
-where
+/// finishes the request it is in and closes; this returns when the last one has. The live
+/// endpoints and the trace sink both serve through it.
+pub(crate) async fn serve<F, R>(
+    listener: tokio::net::TcpListener,
+    stop: CancellationToken,
+    handle: F,
+) where
     F: Fn(Request<hyper::body::Incoming>) -> R + Clone + Send + 'static,
     R: Future<Output = Response<Full<Bytes>>> + Send + 'static,
 {

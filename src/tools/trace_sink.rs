@@ -4,7 +4,6 @@
 //! server, like the engine's webhook listener.
 
 use std::collections::BTreeMap;
-use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -16,7 +15,8 @@ use hyper::{Method, Request, Response, StatusCode};
 use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
+
+use crate::output::serve::serve;
 
 /// The largest trace event accepted (2 MiB); larger ones are refused (413).
 const MAX_EVENT: usize = 2 << 20;
@@ -253,49 +253,6 @@ fn serve_summary(shared: &Shared) -> Vec<u8> {
         rows: Vec::new(),
     });
     serde_json::to_vec(&report).unwrap_or_default()
-}
-
-/// Serves HTTP/1 on `listener` until `stop`, a task per connection. At `stop` each connection
-/// finishes the request it is in and closes; this returns when the last one has.
-async fn serve<F, R>(listener: tokio::net::TcpListener, stop: CancellationToken, handle: F)
-where
-    F: Fn(Request<hyper::body::Incoming>) -> R + Clone + Send + 'static,
-    R: Future<Output = Response<Full<Bytes>>> + Send + 'static,
-{
-    let connections = TaskTracker::new();
-    loop {
-        let accepted = tokio::select! {
-            a = listener.accept() => a,
-            _ = stop.cancelled() => break,
-        };
-        let stream = match accepted {
-            Ok((stream, _)) => stream,
-            // Out of file descriptors and the like: try again shortly, do not spin.
-            Err(_) => {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let handle = handle.clone();
-        let stop = stop.clone();
-        connections.spawn(async move {
-            let service = hyper::service::service_fn(move |request| {
-                let response = handle(request);
-                async move { Ok::<_, Infallible>(response.await) }
-            });
-            let connection = hyper::server::conn::http1::Builder::new()
-                .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
-            tokio::pin!(connection);
-            tokio::select! {
-                _ = connection.as_mut() => return,
-                _ = stop.cancelled() => {}
-            }
-            connection.as_mut().graceful_shutdown();
-            let _ = connection.await;
-        });
-    }
-    connections.close();
-    connections.wait().await;
 }
 
 async fn forward_loop(url: String, mut rx: mpsc::Receiver<Bytes>, summary: Arc<Mutex<Summary>>) {

@@ -17,7 +17,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("measure", &["plan", "results"]),
     ("engine", &["didcomm", "plan", "results", "measure"]),
     ("output", &["plan", "results", "measure"]),
-    ("tools", &["plan", "results", "measure"]),
+    ("tools", &["plan", "results", "measure", "output"]),
     (
         "cli",
         &["plan", "results", "measure", "engine", "output", "tools"],
