@@ -6,6 +6,7 @@
 #   chromium              renders the HTML report in the report test (scripts/screenshot.sh)
 #   .tools/venv           kubernetes-validate, the schema-aware check of deploy/kubernetes (no cluster)
 #   .acapy/venv           acapy-agent 1.7.0 on Python 3.13 (scripts/acapy-stack.sh install)
+#   postgresql, nginx     the production-shaped stack of the TLS and failover tests (scripts/prod-stack.sh install)
 # Idempotent: when everything is there it only checks (well under a second) and prints nothing.
 # apt-get runs (update, then install) only when a package is missing; that needs root. Without
 # root it prints one line saying what to install and exits 1.
@@ -67,5 +68,7 @@ if ! k8s_validate_ok; then
     k8s_validate_ok || die "kubernetes-validate $K8S_VALIDATE_VERSION not usable in $K8S_VENV after pip install"
 fi
 
-# ---------------------------------------------------------------- ACA-Py (created once, reused when present; quiet then)
-scripts/acapy-stack.sh install
+# ---------------------------------------------------------------- ACA-Py, PostgreSQL, nginx (created once, reused when present; quiet then)
+# The production-shaped stack's install: postgresql, nginx and openssl from apt when missing,
+# then the ACA-Py venv (scripts/acapy-stack.sh install).
+scripts/prod-stack.sh install

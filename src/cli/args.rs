@@ -106,6 +106,10 @@ pub(super) struct RunArgs {
     /// Write results as JSON (schemas/results.schema.json).
     #[arg(long)]
     pub(super) out: Option<PathBuf>,
+    /// Trust the CA certificates in this PEM file beside the system's roots, for every https://
+    /// and wss:// connection (overrides the plan's `target.ca_file`).
+    #[arg(long, value_name = "FILE")]
+    pub(super) ca_file: Option<PathBuf>,
     /// Seed for random data (wallet names, keys, nonces); random when not given.
     #[arg(long)]
     pub(super) seed: Option<u64>,

@@ -125,7 +125,10 @@ fn prepare(args: &RunArgs) -> Result<Prepared, u8> {
         verbose_failures: false,
     };
     let id = crate::engine::run::identity(&cfg, String::new());
-    let resolved = resolve(&plan, &env, &id).ok_or(EXIT_ERROR)?;
+    let mut resolved = resolve(&plan, &env, &id).ok_or(EXIT_ERROR)?;
+    if !ca_file(&plan, &mut resolved, args.ca_file.as_deref()) {
+        return Err(EXIT_ERROR);
+    }
     Ok(Prepared {
         plan,
         env,
@@ -176,6 +179,33 @@ pub(super) fn resolve(
                 .for_each(|d| crate::errln!("{}", d.render(Some(&plan.source))))
         })
         .ok()
+}
+
+/// Settles the CA file the run trusts: `--ca-file`, else the plan's `target.ca_file`. It must
+/// hold at least one PEM certificate; when it does not, says why on stderr (located in the plan
+/// when the plan named it) and returns false.
+fn ca_file(
+    plan: &CompiledPlan,
+    resolved: &mut crate::plan::resolve::Resolved,
+    flag: Option<&std::path::Path>,
+) -> bool {
+    if let Some(f) = flag {
+        resolved.target.ca_file = Some(f.to_path_buf());
+    }
+    let Some(path) = &resolved.target.ca_file else {
+        return true;
+    };
+    let Err(why) = crate::engine::tls::read_ca_file(path) else {
+        return true;
+    };
+    if flag.is_some() {
+        crate::errln!("error: --ca-file: {why}");
+    } else {
+        let at = plan.spans.value("/target/ca_file");
+        let d = crate::plan::diagnostic::Diagnostic::new(&plan.file, at, format!("ca_file: {why}"));
+        crate::errln!("{}", d.render(Some(&plan.source)));
+    }
+    false
 }
 
 /// The async runtime (`engine::run::runtime`). Says why on stderr when it cannot start.

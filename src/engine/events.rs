@@ -360,11 +360,27 @@ async fn webhook(
     answer(StatusCode::OK)
 }
 
-/// Follows the admin websocket (`/ws`), routing frames by `wallet_id`; reconnects
-/// until stopped. Keep-alive frames (`topic: ping` without payload) are ignored.
+/// Opens a websocket on a TCP or TLS connection made with the run's TLS settings.
+async fn open_websocket(
+    request: tokio_tungstenite::tungstenite::handshake::client::Request,
+    tls: &crate::engine::tls::Tls,
+    config: tokio_tungstenite::tungstenite::protocol::WebSocketConfig,
+) -> Result<tokio_tungstenite::WebSocketStream<crate::engine::tls::Stream>, String> {
+    let (host, port, secure) = crate::engine::tls::websocket_address(request.uri())?;
+    let stream = tls.connect(&host, port, secure).await?;
+    tokio_tungstenite::client_async_with_config(request, stream, Some(config))
+        .await
+        .map(|(ws, _)| ws)
+        .map_err(|e| e.to_string())
+}
+
+/// Follows the admin websocket (`/ws`, `wss://` over the run's TLS), routing frames by
+/// `wallet_id`; reconnects until stopped. Keep-alive frames (`topic: ping` without payload)
+/// are ignored.
 pub async fn follow_websocket(
     url: String,
     api_key: Option<String>,
+    tls: crate::engine::tls::Tls,
     hub: Arc<EventHub>,
     stop: CancellationToken,
     ready: tokio::sync::oneshot::Sender<Result<(), String>>,
@@ -391,11 +407,11 @@ pub async fn follow_websocket(
             .max_message_size(Some(MAX_EVENT_BODY))
             .max_frame_size(Some(MAX_EVENT_BODY));
         let connected = tokio::select! {
-            r = tokio_tungstenite::connect_async_with_config(request, Some(config), false) => r,
+            r = open_websocket(request, &tls, config) => r,
             _ = stop.cancelled() => return,
         };
         let mut ws = match connected {
-            Ok((ws, _)) => ws,
+            Ok(ws) => ws,
             Err(e) => {
                 if let Some(r) = ready.take() {
                     let _ = r.send(Err(format!("cannot open the admin websocket {url}: {e}")));

@@ -1,6 +1,6 @@
 //! HTTP: hyper's pooled client ([`Pool`]) for the plan's requests ([`Client`]), a watched
 //! agent's `/status` and the edge agents' forwards (timeouts set, no proxy from the
-//! environment, TLS verified unless the plan opts out); request preparation and sending.
+//! environment, TLS as the run's [`Tls`] says); request preparation and sending.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,13 +9,13 @@ use bytes::Bytes;
 use http::Uri;
 use http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use http_body_util::{BodyExt, Full};
-use hyper_rustls::ConfigBuilderExt;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use minijinja::Value;
 
 mod connect;
 
+use crate::engine::tls::Tls;
 use crate::plan::compile::CompiledRequest;
 use crate::plan::resolve::TargetSettings;
 use crate::plan::scope::ResponseView;
@@ -100,20 +100,17 @@ struct Base {
 }
 
 impl Client {
-    /// A client for `base_url` with the target's connection settings. `what` names
-    /// `base_url` in errors (`base_url`, or `url` for a watched agent).
+    /// A client for `base_url` with the target's connection settings and the run's TLS.
+    /// `what` names `base_url` in errors (`base_url`, or `url` for a watched agent).
     pub fn new(
         target: &TargetSettings,
+        tls: &Tls,
         what: &str,
         base_url: &str,
         headers: &[(String, String)],
     ) -> Result<Client, String> {
         Ok(Client {
-            pool: Pool::new(
-                target.insecure,
-                target.connect_timeout,
-                target.max_connections,
-            ),
+            pool: Pool::new(tls, target.connect_timeout, target.max_connections),
             defaults: default_headers(headers)?,
             base: Base::parse(what, base_url)?,
         })
@@ -152,29 +149,17 @@ impl Client {
 }
 
 impl Pool {
-    /// TLS is verified unless `insecure`; TCP and TLS together must finish within
-    /// `connect_timeout`; `max_connections` bounds the open sockets and the requests in flight.
-    pub fn new(insecure: bool, connect_timeout: Duration, max_connections: Option<usize>) -> Pool {
+    /// TLS as `tls` says; TCP and TLS together must finish within `connect_timeout`;
+    /// `max_connections` bounds the open sockets and the requests in flight.
+    pub fn new(tls: &Tls, connect_timeout: Duration, max_connections: Option<usize>) -> Pool {
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_nodelay(true);
-        // Built on the first https connection: loading the system's roots costs memory and
-        // time a run against a plain-http agent never needs.
+        // Made on the first https connection, when the run's TLS settings are first needed.
+        let tls = tls.clone();
         let tls = move |http: HttpConnector| -> Result<connect::Tls, String> {
-            let config = if insecure {
-                tls_without_verification()
-            } else {
-                rustls::ClientConfig::builder_with_provider(Arc::new(
-                    rustls::crypto::ring::default_provider(),
-                ))
-                .with_safe_default_protocol_versions()
-                .map_err(|e| format!("cannot set up TLS: {e}"))?
-                .try_with_platform_verifier()
-                .map_err(|e| format!("cannot load the system's TLS roots: {e}"))?
-                .with_no_client_auth()
-            };
             Ok(hyper_rustls::HttpsConnectorBuilder::new()
-                .with_tls_config(config)
+                .with_tls_config(rustls::ClientConfig::clone(&*tls.config()?))
                 .https_or_http()
                 .enable_http1()
                 .wrap_connector(http))
@@ -204,7 +189,9 @@ impl Pool {
     ) -> Result<(http::response::Parts, Bytes), HttpError> {
         let exchange = async {
             let resp = self.inner.request(req).await.map_err(|e| {
-                let (why, io) = (root_cause(&e), io_kind(&e));
+                let why =
+                    crate::engine::tls::certificate_problem(&e).unwrap_or_else(|| root_cause(&e));
+                let io = io_kind(&e);
                 let url = uri.to_string();
                 if e.is_connect() {
                     HttpError::Connect { url, why, io }
@@ -381,62 +368,6 @@ fn plain(s: &str) -> bool {
                 b'"' | b'#' | b'<' | b'>' | b'\\' | b'^' | b'`' | b'{' | b'|' | b'}'
             )
     })
-}
-
-/// Certificates are not checked, signatures still are (`insecure_skip_tls_verify`).
-fn tls_without_verification() -> rustls::ClientConfig {
-    use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-    use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-    #[derive(Debug)]
-    struct AnyCertificate(Arc<rustls::crypto::CryptoProvider>);
-    impl ServerCertVerifier for AnyCertificate {
-        fn verify_server_cert(
-            &self,
-            _: &CertificateDer<'_>,
-            _: &[CertificateDer<'_>],
-            _: &ServerName<'_>,
-            _: &[u8],
-            _: UnixTime,
-        ) -> Result<ServerCertVerified, rustls::Error> {
-            Ok(ServerCertVerified::assertion())
-        }
-        fn verify_tls12_signature(
-            &self,
-            message: &[u8],
-            cert: &CertificateDer<'_>,
-            dss: &rustls::DigitallySignedStruct,
-        ) -> Result<HandshakeSignatureValid, rustls::Error> {
-            rustls::crypto::verify_tls12_signature(
-                message,
-                cert,
-                dss,
-                &self.0.signature_verification_algorithms,
-            )
-        }
-        fn verify_tls13_signature(
-            &self,
-            message: &[u8],
-            cert: &CertificateDer<'_>,
-            dss: &rustls::DigitallySignedStruct,
-        ) -> Result<HandshakeSignatureValid, rustls::Error> {
-            rustls::crypto::verify_tls13_signature(
-                message,
-                cert,
-                dss,
-                &self.0.signature_verification_algorithms,
-            )
-        }
-        fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-            self.0.signature_verification_algorithms.supported_schemes()
-        }
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .expect("the default provider supports the default versions")
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
-        .with_no_client_auth()
 }
 
 /// A request with every template rendered.
@@ -709,7 +640,8 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn max_connections_bounds_requests_in_flight_and_sockets_for_the_whole_run() {
         let (uri, accepted) = counting_server().await;
-        let pool = Arc::new(Pool::new(false, Duration::from_secs(5), Some(3)));
+        let tls = Tls::new(false, None);
+        let pool = Arc::new(Pool::new(&tls, Duration::from_secs(5), Some(3)));
         // three slots at once; a fourth waits while they are held, and gets one when freed
         let mut held = Vec::new();
         for _ in 0..3 {

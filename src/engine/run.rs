@@ -15,6 +15,7 @@ use crate::engine::events::EventHub;
 use crate::engine::http::Client;
 use crate::engine::pairing::Pools;
 use crate::engine::shard::Shard;
+use crate::engine::tls::Tls;
 use crate::measure::metrics::{Event, Finished, Live, Recorder};
 use crate::plan::compile::CompiledPlan;
 use crate::plan::env::ResolvedEnv;
@@ -90,11 +91,12 @@ pub async fn execute(
     let info = plan_info(&plan, env, &resolved);
     // Stops the event source, the gauges and the observers once the users are done.
     let background = CancellationToken::new();
+    let tls = Tls::new(resolved.target.insecure, resolved.target.ca_file.clone());
     let ready = async {
-        let (http, gauges) = clients(&resolved)?;
-        preflight(&plan, &resolved, &http, &signals).await?;
-        let (events, globals) = start_events(&plan, &resolved, &background).await?;
-        Ok(((http, events, globals), gauges))
+        let (http, gauges) = clients(&resolved, &tls)?;
+        preflight(&plan, &resolved, &http, &tls, &signals).await?;
+        let (events, globals) = start_events(&plan, &resolved, &tls, &background).await?;
+        Ok(((http, events, globals, tls), gauges))
     };
     let (shared, gauges) = match ready.await {
         Ok(ready) => ready,
@@ -215,15 +217,15 @@ async fn run_users(
     (outcome, stopped_by)
 }
 
-/// What every user of the run shares; `shared` is the target's client, the event source and
-/// the globals with `webhook_url` set.
+/// What every user of the run shares; `shared` is the target's client, the event source,
+/// the globals with `webhook_url` set and the run's TLS.
 fn context(
     plan: &Arc<CompiledPlan>,
     env: &ResolvedEnv,
     resolved: &Resolved,
     cfg: &RunConfig,
     signals: &StopSignals,
-    (http, events, globals): (Client, Option<Arc<EventHub>>, Arc<Globals>),
+    (http, events, globals, tls): (Client, Option<Arc<EventHub>>, Arc<Globals>, Tls),
     recorder: &Recorder,
 ) -> RunContext {
     let edge = uses_didcomm(plan).then(|| {
@@ -231,6 +233,7 @@ fn context(
             recorder.clone(),
             resolved.target.timeout,
             resolved.target.connect_timeout,
+            &tls,
         ))
     });
     RunContext {
@@ -307,7 +310,7 @@ fn plan_info(plan: &CompiledPlan, env: &ResolvedEnv, resolved: &Resolved) -> Pla
 /// The client for the plan's requests, and one for each watched agent: its URL and API key,
 /// never the target's headers (an API key for one agent is not sent to another). A watched
 /// agent's `pid_file` must name a process on this machine.
-fn clients(resolved: &Resolved) -> Result<(Client, Vec<Client>), RunError> {
+fn clients(resolved: &Resolved, tls: &Tls) -> Result<(Client, Vec<Client>), RunError> {
     let watch = |name: &str, why| RunError::Watch {
         name: name.to_string(),
         why,
@@ -319,6 +322,7 @@ fn clients(resolved: &Resolved) -> Result<(Client, Vec<Client>), RunError> {
     }
     let http = Client::new(
         &resolved.target,
+        tls,
         "base_url",
         &resolved.base_url,
         &resolved.headers,
@@ -330,7 +334,7 @@ fn clients(resolved: &Resolved) -> Result<(Client, Vec<Client>), RunError> {
             .iter()
             .map(|k| ("x-api-key".to_string(), k.clone()))
             .collect();
-        Client::new(&resolved.target, "url", &w.url, &key).map_err(|why| watch(&w.name, why))
+        Client::new(&resolved.target, tls, "url", &w.url, &key).map_err(|why| watch(&w.name, why))
     });
     Ok((http, gauges.collect::<Result<_, _>>()?))
 }
@@ -388,6 +392,7 @@ fn aborted(
 async fn start_events(
     plan: &CompiledPlan,
     resolved: &Resolved,
+    tls: &Tls,
     stop: &CancellationToken,
 ) -> Result<(Option<Arc<crate::engine::events::EventHub>>, Arc<Globals>), RunError> {
     let Some(ev) = &plan.plan.events else {
@@ -437,6 +442,7 @@ async fn start_events(
             tokio::spawn(crate::engine::events::follow_websocket(
                 url.clone(),
                 key,
+                tls.clone(),
                 hub.clone(),
                 stop.clone(),
                 tx,
@@ -455,35 +461,82 @@ async fn start_events(
     Ok((Some(hub), Arc::new(globals)))
 }
 
-/// When the plan asks, checks the target answers 2xx before any user starts.
+/// Before any user starts: when the plan asks, the target answers 2xx; and the certificate
+/// of every `wss://` socket the edge agents open verifies (a TLS handshake, nothing sent).
 async fn preflight(
     plan: &CompiledPlan,
     resolved: &Resolved,
-    http: &crate::engine::http::Client,
+    http: &Client,
+    tls: &Tls,
     signals: &StopSignals,
 ) -> Result<(), RunError> {
-    let Some(path) = &plan.plan.target.preflight else {
-        return Ok(());
-    };
-    let url = http.url(path);
-    let outcome = tokio::select! {
-        r = http.get(path, resolved.target.timeout) => r,
-        _ = signals.graceful.cancelled() => return Err(RunError::Preflight { url, why: "interrupted".into() }),
-    };
-    let why = match outcome {
-        Ok((status, _)) if status.is_success() => return Ok(()),
-        Ok((status, body)) => format!(
-            "status {}: {}",
-            status.as_u16(),
-            crate::engine::http::first_line(&String::from_utf8_lossy(&body))
-        ),
-        Err(
-            crate::engine::http::HttpError::Connect { why, .. }
-            | crate::engine::http::HttpError::Other { why, .. },
-        ) => why,
-        Err(e) => e.to_string(),
-    };
-    Err(RunError::Preflight { url, why })
+    if let Some(path) = &plan.plan.target.preflight {
+        let url = http.url(path);
+        let outcome = tokio::select! {
+            r = http.get(path, resolved.target.timeout) => r,
+            _ = signals.graceful.cancelled() => return Err(RunError::Preflight { url, why: "interrupted".into() }),
+        };
+        let why = match outcome {
+            Ok((status, _)) if status.is_success() => None,
+            Ok((status, body)) => Some(format!(
+                "status {}: {}",
+                status.as_u16(),
+                crate::engine::http::first_line(&String::from_utf8_lossy(&body))
+            )),
+            Err(
+                crate::engine::http::HttpError::Connect { why, .. }
+                | crate::engine::http::HttpError::Other { why, .. },
+            ) => Some(why),
+            Err(e) => Some(e.to_string()),
+        };
+        if let Some(why) = why {
+            return Err(RunError::Preflight { url, why });
+        }
+    }
+    for url in secure_websockets(plan, resolved) {
+        let limit = resolved.target.connect_timeout;
+        let check =
+            tokio::time::timeout(limit, crate::engine::edge::wire::Wire::check_tls(&url, tls));
+        let why = tokio::select! {
+            r = check => match r {
+                Ok(Ok(())) => continue,
+                Ok(Err(why)) => why,
+                Err(_) => format!("no TLS handshake within {}", crate::plan::duration::format(limit)),
+            },
+            _ = signals.graceful.cancelled() => "interrupted".into(),
+        };
+        // The socket's errors start with the URL, which the preflight line names already.
+        let why = why
+            .strip_prefix(&format!("WebSocket {url}: "))
+            .map_or(why.clone(), str::to_string);
+        return Err(RunError::Preflight { url, why });
+    }
+    Ok(())
+}
+
+/// The `wss://` URLs of the plan's `connect` steps that render without a user (the
+/// mediator's socket, from a variable), each once.
+fn secure_websockets(plan: &CompiledPlan, resolved: &Resolved) -> Vec<String> {
+    let scope = crate::plan::resolve::plan_scope(&resolved.globals, 0);
+    let mut urls: Vec<String> = plan
+        .setup
+        .iter()
+        .chain(plan.tasks.iter().flat_map(|t| t.steps.iter()))
+        .chain(plan.teardown.iter())
+        .filter_map(|s| match &s.kind {
+            crate::plan::compile::StepKind::Didcomm(d) => match &**d {
+                crate::plan::compile::CompiledDidcomm::Connect { websocket, .. } => {
+                    plan.templates.render(websocket, &scope).ok()
+                }
+                _ => None,
+            },
+            _ => None,
+        })
+        .filter(|u| u.starts_with("wss://"))
+        .collect();
+    urls.sort();
+    urls.dedup();
+    urls
 }
 
 fn build(

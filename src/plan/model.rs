@@ -155,6 +155,12 @@ pub struct Target {
     /// Skip TLS certificate verification. Off by default; turn on only for self-signed test agents.
     #[serde(default)]
     pub insecure_skip_tls_verify: bool,
+    /// A PEM file of CA certificates trusted beside the system's roots (which `SSL_CERT_FILE`
+    /// and `SSL_CERT_DIR` replace, as for OpenSSL), for every https:// and wss:// connection
+    /// of the run, e.g. a private CA in front of a mediator. A template; empty = none.
+    /// A relative path is from the working directory. `--ca-file` overrides it.
+    #[serde(default)]
+    pub ca_file: Option<String>,
 }
 
 /// The type of an environment variable; values are checked before anything is sent.

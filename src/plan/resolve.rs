@@ -44,6 +44,9 @@ pub struct TargetSettings {
     pub connect_timeout: Duration,
     pub insecure: bool,
     pub max_connections: Option<usize>,
+    /// CA certificates trusted beside the system's (`target.ca_file`, left out when it
+    /// renders empty; `--ca-file` replaces it). Read and checked by the caller.
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 /// A watched agent with its settings rendered.
@@ -139,6 +142,9 @@ pub fn resolve(
         connect_timeout: durations.get(plan.target.connect_timeout),
         insecure: plan.target.insecure,
         max_connections: plan.target.max_connections,
+        ca_file: Some(settings.text("/target/ca_file"))
+            .filter(|f| !f.trim().is_empty())
+            .map(|f| std::path::PathBuf::from(f.trim())),
     };
     let thresholds = thresholds(plan, &durations);
     if errors.is_empty() {

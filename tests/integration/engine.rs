@@ -952,7 +952,8 @@ fn tls_is_verified_unless_the_plan_opts_out() {
     assert_eq!(r["total"]["failures"], 1);
     assert_eq!(
         r["failures"][0]["reason"],
-        "connection error: invalid peer certificate: UnknownIssuer"
+        "connection error: TLS certificate not accepted: unknown issuer (name its CA with \
+         target.ca_file, --ca-file or SSL_CERT_FILE)"
     );
 }
 

@@ -15,4 +15,5 @@ mod layers;
 mod proxy;
 mod report;
 mod stack;
+mod tls;
 mod validate;

@@ -15,6 +15,11 @@ use serde_json::Value;
 
 static REAL_AGENTS: Mutex<()> = Mutex::new(());
 
+/// Held while a test runs real agents: one such test at a time in this process.
+pub fn serial() -> MutexGuard<'static, ()> {
+    REAL_AGENTS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -63,7 +68,7 @@ impl Stack {
     }
 
     fn start(name: &str, ports: Ports, flags: &[&str]) -> Stack {
-        let serial = REAL_AGENTS.lock().unwrap_or_else(|e| e.into_inner());
+        let serial = serial();
         let dir = repo().join("target").join(name);
         std::fs::create_dir_all(&dir).unwrap();
         let _ = Self::script(&dir, ports, &["down"]);

@@ -29,6 +29,8 @@ pub const ENVELOPE_CONTENT_TYPE: &str = "application/didcomm-envelope-enc";
 pub struct EdgeHub {
     /// Connections for the forwards POSTed to mediators and peers.
     http: crate::engine::http::Pool,
+    /// The run's TLS, for `wss://` sockets (the forwards' pool has it too).
+    pub tls: crate::engine::tls::Tls,
     /// `target.timeout`: a POST's whole exchange.
     timeout: Duration,
     pub recorder: Recorder,
@@ -55,10 +57,17 @@ pub struct EdgeHub {
 pub const OPENS_IN_FLIGHT: usize = 64;
 
 impl EdgeHub {
-    /// `timeout` bounds a forward's whole POST, `connect_timeout` its connect.
-    pub fn new(recorder: Recorder, timeout: Duration, connect_timeout: Duration) -> Self {
+    /// `timeout` bounds a forward's whole POST, `connect_timeout` its connect; `tls` checks
+    /// the certificates of `https://` endpoints and `wss://` sockets.
+    pub fn new(
+        recorder: Recorder,
+        timeout: Duration,
+        connect_timeout: Duration,
+        tls: &crate::engine::tls::Tls,
+    ) -> Self {
         EdgeHub {
-            http: crate::engine::http::Pool::new(false, connect_timeout, None),
+            http: crate::engine::http::Pool::new(tls, connect_timeout, None),
+            tls: tls.clone(),
             timeout,
             recorder,
             agents: Mutex::default(),
@@ -244,7 +253,8 @@ mod tests {
     /// A hub whose POSTs time out after `timeout`.
     fn hub(timeout: Duration) -> EdgeHub {
         let (recorder, _live, _aggregate) = crate::measure::metrics::start(Instant::now());
-        EdgeHub::new(recorder, timeout, Duration::from_secs(5))
+        let tls = crate::engine::tls::Tls::new(false, None);
+        EdgeHub::new(recorder, timeout, Duration::from_secs(5), &tls)
     }
 
     /// Serves one connection: reads the request's head, then does what `answer` says with the

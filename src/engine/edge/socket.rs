@@ -29,7 +29,7 @@ use crate::results::StatKind;
 /// Opens the socket, as one of at most [`super::OPENS_IN_FLIGHT`] opens at a time.
 pub async fn open(hub: &EdgeHub, url: &str) -> Result<Wire, String> {
     let _turn = hub.opening.acquire().await;
-    Wire::connect(url).await
+    Wire::connect(url, &hub.tls).await
 }
 
 /// How long one reconnect attempt may take to open a socket.
@@ -391,6 +391,7 @@ mod tests {
             recorder,
             Duration::from_secs(5),
             Duration::from_secs(5),
+            &crate::engine::tls::Tls::new(false, None),
         ));
         let shared = Arc::new(Shared::default());
         shared.add_key(&k0);

@@ -4,18 +4,22 @@
 //! agent, the largest part of an edge agent's memory. Here bytes are read into one scratch
 //! buffer per thread; only a frame that arrives in pieces is kept (and freed once whole), and
 //! each frame written is built, sent and dropped. The protocol itself stays tungstenite's: the
-//! handshake request, the accept key, frame headers.
+//! handshake request, the accept key, frame headers. `wss://` goes over the run's TLS
+//! ([`Tls`]), which keeps its own record buffers.
 
 use std::cell::RefCell;
 use std::io::Cursor;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::handshake::client::generate_request;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::frame::FrameHeader;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Control, Data, OpCode};
+
+use crate::engine::tls::{Stream, Tls};
 
 /// The largest message accepted (tungstenite's default is 64 MiB; DIDComm messages to a phone
 /// are a few KiB).
@@ -42,9 +46,9 @@ pub enum Incoming {
     Close(Option<(u16, String)>),
 }
 
-/// An open client WebSocket (plain `ws://`).
+/// An open client WebSocket (`ws://`, or `wss://`).
 pub struct Wire {
-    stream: TcpStream,
+    stream: Stream,
     /// Bytes of a frame not yet whole (empty, with no capacity, almost always).
     partial: Vec<u8>,
     /// A fragmented message being put together.
@@ -52,34 +56,21 @@ pub struct Wire {
 }
 
 impl Wire {
-    /// Opens `url` (`ws://host[:port]/path`): TCP, then the HTTP upgrade. Errors are one line.
-    pub async fn connect(url: &str) -> Result<Wire, String> {
-        let request = url
-            .into_client_request()
-            .map_err(|e| format!("WebSocket {url}: {e}"))?;
-        let uri = request.uri().clone();
-        match uri.scheme_str() {
-            Some("ws") => {}
-            Some("wss") => {
-                return Err(format!(
-                    "WebSocket {url}: wss:// is not supported (edge agents speak plain ws://)"
-                ));
-            }
-            _ => return Err(format!("WebSocket {url}: not a ws:// URL")),
-        }
-        let host = uri
-            .host()
-            .map(|h| h.trim_start_matches('[').trim_end_matches(']').to_owned())
-            .ok_or_else(|| format!("WebSocket {url}: no host"))?;
-        let port = uri.port_u16().unwrap_or(80);
-        let (head, key) = generate_request(request).map_err(|e| format!("WebSocket {url}: {e}"))?;
+    /// Opens `url` (`ws://` or `wss://host[:port]/path`): TCP, TLS for `wss://` (its server
+    /// name and the `Host` header from the URL's host), then the HTTP upgrade. Errors are one
+    /// line.
+    pub async fn connect(url: &str, tls: &Tls) -> Result<Wire, String> {
+        let to = endpoint(url)?;
+        let (head, key) =
+            generate_request(to.request).map_err(|e| format!("WebSocket {url}: {e}"))?;
         let io =
             |e: std::io::Error| format!("WebSocket {url}: {}", crate::engine::http::root_cause(&e));
-        let mut stream = TcpStream::connect((host.as_str(), port))
+        let mut stream = tls
+            .connect(&to.host, to.port, to.secure)
             .await
-            .map_err(io)?;
-        stream.set_nodelay(true).map_err(io)?;
+            .map_err(|why| format!("WebSocket {url}: {why}"))?;
         stream.write_all(&head).await.map_err(io)?;
+        stream.flush().await.map_err(io)?;
         let mut got = Vec::with_capacity(512);
         let (status, accept, used) = loop {
             if got.len() >= MAX_RESPONSE_HEAD {
@@ -125,6 +116,17 @@ impl Wire {
         })
     }
 
+    /// Opens TCP and TLS to a `wss://` URL's host and closes them again, sending nothing over
+    /// them: whether its certificate verifies. A `ws://` URL passes unopened.
+    pub async fn check_tls(url: &str, tls: &Tls) -> Result<(), String> {
+        let to = endpoint(url)?;
+        if to.secure {
+            let mut stream = tls.connect(&to.host, to.port, true).await?;
+            let _ = stream.shutdown().await;
+        }
+        Ok(())
+    }
+
     /// Waits for the next frames and returns what they brought, at least one item. Cancel-safe
     /// (its only wait is for readability; what is read is parsed before it returns). `Err`:
     /// the socket ended or failed, in a line.
@@ -137,29 +139,50 @@ impl Wire {
                 return Ok(out);
             }
         }
+        std::future::poll_fn(|cx| self.poll_frames(cx, &mut out)).await?;
+        Ok(out)
+    }
+
+    /// Reads what the socket has into the thread's scratch buffer and parses it, until at least
+    /// one item came (`Ready`) or the socket has nothing more (`Pending`: woken when it has).
+    /// Bytes of a frame not yet whole are kept in `partial`, so nothing read is lost if the
+    /// caller stops waiting.
+    fn poll_frames(
+        &mut self,
+        cx: &mut Context<'_>,
+        out: &mut Vec<Incoming>,
+    ) -> Poll<Result<(), String>> {
         loop {
-            self.stream.readable().await.map_err(socket_error)?;
-            let read = SCRATCH_BUF.with_borrow_mut(|buf| match self.stream.try_read(buf) {
-                Ok(0) => Err("the socket ended".to_string()),
-                Ok(n) if self.partial.is_empty() => {
-                    let used = parse(&buf[..n], &mut self.assembling, &mut out)?;
-                    self.partial.extend_from_slice(&buf[used..n]);
-                    Ok(())
+            let read = SCRATCH_BUF.with_borrow_mut(|buf| {
+                let mut filled = tokio::io::ReadBuf::new(&mut buf[..]);
+                match Pin::new(&mut self.stream).poll_read(cx, &mut filled) {
+                    Poll::Pending => Poll::Pending,
+                    Poll::Ready(Err(e)) => Poll::Ready(Err(socket_error(e))),
+                    Poll::Ready(Ok(())) if filled.filled().is_empty() => {
+                        Poll::Ready(Err("the socket ended".to_string()))
+                    }
+                    Poll::Ready(Ok(())) => Poll::Ready(self.take(filled.filled(), out)),
                 }
-                Ok(n) => {
-                    self.partial.extend_from_slice(&buf[..n]);
-                    let used = parse(&self.partial, &mut self.assembling, &mut out)?;
-                    self.consume_partial(used);
-                    Ok(())
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(()),
-                Err(e) => Err(socket_error(e)),
             });
-            read?;
-            if !out.is_empty() {
-                return Ok(out);
+            match read {
+                Poll::Ready(Ok(())) if out.is_empty() => continue,
+                other => return other,
             }
         }
+    }
+
+    /// Parses newly read `bytes` after what `partial` holds; keeps the rest of a frame not yet
+    /// whole.
+    fn take(&mut self, bytes: &[u8], out: &mut Vec<Incoming>) -> Result<(), String> {
+        if self.partial.is_empty() {
+            let used = parse(bytes, &mut self.assembling, out)?;
+            self.partial.extend_from_slice(&bytes[used..]);
+        } else {
+            self.partial.extend_from_slice(bytes);
+            let used = parse(&self.partial, &mut self.assembling, out)?;
+            self.consume_partial(used);
+        }
+        Ok(())
     }
 
     /// Drops the first `used` bytes of `partial`, freeing it when nothing is left.
@@ -209,8 +232,34 @@ impl Wire {
         let start = frame.len();
         frame.extend_from_slice(payload);
         apply_mask(&mut frame[start..], mask);
-        self.stream.write_all(&frame).await.map_err(socket_error)
+        self.stream.write_all(&frame).await.map_err(socket_error)?;
+        // TLS may hold records back until flushed; plain TCP flushes at once.
+        self.stream.flush().await.map_err(socket_error)
     }
+}
+
+/// Where a WebSocket URL leads.
+struct Endpoint {
+    /// The upgrade request (its `Host` header from the URL).
+    request: tokio_tungstenite::tungstenite::handshake::client::Request,
+    host: String,
+    port: u16,
+    /// `wss://`.
+    secure: bool,
+}
+
+fn endpoint(url: &str) -> Result<Endpoint, String> {
+    let request = url
+        .into_client_request()
+        .map_err(|e| format!("WebSocket {url}: {e}"))?;
+    let (host, port, secure) = crate::engine::tls::websocket_address(request.uri())
+        .map_err(|why| format!("WebSocket {url}: {why}"))?;
+    Ok(Endpoint {
+        request,
+        host,
+        port,
+        secure,
+    })
 }
 
 /// Masks or unmasks a payload (RFC 6455 §5.3; tungstenite keeps its own private).
@@ -296,6 +345,7 @@ fn parse(
 mod tests {
     use super::*;
     use futures_util::{SinkExt, StreamExt};
+    use tokio::net::TcpStream;
     use tokio_tungstenite::tungstenite::Message;
     use tokio_tungstenite::tungstenite::protocol::frame::Frame;
 
@@ -311,7 +361,10 @@ mod tests {
             let (s, _) = listener.accept().await.unwrap();
             serve(tokio_tungstenite::accept_async(s).await.unwrap()).await;
         });
-        (Wire::connect(&url).await.unwrap(), server)
+        (
+            Wire::connect(&url, &Tls::new(false, None)).await.unwrap(),
+            server,
+        )
     }
 
     #[tokio::test]
@@ -394,15 +447,80 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn wss_carries_messages_both_ways_over_tls_with_the_host_header_of_the_url() {
+        let ca = crate::engine::tls::tests::ca("wss-ca.pem");
+        let acceptor = crate::engine::tls::tests::server_config(&ca, &["localhost"], None);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = tokio::spawn(async move {
+            // The first client refuses the certificate; the second speaks.
+            let tls = loop {
+                let (tcp, _) = listener.accept().await.unwrap();
+                if let Ok(tls) = acceptor.accept(tcp).await {
+                    break tls;
+                }
+            };
+            let mut host = None;
+            #[allow(clippy::result_large_err)] // the signature tungstenite's callback has
+            let check = |req: &tokio_tungstenite::tungstenite::handshake::server::Request, resp| {
+                host = req.headers().get("host").cloned();
+                Ok(resp)
+            };
+            let mut ws = tokio_tungstenite::accept_hdr_async(tls, check)
+                .await
+                .unwrap();
+            let Some(Ok(Message::Text(t))) = ws.next().await else {
+                panic!("no text")
+            };
+            ws.send(Message::text(format!("{t} back").repeat(2_000)))
+                .await
+                .unwrap();
+            let Some(Ok(Message::Close(_))) = ws.next().await else {
+                panic!("no close")
+            };
+            host
+        });
+        let url = format!("wss://localhost:{port}/");
+        // Without the CA: one line, the URL and why.
+        let e = Wire::connect(&url, &Tls::new(false, None))
+            .await
+            .err()
+            .unwrap();
+        assert!(
+            e.starts_with(&format!(
+                "WebSocket {url}: TLS certificate not accepted: unknown issuer"
+            )),
+            "{e}"
+        );
+        let tls = Tls::new(false, Some(ca.file.clone()));
+        let mut wire = Wire::connect(&url, &tls).await.unwrap();
+        wire.send_text("hello").await.unwrap();
+        let mut got = Vec::new();
+        while got.is_empty() {
+            got.extend(wire.read().await.unwrap());
+        }
+        let expected = "hello back".repeat(2_000).into_bytes();
+        assert_eq!(got, vec![Incoming::Message(expected)]);
+        assert!(wire.partial.capacity() == 0, "no buffer kept while idle");
+        wire.close().await;
+        let host = server.await.unwrap();
+        assert_eq!(host.unwrap(), format!("localhost:{port}").as_str());
+    }
+
+    #[tokio::test]
     async fn a_refused_or_non_websocket_server_is_one_line() {
-        let e = Wire::connect("ws://127.0.0.1:1/ws").await.err().unwrap();
+        let tls = Tls::new(false, None);
+        let e = Wire::connect("ws://127.0.0.1:1/ws", &tls)
+            .await
+            .err()
+            .unwrap();
         assert!(e.starts_with("WebSocket ws://127.0.0.1:1/ws: "), "{e}");
         assert!(e.contains("refused"), "{e}");
-        let e = Wire::connect("wss://127.0.0.1:1/ws").await.err().unwrap();
-        assert_eq!(
-            e,
-            "WebSocket wss://127.0.0.1:1/ws: wss:// is not supported (edge agents speak plain ws://)"
-        );
+        let e = Wire::connect("http://127.0.0.1:1/ws", &tls)
+            .await
+            .err()
+            .unwrap();
+        assert!(e.starts_with("WebSocket http://127.0.0.1:1/ws: "), "{e}");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("ws://{}/", listener.local_addr().unwrap());
         tokio::spawn(async move {
@@ -413,7 +531,7 @@ mod tests {
                 .await
                 .unwrap();
         });
-        let e = Wire::connect(&url).await.err().unwrap();
+        let e = Wire::connect(&url, &tls).await.err().unwrap();
         assert_eq!(
             e,
             format!("WebSocket {url}: HTTP error: 404 (expected 101 Switching Protocols)")

@@ -261,7 +261,7 @@ impl Cx<'_> {
         }
     }
 
-    /// Compiles the templated run settings: event source and watched agents.
+    /// Compiles the templated run settings: event source, watched agents, the CA file.
     pub(super) fn settings(&mut self, plan: &Plan) -> BTreeMap<String, Text> {
         let mut out = BTreeMap::new();
         let mut add = |cx: &mut Self, pointer: String, value: Option<&String>| {
@@ -291,6 +291,7 @@ impl Cx<'_> {
             );
             add(self, "/events/api_key".into(), ev.api_key.as_ref());
         }
+        add(self, "/target/ca_file".into(), plan.target.ca_file.as_ref());
         for (i, w) in plan.watch.iter().enumerate() {
             add(self, format!("/watch/{i}/url"), Some(&w.url));
             add(self, format!("/watch/{i}/api_key"), w.api_key.as_ref());

@@ -47,7 +47,7 @@ pub struct CompiledPlan {
     /// Load-shape parameters that are templates, compiled for resolution once env is known.
     pub load_params: BTreeMap<String, Expr>,
     pub load_texts: BTreeMap<String, Text>,
-    /// Templated run settings (`events`, `watch`) by JSON pointer.
+    /// Templated run settings (`events`, `watch`, `target.ca_file`) by JSON pointer.
     pub settings: BTreeMap<String, Text>,
 }
 
