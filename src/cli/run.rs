@@ -195,7 +195,7 @@ fn ca_file(
     let Some(path) = &resolved.target.ca_file else {
         return true;
     };
-    let Err(why) = crate::engine::tls::read_ca_file(path) else {
+    let Err(why) = crate::engine::http::tls::read_ca_file(path) else {
         return true;
     };
     if flag.is_some() {

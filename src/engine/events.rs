@@ -363,10 +363,10 @@ async fn webhook(
 /// Opens a websocket on a TCP or TLS connection made with the run's TLS settings.
 async fn open_websocket(
     request: tokio_tungstenite::tungstenite::handshake::client::Request,
-    tls: &crate::engine::tls::Tls,
+    tls: &crate::engine::http::tls::Tls,
     config: tokio_tungstenite::tungstenite::protocol::WebSocketConfig,
-) -> Result<tokio_tungstenite::WebSocketStream<crate::engine::tls::Stream>, String> {
-    let (host, port, secure) = crate::engine::tls::websocket_address(request.uri())?;
+) -> Result<tokio_tungstenite::WebSocketStream<crate::engine::http::tls::Stream>, String> {
+    let (host, port, secure) = crate::engine::http::tls::websocket_address(request.uri())?;
     let stream = tls.connect(&host, port, secure).await?;
     tokio_tungstenite::client_async_with_config(request, stream, Some(config))
         .await
@@ -380,7 +380,7 @@ async fn open_websocket(
 pub async fn follow_websocket(
     url: String,
     api_key: Option<String>,
-    tls: crate::engine::tls::Tls,
+    tls: crate::engine::http::tls::Tls,
     hub: Arc<EventHub>,
     stop: CancellationToken,
     ready: tokio::sync::oneshot::Sender<Result<(), String>>,

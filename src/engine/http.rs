@@ -14,12 +14,13 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use minijinja::Value;
 
 mod connect;
+pub(crate) mod tls;
 
-use crate::engine::tls::Tls;
 use crate::plan::compile::CompiledRequest;
 use crate::plan::resolve::TargetSettings;
 use crate::plan::scope::ResponseView;
 use crate::plan::template::Templates;
+use tls::Tls;
 
 /// The largest response body read (8 MiB): ACA-Py's answers are kilobytes; a runaway
 /// response fails its request instead of filling memory.
@@ -189,8 +190,8 @@ impl Pool {
     ) -> Result<(http::response::Parts, Bytes), HttpError> {
         let exchange = async {
             let resp = self.inner.request(req).await.map_err(|e| {
-                let why =
-                    crate::engine::tls::certificate_problem(&e).unwrap_or_else(|| root_cause(&e));
+                let why = crate::engine::http::tls::certificate_problem(&e)
+                    .unwrap_or_else(|| root_cause(&e));
                 let io = io_kind(&e);
                 let url = uri.to_string();
                 if e.is_connect() {

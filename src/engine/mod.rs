@@ -1,5 +1,5 @@
 //! The engine layer: running a resolved plan. It owns the run's shared context and stop
-//! signals, the orchestration (driver, abort watcher), virtual users, the HTTP client and TLS,
+//! signals, the orchestration (driver, abort watcher), virtual users, the HTTP client (and the run's TLS, `http::tls`),
 //! agent events (webhooks, admin websocket), edge agents (the users as DIDComm agents
 //! themselves, on `didcomm/`), pairing pools, agent gauges and shard splitting. A run is
 //! tokio's multi-threaded runtime ([`run::runtime`]) with one task per virtual user.
@@ -18,5 +18,4 @@ pub(crate) mod http;
 pub(crate) mod pairing;
 pub mod run;
 pub mod shard;
-pub(crate) mod tls;
 pub(crate) mod user;

@@ -52,7 +52,7 @@ impl Tls {
     /// Opens TCP to `host:port` (no delay), and TLS over it when `secure`, checking the
     /// certificate for `host`. The error is one line, a certificate's problem in words.
     pub async fn connect(&self, host: &str, port: u16, secure: bool) -> Result<Stream, String> {
-        let io = |e: std::io::Error| crate::engine::http::root_cause(&e);
+        let io = |e: std::io::Error| super::root_cause(&e);
         let tcp = TcpStream::connect((host, port)).await.map_err(io)?;
         tcp.set_nodelay(true).map_err(io)?;
         if !secure {
@@ -353,14 +353,14 @@ pub(crate) mod tests {
     /// https:// request through the engine's HTTP client.
     async fn verdicts(tls: &Tls, port: u16) -> (Result<(), String>, Result<u16, String>) {
         let direct = tls.connect("127.0.0.1", port, true).await.map(|_| ());
-        let pool = crate::engine::http::Pool::new(tls, Duration::from_secs(5), None);
+        let pool = super::super::Pool::new(tls, Duration::from_secs(5), None);
         let uri: http::Uri = format!("https://127.0.0.1:{port}/").parse().unwrap();
         let mut req = http::Request::new(http_body_util::Full::new(bytes::Bytes::new()));
         *req.uri_mut() = uri.clone();
         let t = Duration::from_secs(5);
         let https = match pool.exchange(req, &uri, t, t).await {
             Ok((parts, _)) => Ok(parts.status.as_u16()),
-            Err(crate::engine::http::HttpError::Connect { why, .. }) => Err(why),
+            Err(super::super::HttpError::Connect { why, .. }) => Err(why),
             Err(e) => Err(e.to_string()),
         };
         (direct, https)
