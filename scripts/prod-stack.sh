@@ -423,13 +423,18 @@ ngx_pid() { pid_matching "$(ngx_dir)/nginx.pid" "nginx: master process"; }
 # Round-robin over the instances, per request for HTTP and per connection for WebSocket (the
 # default balancing, no hash or sticky cookie): a phone's socket and the POSTs for it can land on
 # different instances, as behind a Kubernetes Service. A refused connection is retried on the next
-# instance (proxy_next_upstream's default `error timeout`); a POST already sent is not.
+# instance (proxy_next_upstream's default `error timeout`); a POST already sent is not. No passive
+# health marks (max_fails=0): a Service sends to every ready endpoint, and nginx's default would
+# keep a restarted instance out for 10 s after one refused connect, so a failover's reconnects
+# would meet "no live upstreams" (502) while the survivor is up.
 write_nginx_conf() {
-    local d n ws_servers="" http_servers="" admin_servers="" nofile wc user=""
+    local d n ws_servers="" http_servers="" admin_servers="" instance_of="" nofile wc user=""
     d=$(ngx_dir)
     for n in $(instances); do
-        http_servers+="        server $HOST:$(http_port "$n");"$'\n'
-        ws_servers+="        server $HOST:$(ws_port "$n");"$'\n'
+        # The last address tried is the one that answered ("a:1, b:2" after a retry).
+        instance_of+="        \"~:$(http_port "$n")\$\" $n;"$'\n'"        \"~:$(ws_port "$n")\$\" $n;"$'\n'
+        http_servers+="        server $HOST:$(http_port "$n") max_fails=0;"$'\n'
+        ws_servers+="        server $HOST:$(ws_port "$n") max_fails=0;"$'\n'
         admin_servers+="    server {
         listen $HOST:$(admin_tls_port "$n") ssl;
         location / {
@@ -491,6 +496,13 @@ http {
         ~*^websocket\$ mediator_ws;
     }
 
+    # Which instance answered, by number, in every response (X-Mediator-Instance, WebSocket
+    # upgrades included): acaload's target.instance_header, so a message lost at the instance
+    # that holds no socket for its receiver is counted lost for that reason.
+    map \$upstream_addr \$mediator_instance {
+        default "";
+$instance_of    }
+
     upstream mediator_http {
 $http_servers        keepalive 64;
     }
@@ -511,6 +523,7 @@ $ws_servers    }
             # Idle mediator sockets stay open for an hour each way.
             proxy_read_timeout 1h;
             proxy_send_timeout 1h;
+            add_header X-Mediator-Instance \$mediator_instance always;
         }
     }
 
@@ -560,6 +573,7 @@ write_env() {
             echo "MEDIATOR_HTTP_URL=https://$HOST:$(public_port)"
             echo "MEDIATOR_WS_URL=wss://$HOST:$(public_port)"
             echo "MEDIATOR_CA_FILE=$PROD_DIR/ca.pem"
+            echo "MEDIATOR_INSTANCE_HEADER=X-Mediator-Instance"
             echo "MEDIATOR_ADMIN_API_KEY=$(secret admin-api-key)"
             # Instance 1 under the lab stack's names, so plans with one `watch:` entry work.
             echo "MEDIATOR_ADMIN_URL=http://$HOST:$(admin_port 1)"

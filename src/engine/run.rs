@@ -13,9 +13,9 @@ use tokio_util::sync::CancellationToken;
 use crate::engine::context::{Busy, RunConfig, RunContext, StopSignals};
 use crate::engine::events::EventHub;
 use crate::engine::http::Client;
+use crate::engine::http::tls::Tls;
 use crate::engine::pairing::Pools;
 use crate::engine::shard::Shard;
-use crate::engine::tls::Tls;
 use crate::measure::metrics::{Event, Finished, Live, Recorder};
 use crate::plan::compile::CompiledPlan;
 use crate::plan::env::ResolvedEnv;
@@ -231,9 +231,9 @@ fn context(
     let edge = uses_didcomm(plan).then(|| {
         Arc::new(crate::engine::edge::EdgeHub::new(
             recorder.clone(),
-            resolved.target.timeout,
-            resolved.target.connect_timeout,
+            (resolved.target.timeout, resolved.target.connect_timeout),
             &tls,
+            resolved.target.instance_header.clone(),
         ))
     });
     RunContext {

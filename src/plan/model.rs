@@ -90,7 +90,9 @@ impl EventSource {
 pub struct Watch {
     /// Name in reports, e.g. `mediator`.
     pub name: String,
-    /// Admin base URL (template), e.g. `{{ env.MEDIATOR_ADMIN_URL }}`.
+    /// Admin base URL (template), e.g. `{{ env.MEDIATOR_ADMIN_URL }}`. An entry whose URL
+    /// renders empty is not watched (an optional agent, e.g. a second mediator instance);
+    /// the report's gauges then have no row for it.
     pub url: String,
     /// Admin API key (template); left out when it renders empty.
     #[serde(default)]
@@ -161,6 +163,12 @@ pub struct Target {
     /// A relative path is from the working directory. `--ca-file` overrides it.
     #[serde(default)]
     pub ca_file: Option<String>,
+    /// The response header by which a proxy or load balancer in front of the target names the
+    /// instance that answered (e.g. `X-Mediator-Instance`), read off edge agents' forward POSTs
+    /// and WebSocket upgrades: a message lost at an instance that holds no socket for its
+    /// receiver is then counted lost for that reason. A template; empty = none.
+    #[serde(default)]
+    pub instance_header: Option<String>,
 }
 
 /// The type of an environment variable; values are checked before anything is sent.

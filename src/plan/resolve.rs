@@ -47,6 +47,9 @@ pub struct TargetSettings {
     /// CA certificates trusted beside the system's (`target.ca_file`, left out when it
     /// renders empty; `--ca-file` replaces it). Read and checked by the caller.
     pub ca_file: Option<std::path::PathBuf>,
+    /// The header naming the instance behind a proxy that answered (`target.instance_header`,
+    /// left out when it renders empty).
+    pub instance_header: Option<http::HeaderName>,
 }
 
 /// A watched agent with its settings rendered.
@@ -138,6 +141,7 @@ pub fn resolve(
     let think = plan.think.as_ref().map(|t| settings.think(t));
     let watch = settings.watch(&durations);
     let target = TargetSettings {
+        instance_header: settings.header_name("/target/instance_header"),
         timeout: durations.get(plan.target.timeout),
         connect_timeout: durations.get(plan.target.connect_timeout),
         insecure: plan.target.insecure,
@@ -412,15 +416,22 @@ impl SettingsCx<'_> {
         ));
     }
 
-    /// The watched agents, their settings rendered.
+    /// The watched agents, their settings rendered; an entry whose URL renders empty is left
+    /// out.
     fn watch(&mut self, durations: &Durations) -> Vec<WatchSettings> {
         let plan = self.plan;
-        plan.plan
+        let mut out = Vec::new();
+        for (i, (w, interval)) in plan
+            .plan
             .watch
             .iter()
             .zip(&plan.watch_intervals)
             .enumerate()
-            .map(|(i, (w, interval))| WatchSettings {
+        {
+            if self.text(&format!("/watch/{i}/url")).trim().is_empty() {
+                continue;
+            }
+            out.push(WatchSettings {
                 name: w.name.clone(),
                 url: self.url(&format!("/watch/{i}/url")),
                 api_key: w
@@ -435,8 +446,9 @@ impl SettingsCx<'_> {
                     .map(|_| self.text(&format!("/watch/{i}/pid_file")))
                     .filter(|f| !f.trim().is_empty())
                     .map(|f| std::path::PathBuf::from(f.trim())),
-            })
-            .collect()
+            });
+        }
+        out
     }
 
     /// The run setting at `pointer` (compiled at load), rendered.
@@ -445,6 +457,22 @@ impl SettingsCx<'_> {
             return String::new();
         };
         self.render(pointer, text).unwrap_or_default()
+    }
+
+    /// A header name (left out when it renders empty); a name HTTP does not allow is an error.
+    fn header_name(&mut self, pointer: &str) -> Option<http::HeaderName> {
+        let name = self.text(pointer);
+        let name = name.trim();
+        if name.is_empty() {
+            return None;
+        }
+        match http::HeaderName::from_bytes(name.as_bytes()) {
+            Ok(h) => Some(h),
+            Err(_) => {
+                self.fail(pointer, format!("`{name}` is not an HTTP header name"));
+                None
+            }
+        }
     }
 
     /// A watched agent's URL, held to `base_url`'s rule (http or https), without a trailing `/`.

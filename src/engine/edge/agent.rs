@@ -353,28 +353,30 @@ impl EdgeAgent {
                 self.send_socket(&plaintext, key).await?;
                 Ok(at)
             }
-            Via::Routed(service, key) => self.send_routed(&plaintext, service, key).await,
+            Via::Routed(service, key) => Ok(self.send_routed(&plaintext, service, key).await?.0),
         }
     }
 
     /// Packs `plaintext` for a peer's service (authcrypt from `key`, wrapped in a forward per
     /// routing key) and POSTs it to the service's endpoint. Returns when the POST began, after
-    /// the packing: where a delivery or round trip is timed from.
+    /// the packing: where a delivery or round trip is timed from; and the instance a proxy
+    /// says took it.
     async fn send_routed(
         &self,
         plaintext: &[u8],
         target: &ServiceTarget,
         key: &KeyPair,
-    ) -> Result<Instant, EdgeError> {
+    ) -> Result<(Instant, Option<String>), EdgeError> {
         let envelope = pack_for_service(plaintext, target, key).map_err(err("cannot pack"))?;
         let at = Instant::now();
-        self.hub
+        let instance = self
+            .hub
             .post(&target.service_endpoint, envelope)
             .await
             .map_err(|(kind, detail)| {
                 EdgeError::new(format!("forward POST failed: {kind}"), detail)
             })?;
-        Ok(at)
+        Ok((at, instance))
     }
 
     fn expect(&self, matches: Vec<Match>) -> Result<Waiter, EdgeError> {
@@ -658,16 +660,20 @@ impl EdgeAgent {
             .inbox
             .expect(vec![Match::Thread(message.id.clone())])
             .map_err(|why| EdgeError::new("the peer's socket is closed", why))?;
-        let at = self
-            .send(&message, Via::Routed(&link.their, &link.my_key))
+        let plaintext = to_plaintext(&message).map_err(err("cannot build the message"))?;
+        let (at, instance) = self
+            .send_routed(&plaintext, &link.their, &link.my_key)
             .await?;
         // Bounded: a plan that never waits keeps only the latest.
         if self.unconfirmed.len() >= 1024 {
             self.unconfirmed.remove(0);
         }
+        let peer_instance = to.instance.lock().ok().and_then(|i| i.clone());
         self.unconfirmed.push(Sent {
             id: message.id,
             at,
+            instance,
+            peer_instance,
             to,
             waiter,
         });

@@ -30,7 +30,7 @@ pub struct EdgeHub {
     /// Connections for the forwards POSTed to mediators and peers.
     http: crate::engine::http::Pool,
     /// The run's TLS, for `wss://` sockets (the forwards' pool has it too).
-    pub tls: crate::engine::tls::Tls,
+    pub tls: crate::engine::http::tls::Tls,
     /// `target.timeout`: a POST's whole exchange.
     timeout: Duration,
     pub recorder: Recorder,
@@ -47,6 +47,8 @@ pub struct EdgeHub {
     first_grant: tokio::sync::Semaphore,
     /// Socket opens in flight (connects and reconnects), at most [`OPENS_IN_FLIGHT`].
     pub opening: tokio::sync::Semaphore,
+    /// The header by which a proxy names the instance that answered (`target.instance_header`).
+    pub instance_header: Option<http::HeaderName>,
 }
 
 /// Most WebSocket opens in flight at once. ACA-Py's aiohttp listens with a backlog of 128:
@@ -58,12 +60,13 @@ pub const OPENS_IN_FLIGHT: usize = 64;
 
 impl EdgeHub {
     /// `timeout` bounds a forward's whole POST, `connect_timeout` its connect; `tls` checks
-    /// the certificates of `https://` endpoints and `wss://` sockets.
+    /// the certificates of `https://` endpoints and `wss://` sockets; `instance_header` is read
+    /// off POSTs' and upgrades' responses.
     pub fn new(
         recorder: Recorder,
-        timeout: Duration,
-        connect_timeout: Duration,
-        tls: &crate::engine::tls::Tls,
+        (timeout, connect_timeout): (Duration, Duration),
+        tls: &crate::engine::http::tls::Tls,
+        instance_header: Option<http::HeaderName>,
     ) -> Self {
         EdgeHub {
             http: crate::engine::http::Pool::new(tls, connect_timeout, None),
@@ -76,6 +79,7 @@ impl EdgeHub {
             granted_once: AtomicBool::new(false),
             first_grant: tokio::sync::Semaphore::new(1),
             opening: tokio::sync::Semaphore::new(OPENS_IN_FLIGHT),
+            instance_header,
         }
     }
 
@@ -99,8 +103,13 @@ impl EdgeHub {
     }
 
     /// POSTs an envelope; any 2xx is success (ACA-Py answers 200 with an empty body, which says
-    /// nothing about delivery). A failure is (what went wrong, to group by; the example).
-    pub async fn post(&self, endpoint: &str, envelope: String) -> Result<(), (String, String)> {
+    /// nothing about delivery), with the instance a proxy says took it (`instance_header`). A
+    /// failure is (what went wrong, to group by; the example).
+    pub async fn post(
+        &self,
+        endpoint: &str,
+        envelope: String,
+    ) -> Result<Option<String>, (String, String)> {
         if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
             return Err((
                 "not http".into(),
@@ -128,7 +137,11 @@ impl EdgeHub {
             .await
             .map_err(|e| post_failure(endpoint, &e))?;
         if parts.status.is_success() {
-            return Ok(());
+            let instance = self.instance_header.as_ref().and_then(|h| {
+                let v = parts.headers.get(h)?;
+                Some(String::from_utf8_lossy(v.as_bytes()).trim().to_string())
+            });
+            return Ok(instance);
         }
         Err((
             format!("status {}", parts.status.as_u16()),
@@ -203,6 +216,8 @@ pub struct Shared {
     pub drain: AtomicBool,
     /// Whether the socket is up, and its recent outages.
     pub link: Mutex<link::Link>,
+    /// The instance holding the socket, as the proxy named it at the upgrade.
+    pub instance: Mutex<Option<String>>,
 }
 
 impl Shared {
@@ -239,6 +254,10 @@ pub struct PeerLink {
 pub struct Sent {
     pub id: String,
     pub at: Instant,
+    /// The instance that took the forward, as the proxy named it.
+    pub instance: Option<String>,
+    /// The instance that held the peer's socket when the forward was taken.
+    pub peer_instance: Option<String>,
     /// The peer's inbox.
     pub to: Arc<Shared>,
     pub waiter: inbox::Waiter,
@@ -253,8 +272,8 @@ mod tests {
     /// A hub whose POSTs time out after `timeout`.
     fn hub(timeout: Duration) -> EdgeHub {
         let (recorder, _live, _aggregate) = crate::measure::metrics::start(Instant::now());
-        let tls = crate::engine::tls::Tls::new(false, None);
-        EdgeHub::new(recorder, timeout, Duration::from_secs(5), &tls)
+        let tls = crate::engine::http::tls::Tls::new(false, None);
+        EdgeHub::new(recorder, (timeout, Duration::from_secs(5)), &tls, None)
     }
 
     /// Serves one connection: reads the request's head, then does what `answer` says with the
@@ -285,16 +304,26 @@ mod tests {
     #[tokio::test]
     async fn a_forward_is_posted_as_an_envelope_and_any_2xx_is_success() {
         let (endpoint, served) = serve(|mut conn| async move {
-            conn.write_all(b"HTTP/1.1 202 Accepted\r\ncontent-length: 0\r\n\r\n")
-                .await
-                .unwrap();
+            conn.write_all(
+                b"HTTP/1.1 202 Accepted\r\nx-mediator-instance: 2\r\ncontent-length: 0\r\n\r\n",
+            )
+            .await
+            .unwrap();
         })
         .await;
+        let (recorder, _live, _aggregate) = crate::measure::metrics::start(Instant::now());
+        let tls = crate::engine::http::tls::Tls::new(false, None);
+        let header = http::HeaderName::from_static("x-mediator-instance");
+        let hub = EdgeHub::new(
+            recorder,
+            (Duration::from_secs(5), Duration::from_secs(5)),
+            &tls,
+            Some(header),
+        );
         assert_eq!(
-            hub(Duration::from_secs(5))
-                .post(&endpoint, "{}".into())
-                .await,
-            Ok(())
+            hub.post(&endpoint, "{}".into()).await,
+            Ok(Some("2".to_string())),
+            "accepted, by the instance the proxy names"
         );
         let head = served.await.unwrap().to_ascii_lowercase();
         assert!(head.starts_with("post / http/1.1\r\n"), "{head}");

@@ -29,7 +29,7 @@ use crate::results::StatKind;
 /// Opens the socket, as one of at most [`super::OPENS_IN_FLIGHT`] opens at a time.
 pub async fn open(hub: &EdgeHub, url: &str) -> Result<Wire, String> {
     let _turn = hub.opening.acquire().await;
-    Wire::connect(url, &hub.tls).await
+    Wire::connect(url, &hub.tls, hub.instance_header.as_ref()).await
 }
 
 /// How long one reconnect attempt may take to open a socket.
@@ -57,6 +57,9 @@ pub async fn run(
 ) {
     let mut ws = ws;
     let why = loop {
+        if let Ok(mut i) = shared.instance.lock() {
+            *i = ws.instance.take();
+        }
         let why = match session(ws, &shared, &hub, &mut out).await {
             End::Closed(why) => break why,
             End::Dropped(why) => why,
@@ -389,9 +392,9 @@ mod tests {
         let (recorder, _live, aggregate) = crate::measure::metrics::start(Instant::now());
         let hub = Arc::new(EdgeHub::new(
             recorder,
-            Duration::from_secs(5),
-            Duration::from_secs(5),
-            &crate::engine::tls::Tls::new(false, None),
+            (Duration::from_secs(5), Duration::from_secs(5)),
+            &crate::engine::http::tls::Tls::new(false, None),
+            None,
         ));
         let shared = Arc::new(Shared::default());
         shared.add_key(&k0);

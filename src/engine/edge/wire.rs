@@ -19,7 +19,7 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::frame::FrameHeader;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Control, Data, OpCode};
 
-use crate::engine::tls::{Stream, Tls};
+use crate::engine::http::tls::{Stream, Tls};
 
 /// The largest message accepted (tungstenite's default is 64 MiB; DIDComm messages to a phone
 /// are a few KiB).
@@ -53,13 +53,20 @@ pub struct Wire {
     partial: Vec<u8>,
     /// A fragmented message being put together.
     assembling: Option<Vec<u8>>,
+    /// The instance a proxy says answered the upgrade (the value of the header the run names,
+    /// `target.instance_header`), when it says.
+    pub instance: Option<String>,
 }
 
 impl Wire {
     /// Opens `url` (`ws://` or `wss://host[:port]/path`): TCP, TLS for `wss://` (its server
-    /// name and the `Host` header from the URL's host), then the HTTP upgrade. Errors are one
-    /// line.
-    pub async fn connect(url: &str, tls: &Tls) -> Result<Wire, String> {
+    /// name and the `Host` header from the URL's host), then the HTTP upgrade; the value of
+    /// `instance_header` in the upgrade's response is kept. Errors are one line.
+    pub async fn connect(
+        url: &str,
+        tls: &Tls,
+        instance_header: Option<&http::HeaderName>,
+    ) -> Result<Wire, String> {
         let to = endpoint(url)?;
         let (head, key) =
             generate_request(to.request).map_err(|e| format!("WebSocket {url}: {e}"))?;
@@ -72,7 +79,7 @@ impl Wire {
         stream.write_all(&head).await.map_err(io)?;
         stream.flush().await.map_err(io)?;
         let mut got = Vec::with_capacity(512);
-        let (status, accept, used) = loop {
+        let (status, accept, instance, used) = loop {
             if got.len() >= MAX_RESPONSE_HEAD {
                 return Err(format!(
                     "WebSocket {url}: the upgrade response's head passed {MAX_RESPONSE_HEAD} bytes"
@@ -87,12 +94,18 @@ impl Wire {
             let mut response = httparse::Response::new(&mut headers);
             match response.parse(&got) {
                 Ok(httparse::Status::Complete(used)) => {
-                    let accept = response
-                        .headers
-                        .iter()
-                        .find(|h| h.name.eq_ignore_ascii_case("sec-websocket-accept"))
-                        .map(|h| h.value.to_vec());
-                    break (response.code.unwrap_or(0), accept, used);
+                    let value = |name: &str| {
+                        response
+                            .headers
+                            .iter()
+                            .find(|h| h.name.eq_ignore_ascii_case(name))
+                            .map(|h| h.value.to_vec())
+                    };
+                    let accept = value("sec-websocket-accept");
+                    let instance = instance_header
+                        .and_then(|h| value(h.as_str()))
+                        .map(|v| String::from_utf8_lossy(&v).trim().to_string());
+                    break (response.code.unwrap_or(0), accept, instance, used);
                 }
                 Ok(httparse::Status::Partial) => continue,
                 Err(e) => return Err(format!("WebSocket {url}: bad upgrade response: {e}")),
@@ -113,6 +126,7 @@ impl Wire {
             stream,
             partial,
             assembling: None,
+            instance,
         })
     }
 
@@ -252,7 +266,7 @@ fn endpoint(url: &str) -> Result<Endpoint, String> {
     let request = url
         .into_client_request()
         .map_err(|e| format!("WebSocket {url}: {e}"))?;
-    let (host, port, secure) = crate::engine::tls::websocket_address(request.uri())
+    let (host, port, secure) = crate::engine::http::tls::websocket_address(request.uri())
         .map_err(|why| format!("WebSocket {url}: {why}"))?;
     Ok(Endpoint {
         request,
@@ -362,7 +376,9 @@ mod tests {
             serve(tokio_tungstenite::accept_async(s).await.unwrap()).await;
         });
         (
-            Wire::connect(&url, &Tls::new(false, None)).await.unwrap(),
+            Wire::connect(&url, &Tls::new(false, None), None)
+                .await
+                .unwrap(),
             server,
         )
     }
@@ -448,8 +464,8 @@ mod tests {
 
     #[tokio::test]
     async fn wss_carries_messages_both_ways_over_tls_with_the_host_header_of_the_url() {
-        let ca = crate::engine::tls::tests::ca("wss-ca.pem");
-        let acceptor = crate::engine::tls::tests::server_config(&ca, &["localhost"], None);
+        let ca = crate::engine::http::tls::tests::ca("wss-ca.pem");
+        let acceptor = crate::engine::http::tls::tests::server_config(&ca, &["localhost"], None);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let server = tokio::spawn(async move {
@@ -482,7 +498,7 @@ mod tests {
         });
         let url = format!("wss://localhost:{port}/");
         // Without the CA: one line, the URL and why.
-        let e = Wire::connect(&url, &Tls::new(false, None))
+        let e = Wire::connect(&url, &Tls::new(false, None), None)
             .await
             .err()
             .unwrap();
@@ -493,7 +509,7 @@ mod tests {
             "{e}"
         );
         let tls = Tls::new(false, Some(ca.file.clone()));
-        let mut wire = Wire::connect(&url, &tls).await.unwrap();
+        let mut wire = Wire::connect(&url, &tls, None).await.unwrap();
         wire.send_text("hello").await.unwrap();
         let mut got = Vec::new();
         while got.is_empty() {
@@ -510,13 +526,13 @@ mod tests {
     #[tokio::test]
     async fn a_refused_or_non_websocket_server_is_one_line() {
         let tls = Tls::new(false, None);
-        let e = Wire::connect("ws://127.0.0.1:1/ws", &tls)
+        let e = Wire::connect("ws://127.0.0.1:1/ws", &tls, None)
             .await
             .err()
             .unwrap();
         assert!(e.starts_with("WebSocket ws://127.0.0.1:1/ws: "), "{e}");
         assert!(e.contains("refused"), "{e}");
-        let e = Wire::connect("http://127.0.0.1:1/ws", &tls)
+        let e = Wire::connect("http://127.0.0.1:1/ws", &tls, None)
             .await
             .err()
             .unwrap();
@@ -531,7 +547,7 @@ mod tests {
                 .await
                 .unwrap();
         });
-        let e = Wire::connect(&url, &tls).await.err().unwrap();
+        let e = Wire::connect(&url, &tls, None).await.err().unwrap();
         assert_eq!(
             e,
             format!("WebSocket {url}: HTTP error: 404 (expected 101 Switching Protocols)")

@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 
 use super::{StepError, VirtualUser};
 use crate::didcomm::oob::Invitation;
-use crate::engine::edge::EdgeAgent;
 use crate::engine::edge::agent::EdgeError;
 use crate::engine::edge::inbox::Late;
+use crate::engine::edge::{EdgeAgent, Sent};
 use crate::measure::metrics::Event;
 use crate::plan::compile::{CompiledDidcomm, CompiledStep, Dur};
 use crate::plan::template::{JsonTemplate, Text};
@@ -25,6 +25,11 @@ type Counted = (StatKind, Option<&'static str>, EdgeError);
 /// Why a message was lost when the peer's socket to the mediator dropped (a mediator restart,
 /// a network drop) between its send and the end of its wait.
 pub const LOST_DROPPED: &str = "lost: the peer's socket to the mediator dropped before it arrived";
+/// Why a message was lost when the proxy said one mediator instance took its forward and
+/// another holds the receiver's socket (`target.instance_header`): several instances behind a
+/// load balancer without a shared queue or socket registry (ACA-Py issue 2691).
+pub const LOST_OTHER_INSTANCE: &str =
+    "lost: the mediator instance that took it holds no socket for this agent";
 
 /// The name of the onboarding time (connect → granted).
 const ONBOARDING: &str = "onboarding (connect to granted)";
@@ -327,13 +332,8 @@ impl VirtualUser {
     }
 
     /// Waits for one message at the peer's socket and records its delivery (or loss).
-    async fn delivered(
-        &self,
-        step: &CompiledStep,
-        sent: crate::engine::edge::Sent,
-        timeout: Duration,
-    ) -> bool {
-        let found = tokio::time::timeout_at((sent.at + timeout).into(), sent.waiter).await;
+    async fn delivered(&self, step: &CompiledStep, mut sent: Sent, timeout: Duration) -> bool {
+        let found = tokio::time::timeout_at((sent.at + timeout).into(), &mut sent.waiter).await;
         match found {
             Ok(Ok(a)) => {
                 let took = a.at.saturating_duration_since(sent.at);
@@ -366,18 +366,48 @@ impl VirtualUser {
                         LOST_DROPPED,
                         format!("message {}: the peer's socket: {outage}", sent.id),
                     ),
-                    None => self.lost(
-                        step,
-                        sent.at,
-                        &format!(
-                            "lost: not at the peer's socket within {}",
-                            crate::plan::duration::format(timeout)
-                        ),
-                        format!("message {}", sent.id),
-                    ),
+                    None => self.lost_in_mediator(step, &sent, timeout),
                 }
                 false
             }
+        }
+    }
+
+    /// Records a message the mediator took and never gave the peer's socket, which stayed up:
+    /// taken by another instance than the one that held the socket then, when the proxy named
+    /// both, else plainly lost (with what is known of where it went).
+    fn lost_in_mediator(&self, step: &CompiledStep, sent: &Sent, timeout: Duration) {
+        let id = &sent.id;
+        let now = sent.to.instance.lock().ok().and_then(|i| i.clone());
+        let moved = match (&sent.peer_instance, &now) {
+            (Some(then), Some(now)) if then != now => format!(" (now on instance {now})"),
+            _ => String::new(),
+        };
+        match (&sent.instance, &sent.peer_instance) {
+            (Some(took), Some(holds)) if took != holds => self.lost(
+                step,
+                sent.at,
+                LOST_OTHER_INSTANCE,
+                format!("message {id}: taken by instance {took}; the agent's socket was on instance {holds}{moved}"),
+            ),
+            (took, holds) => self.lost(
+                step,
+                sent.at,
+                &format!(
+                    "lost: not at the peer's socket within {}",
+                    crate::plan::duration::format(timeout)
+                ),
+                match (took, holds) {
+                    (Some(took), Some(_)) => format!(
+                        "message {id}: taken by instance {took}, which held the agent's socket{moved}"
+                    ),
+                    (Some(took), None) => format!("message {id}: taken by instance {took}"),
+                    (None, Some(holds)) => {
+                        format!("message {id}: the agent's socket was on instance {holds}{moved}")
+                    }
+                    (None, None) => format!("message {id}"),
+                },
+            ),
         }
     }
 

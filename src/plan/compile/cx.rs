@@ -261,7 +261,8 @@ impl Cx<'_> {
         }
     }
 
-    /// Compiles the templated run settings: event source, watched agents, the CA file.
+    /// Compiles the templated run settings: event source, watched agents, the CA file, the
+    /// instance header.
     pub(super) fn settings(&mut self, plan: &Plan) -> BTreeMap<String, Text> {
         let mut out = BTreeMap::new();
         let mut add = |cx: &mut Self, pointer: String, value: Option<&String>| {
@@ -292,6 +293,11 @@ impl Cx<'_> {
             add(self, "/events/api_key".into(), ev.api_key.as_ref());
         }
         add(self, "/target/ca_file".into(), plan.target.ca_file.as_ref());
+        add(
+            self,
+            "/target/instance_header".into(),
+            plan.target.instance_header.as_ref(),
+        );
         for (i, w) in plan.watch.iter().enumerate() {
             add(self, format!("/watch/{i}/url"), Some(&w.url));
             add(self, format!("/watch/{i}/api_key"), w.api_key.as_ref());
