@@ -101,6 +101,9 @@ pub struct EdgeAgent {
     peer: Option<PeerLink>,
     /// Messages sent to the peer that no `delivered` step has waited for yet.
     pub unconfirmed: Vec<Sent>,
+    /// The last ping to the peer, when the proxy said it went to another instance than the
+    /// one holding the peer's socket: (took it, held the socket).
+    ping_across: Option<(String, String)>,
 }
 
 /// The answer a wait got, or why it got none. A wait that runs out while the socket was
@@ -272,6 +275,7 @@ impl EdgeAgent {
             invitation: None,
             peer: None,
             unconfirmed: Vec::new(),
+            ping_across: None,
         })
     }
 
@@ -684,15 +688,25 @@ impl EdgeAgent {
     /// the socket. Returns when the ping was sent and the waiter for its response.
     pub async fn ping(&mut self, to_peer: bool) -> Result<(Instant, Waiter), EdgeError> {
         let mut ping = TrustPing::new(true);
-        let to = if to_peer {
-            ping.transport = None;
-            let link = self.peer()?;
-            Via::Routed(&link.their, &link.my_key)
-        } else {
-            Via::Socket(&self.mediator.1)
-        };
+        if !to_peer {
+            let waiter = self.expect(vec![Match::Thread(ping.id.clone())])?;
+            let at = self.send(&ping, Via::Socket(&self.mediator.1)).await?;
+            return Ok((at, waiter));
+        }
+        ping.transport = None;
+        let link = self.peer()?.clone();
         let waiter = self.expect(vec![Match::Thread(ping.id.clone())])?;
-        let at = self.send(&ping, to).await?;
+        let plaintext = to_plaintext(&ping).map_err(err("cannot build the message"))?;
+        let holds = (link.their.recipient_keys.first())
+            .and_then(|k| self.hub.agent_of(k.verkey()))
+            .and_then(|p| p.instance.lock().ok().and_then(|i| i.clone()));
+        let (at, took) = self
+            .send_routed(&plaintext, &link.their, &link.my_key)
+            .await?;
+        self.ping_across = match (took, holds) {
+            (Some(took), Some(holds)) if took != holds => Some((took, holds)),
+            _ => None,
+        };
         Ok((at, waiter))
     }
 
@@ -719,7 +733,15 @@ impl EdgeAgent {
                             "no ping response: the peer's socket to the mediator dropped",
                             outage,
                         ),
-                        None => e,
+                        None => match &self.ping_across {
+                            Some((took, holds)) => EdgeError::new(
+                                "no ping response: the mediator instance that took the ping holds no socket for the peer",
+                                format!(
+                                    "taken by instance {took}; the peer's socket was on instance {holds}"
+                                ),
+                            ),
+                            None => e,
+                        },
                     },
                 );
             }
