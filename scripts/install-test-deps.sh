@@ -6,7 +6,9 @@
 #   chromium              renders the HTML report in the report test (scripts/screenshot.sh)
 #   .tools/venv           kubernetes-validate, the schema-aware check of deploy/kubernetes (no cluster)
 #   .acapy/venv           acapy-agent 1.7.0 on Python 3.13 (scripts/acapy-stack.sh install)
-#   postgresql, nginx     the production-shaped stack of the TLS and failover tests (scripts/prod-stack.sh install)
+#   postgresql, nginx     the production-shaped stack of the TLS and failover tests (scripts/prod-stack.sh install
+# ---------------------------------------------------------------- Credo (npm registry and PyPI; quiet when installed)
+scripts/credo-stack.sh install)
 # Idempotent: when everything is there it only checks (well under a second) and prints nothing.
 # apt-get runs (update, then install) only when a package is missing; that needs root. Without
 # root it prints one line saying what to install and exits 1.
@@ -72,3 +74,5 @@ fi
 # The production-shaped stack's install: postgresql, nginx and openssl from apt when missing,
 # then the ACA-Py venv (scripts/acapy-stack.sh install).
 scripts/prod-stack.sh install
+# ---------------------------------------------------------------- Credo (npm registry and PyPI; quiet when installed)
+scripts/credo-stack.sh install

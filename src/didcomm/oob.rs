@@ -134,6 +134,20 @@ impl Invitation {
         })
     }
 
+    /// The endpoint of the first inline service over WebSocket (`ws://` or `wss://`), when the
+    /// invitation has one (Credo's mediator lists its WebSocket beside its HTTP endpoint).
+    pub fn websocket_endpoint(&self) -> Option<&str> {
+        self.services.iter().find_map(|s| match s {
+            OobService::Inline(i)
+                if i.service_endpoint.starts_with("ws://")
+                    || i.service_endpoint.starts_with("wss://") =>
+            {
+                Some(i.service_endpoint.as_str())
+            }
+            _ => None,
+        })
+    }
+
     /// `base?oob=<base64url JSON>` (the round-trip tests make invitation URLs with it).
     #[cfg(test)]
     pub fn to_url(&self, base: &str) -> Result<String, DidcommError> {

@@ -477,7 +477,7 @@ async fn preflight(
             _ = signals.graceful.cancelled() => return Err(RunError::Preflight { url, why: "interrupted".into() }),
         };
         let why = match outcome {
-            Ok((status, _)) if status.is_success() => None,
+            Ok((status, _)) if status.is_success() || plan.plan.target.preflight_any_status => None,
             Ok((status, body)) => Some(format!(
                 "status {}: {}",
                 status.as_u16(),

@@ -148,6 +148,11 @@ pub struct Target {
     /// with one clear line (unreachable agent, wrong API key) before any user starts.
     #[serde(default)]
     pub preflight: Option<String>,
+    /// The preflight passes on any HTTP answer, not only 2xx: for a DIDComm endpoint that
+    /// serves only POST (Credo's answers 404 to a GET). Connect and TLS failures still stop
+    /// the run.
+    #[serde(default)]
+    pub preflight_any_status: bool,
     /// At most this many requests in flight at once, and so at most this many connections
     /// (HTTP/1). Unset: no limit. A request waiting for a free connection is timed from when
     /// the user wanted to send it, so a limit that is too low shows in the latencies.

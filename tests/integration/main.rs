@@ -3,6 +3,7 @@
 
 mod aggregate;
 mod as_written;
+mod credo;
 mod deploy;
 mod didcomm;
 mod e2e;

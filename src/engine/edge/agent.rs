@@ -703,10 +703,7 @@ impl EdgeAgent {
         let (at, took) = self
             .send_routed(&plaintext, &link.their, &link.my_key)
             .await?;
-        self.ping_across = match (took, holds) {
-            (Some(took), Some(holds)) if took != holds => Some((took, holds)),
-            _ => None,
-        };
+        self.ping_across = took.zip(holds).filter(|(took, holds)| took != holds);
         Ok((at, waiter))
     }
 
@@ -775,10 +772,12 @@ impl EdgeAgent {
         if let Some(task) = self.task.take() {
             let _ = tokio::time::timeout(timeout, task).await;
         }
+        self.forget_keys();
+    }
+
+    fn forget_keys(&self) {
         if let Ok(keys) = self.shared.keys.lock() {
-            for k in keys.keys() {
-                self.hub.unregister(k);
-            }
+            keys.keys().for_each(|k| self.hub.unregister(k));
         }
     }
 }
@@ -786,11 +785,7 @@ impl EdgeAgent {
 impl Drop for EdgeAgent {
     fn drop(&mut self) {
         // the socket task ends when its sender is gone; keys must not outlive the agent
-        if let Ok(keys) = self.shared.keys.lock() {
-            for k in keys.keys() {
-                self.hub.unregister(k);
-            }
-        }
+        self.forget_keys();
     }
 }
 

@@ -241,6 +241,17 @@ impl VirtualUser {
         };
         let invitation = Invitation::from_url(&url)
             .map_err(|e| EdgeError::unsent("bad mediator invitation", e.to_string()))?;
+        // Empty: the invitation's own WebSocket endpoint, as Credo takes it.
+        let websocket = match (websocket.trim(), invitation.websocket_endpoint()) {
+            ("", Some(ws)) => ws.to_string(),
+            ("", None) => {
+                return Err(EdgeError::unsent(
+                    "no WebSocket endpoint for the mediator",
+                    "`websocket` is empty and the invitation lists no ws:// or wss:// service",
+                ));
+            }
+            (given, _) => given.to_string(),
+        };
         Ok(ConnectSettings {
             invitation,
             websocket,
