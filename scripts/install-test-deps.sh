@@ -6,9 +6,8 @@
 #   chromium              renders the HTML report in the report test (scripts/screenshot.sh)
 #   .tools/venv           kubernetes-validate, the schema-aware check of deploy/kubernetes (no cluster)
 #   .acapy/venv           acapy-agent 1.7.0 on Python 3.13 (scripts/acapy-stack.sh install)
-#   postgresql, nginx     the production-shaped stack of the TLS and failover tests (scripts/prod-stack.sh install
-# ---------------------------------------------------------------- Credo (npm registry and PyPI; quiet when installed)
-scripts/credo-stack.sh install)
+#   postgresql, nginx     the production-shaped stack of the TLS and failover tests (scripts/prod-stack.sh install)
+#   .credo/node           Credo-TS 0.5.19 from npm, for the Credo mediator test (scripts/credo-stack.sh install)
 # Idempotent: when everything is there it only checks (well under a second) and prints nothing.
 # apt-get runs (update, then install) only when a package is missing; that needs root. Without
 # root it prints one line saying what to install and exits 1.
