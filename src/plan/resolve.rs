@@ -428,12 +428,12 @@ impl SettingsCx<'_> {
             .zip(&plan.watch_intervals)
             .enumerate()
         {
-            if self.text(&format!("/watch/{i}/url")).trim().is_empty() {
+            let Some(url) = self.url(&format!("/watch/{i}/url")) else {
                 continue;
-            }
+            };
             out.push(WatchSettings {
                 name: w.name.clone(),
-                url: self.url(&format!("/watch/{i}/url")),
+                url,
                 api_key: w
                     .api_key
                     .as_ref()
@@ -475,22 +475,22 @@ impl SettingsCx<'_> {
         }
     }
 
-    /// A watched agent's URL, held to `base_url`'s rule (http or https), without a trailing `/`.
-    fn url(&mut self, pointer: &str) -> String {
-        let Some(text) = self.plan.settings.get(pointer) else {
-            return String::new();
-        };
-        let Some(url) = self.render(pointer, text) else {
-            return String::new();
-        };
-        let url = url.trim_end_matches('/').to_string();
+    /// A watched agent's URL, held to `base_url`'s rule (http or https), without a trailing `/`;
+    /// `None` when it renders empty (or not at all: the error is recorded).
+    fn url(&mut self, pointer: &str) -> Option<String> {
+        let text = self.plan.settings.get(pointer)?;
+        let url = self.render(pointer, text)?;
+        let url = url.trim().trim_end_matches('/').to_string();
+        if url.is_empty() {
+            return None;
+        }
         if !(url.starts_with("http://") || url.starts_with("https://")) {
             self.fail(
                 pointer,
                 format!("url `{url}` must start with http:// or https://"),
             );
         }
-        url
+        Some(url)
     }
 
     fn render(&mut self, pointer: &str, text: &Text) -> Option<String> {

@@ -178,11 +178,10 @@ fn two_instances_lose_messages_across_instances_and_agents_fail_over_when_one_di
     for (reason, _, _) in &lost {
         assert!(known.contains(&reason.as_str()), "{reason}");
     }
-    let (_, across, example) = lost
+    let (_, _, example) = lost
         .iter()
         .find(|(reason, _, _)| reason == known[0])
         .expect("messages lost at the other instance");
-    assert!(*across >= 1);
     assert!(
         example.contains("taken by instance 2; the agent's socket was on instance 1"),
         "{example}"

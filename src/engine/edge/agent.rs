@@ -648,23 +648,19 @@ impl EdgeAgent {
     /// peer's socket is registered first. Returns when the POST was answered, with the send time.
     pub async fn message(&mut self, content: String) -> Result<Instant, EdgeError> {
         let link = self.peer()?.clone();
-        let to = link
-            .their
-            .recipient_keys
-            .first()
-            .and_then(|k| self.hub.agent_of(k.verkey()))
-            .ok_or_else(|| {
-                EdgeError::new(
-                    "the peer is not an agent of this run",
-                    "its arrival cannot be seen",
-                )
-            })?;
+        let to = self.peer_agent().ok_or_else(|| {
+            EdgeError::new(
+                "the peer is not an agent of this run",
+                "its arrival cannot be seen",
+            )
+        })?;
         let message = BasicMessage::new(content, None);
         let waiter = to
             .inbox
             .expect(vec![Match::Thread(message.id.clone())])
             .map_err(|why| EdgeError::new("the peer's socket is closed", why))?;
         let plaintext = to_plaintext(&message).map_err(err("cannot build the message"))?;
+        let peer_instance = to.instance();
         let (at, instance) = self
             .send_routed(&plaintext, &link.their, &link.my_key)
             .await?;
@@ -672,7 +668,6 @@ impl EdgeAgent {
         if self.unconfirmed.len() >= 1024 {
             self.unconfirmed.remove(0);
         }
-        let peer_instance = to.instance.lock().ok().and_then(|i| i.clone());
         self.unconfirmed.push(Sent {
             id: message.id,
             at,
@@ -682,6 +677,12 @@ impl EdgeAgent {
             waiter,
         });
         Ok(at)
+    }
+
+    /// The peer's agent in this run (where a message to it is read), once connected.
+    fn peer_agent(&self) -> Option<Arc<Shared>> {
+        let key = self.peer.as_ref()?.their.recipient_keys.first()?;
+        self.hub.agent_of(key.verkey())
     }
 
     /// Trust ping with a response: to the peer through the mediator, or to the mediator over
@@ -697,9 +698,7 @@ impl EdgeAgent {
         let link = self.peer()?.clone();
         let waiter = self.expect(vec![Match::Thread(ping.id.clone())])?;
         let plaintext = to_plaintext(&ping).map_err(err("cannot build the message"))?;
-        let holds = (link.their.recipient_keys.first())
-            .and_then(|k| self.hub.agent_of(k.verkey()))
-            .and_then(|p| p.instance.lock().ok().and_then(|i| i.clone()));
+        let holds = self.peer_agent().and_then(|p| p.instance());
         let (at, took) = self
             .send_routed(&plaintext, &link.their, &link.my_key)
             .await?;
@@ -719,13 +718,11 @@ impl EdgeAgent {
         let a = match answer(&self.shared, waiter, deadline, "ping response").await {
             Ok(a) => a,
             Err(e) if to_peer && e.reason.ends_with("in time") => {
-                let peer = self
-                    .peer
-                    .as_ref()
-                    .and_then(|l| l.their.recipient_keys.first())
-                    .and_then(|k| self.hub.agent_of(k.verkey()));
                 return Err(
-                    match peer.and_then(|p| p.down_during(since, Instant::now())) {
+                    match self
+                        .peer_agent()
+                        .and_then(|p| p.down_during(since, Instant::now()))
+                    {
                         Some(outage) => EdgeError::new(
                             "no ping response: the peer's socket to the mediator dropped",
                             outage,

@@ -221,6 +221,11 @@ pub struct Shared {
 }
 
 impl Shared {
+    /// The instance holding the socket, as the proxy named it at the upgrade.
+    pub fn instance(&self) -> Option<String> {
+        self.instance.lock().ok().and_then(|i| i.clone())
+    }
+
     /// The current outage, described, while the socket is down and being reopened.
     pub fn down(&self) -> Option<String> {
         let link = self.link.lock().ok()?;

@@ -388,38 +388,27 @@ impl VirtualUser {
     /// taken by another instance than the one that held the socket then, when the proxy named
     /// both, else plainly lost (with what is known of where it went).
     fn lost_in_mediator(&self, step: &CompiledStep, sent: &Sent, timeout: Duration) {
-        let id = &sent.id;
-        let now = sent.to.instance.lock().ok().and_then(|i| i.clone());
-        let moved = match (&sent.peer_instance, &now) {
-            (Some(then), Some(now)) if then != now => format!(" (now on instance {now})"),
-            _ => String::new(),
-        };
-        match (&sent.instance, &sent.peer_instance) {
-            (Some(took), Some(holds)) if took != holds => self.lost(
-                step,
-                sent.at,
-                LOST_OTHER_INSTANCE,
-                format!("message {id}: taken by instance {took}; the agent's socket was on instance {holds}{moved}"),
-            ),
-            (took, holds) => self.lost(
-                step,
-                sent.at,
-                &format!(
-                    "lost: not at the peer's socket within {}",
-                    crate::plan::duration::format(timeout)
-                ),
-                match (took, holds) {
-                    (Some(took), Some(_)) => format!(
-                        "message {id}: taken by instance {took}, which held the agent's socket{moved}"
-                    ),
-                    (Some(took), None) => format!("message {id}: taken by instance {took}"),
-                    (None, Some(holds)) => {
-                        format!("message {id}: the agent's socket was on instance {holds}{moved}")
-                    }
-                    (None, None) => format!("message {id}"),
-                },
-            ),
+        let (took, held) = (&sent.instance, &sent.peer_instance);
+        let mut detail = format!("message {}", sent.id);
+        if let Some(took) = took {
+            detail += &format!(": taken by instance {took}");
         }
+        if let Some(held) = held {
+            let sep = if took.is_some() { ";" } else { ":" };
+            detail += &format!("{sep} the agent's socket was on instance {held}");
+            match sent.to.instance() {
+                Some(now) if now != *held => detail += &format!(" (now on instance {now})"),
+                _ => {}
+            }
+        }
+        let reason = match (took, held) {
+            (Some(took), Some(held)) if took != held => LOST_OTHER_INSTANCE.to_string(),
+            _ => format!(
+                "lost: not at the peer's socket within {}",
+                crate::plan::duration::format(timeout)
+            ),
+        };
+        self.lost(step, sent.at, &reason, detail);
     }
 
     /// Records a lost message (its `event` row, timed from the send) and fails the step.
