@@ -6,10 +6,13 @@
 //   CREDO_WALLET_KEY        the wallet's key (never printed)
 //   CREDO_STATE             a file to write {"invitation_url": ...} to once ready
 //   CREDO_LOG_LEVEL         Credo's log level (warn)
-import { writeFileSync, renameSync } from 'node:fs'
+//   CREDO_MESSAGE_LOG       a file to append every inbound message to, one JSON line each
+//                           (time, @type, transport, socket): the fidelity test's view; unset = off
+import { writeFileSync, renameSync, appendFileSync } from 'node:fs'
+import { AsyncLocalStorage } from 'node:async_hooks'
 import {
   Agent, ConnectionsModule, MediatorModule, HttpOutboundTransport, WsOutboundTransport,
-  ConsoleLogger, LogLevel,
+  ConsoleLogger, LogLevel, MessageReceiver, Dispatcher,
 } from '@credo-ts/core'
 import { agentDependencies, HttpInboundTransport, WsInboundTransport } from '@credo-ts/node'
 import { AskarModule } from '@credo-ts/askar'
@@ -58,6 +61,7 @@ agent.registerOutboundTransport(new HttpOutboundTransport())
 agent.registerOutboundTransport(new WsOutboundTransport())
 
 await agent.initialize()
+if (process.env.CREDO_MESSAGE_LOG) logInbound(process.env.CREDO_MESSAGE_LOG)
 const oob = await agent.oob.createInvitation({ multiUseInvitation: true, label: 'credo-mediator' })
 const url = oob.outOfBandInvitation.toUrl({ domain: `http://${host}:${httpPort}` })
 const state = process.env.CREDO_STATE
@@ -66,6 +70,30 @@ if (state) {
   renameSync(`${state}.tmp`, state)
 }
 console.log(`credo mediator ready: http://${host}:${httpPort} ws://${host}:${wsPort}, forwarding ${forwarding}`)
+
+// Each inbound message as the dispatcher gets it (unpacked), with the transport session it came
+// on: the receiver runs the dispatch inside the session's async context.
+function logInbound(file) {
+  const current = new AsyncLocalStorage()
+  const receiver = agent.dependencyManager.resolve(MessageReceiver)
+  const receive = receiver.receiveMessage.bind(receiver)
+  receiver.receiveMessage = (message, options) => current.run(options?.session, () => receive(message, options))
+  const dispatcher = agent.dependencyManager.resolve(Dispatcher)
+  const dispatch = dispatcher.dispatch.bind(dispatcher)
+  dispatcher.dispatch = (context) => {
+    const session = current.getStore()
+    const ws = session?.type === 'WebSocket'
+    const line = {
+      t: Date.now() / 1000,
+      type: context.message.type,
+      transport: ws ? 'ws' : 'http',
+      socket: ws ? session.id : null,
+      sender: context.senderKey?.publicKeyBase58 ?? null,
+    }
+    appendFileSync(file, JSON.stringify(line) + '\n')
+    return dispatch(context)
+  }
+}
 
 const stop = async () => {
   await agent.shutdown()

@@ -79,6 +79,10 @@ pub enum Message {
     Forward(Forward),
     /// Basic message.
     BasicMessage(BasicMessage),
+    /// Pickup 2.0 status.
+    PickupStatus(crate::didcomm::pickup::Status),
+    /// Pickup 2.0 delivery.
+    PickupDelivery(crate::didcomm::pickup::Delivery),
     /// A type this crate does not model; kept as JSON.
     Unknown(Header, serde_json::Value),
 }
@@ -111,7 +115,15 @@ impl Message {
             Some(MessageType::TrustPingResponse) => Message::TrustPingResponse(typed(p)?),
             Some(MessageType::Forward) => Message::Forward(typed(p)?),
             Some(MessageType::BasicMessage) => Message::BasicMessage(typed(p)?),
-            None => Message::Unknown(header.clone(), typed(p)?),
+            Some(MessageType::PickupStatus) => Message::PickupStatus(typed(p)?),
+            Some(MessageType::PickupDelivery) => Message::PickupDelivery(typed(p)?),
+            Some(
+                MessageType::PickupStatusRequest
+                | MessageType::PickupDeliveryRequest
+                | MessageType::PickupMessagesReceived
+                | MessageType::PickupLiveDeliveryChange,
+            )
+            | None => Message::Unknown(header.clone(), typed(p)?),
         };
         Ok((header, msg))
     }

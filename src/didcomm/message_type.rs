@@ -1,4 +1,4 @@
-//! Message type URIs of the ~16 DIDComm v1 messages an edge agent exchanges with ACA-Py, and
+//! Message type URIs of the ~22 DIDComm v1 messages an edge agent exchanges with ACA-Py, and
 //! classification of an incoming `@type` (either the `https://didcomm.org/` or the legacy
 //! `did:sov:…;spec/` prefix, any minor version of the same major).
 
@@ -41,6 +41,20 @@ pub const FORWARD: &str = "https://didcomm.org/routing/1.0/forward";
 pub const BASIC_MESSAGE: &str = "https://didcomm.org/basicmessage/1.0/message";
 /// `notification/1.0/problem-report`
 pub const PROBLEM_REPORT: &str = "https://didcomm.org/notification/1.0/problem-report";
+/// `messagepickup/2.0/status-request`
+pub const PICKUP_STATUS_REQUEST: &str = "https://didcomm.org/messagepickup/2.0/status-request";
+/// `messagepickup/2.0/status`
+pub const PICKUP_STATUS: &str = "https://didcomm.org/messagepickup/2.0/status";
+/// `messagepickup/2.0/delivery-request`
+pub const PICKUP_DELIVERY_REQUEST: &str = "https://didcomm.org/messagepickup/2.0/delivery-request";
+/// `messagepickup/2.0/delivery`
+pub const PICKUP_DELIVERY: &str = "https://didcomm.org/messagepickup/2.0/delivery";
+/// `messagepickup/2.0/messages-received`
+pub const PICKUP_MESSAGES_RECEIVED: &str =
+    "https://didcomm.org/messagepickup/2.0/messages-received";
+/// `messagepickup/2.0/live-delivery-change`
+pub const PICKUP_LIVE_DELIVERY_CHANGE: &str =
+    "https://didcomm.org/messagepickup/2.0/live-delivery-change";
 /// The handshake protocol an invitation lists.
 pub const DIDEXCHANGE_1_1: &str = "https://didcomm.org/didexchange/1.1";
 
@@ -79,6 +93,18 @@ pub enum MessageType {
     BasicMessage,
     /// Generic problem report.
     ProblemReport,
+    /// Pickup 2.0 status request.
+    PickupStatusRequest,
+    /// Pickup 2.0 status (the queue's depth).
+    PickupStatus,
+    /// Pickup 2.0 delivery request.
+    PickupDeliveryRequest,
+    /// Pickup 2.0 delivery (queued envelopes).
+    PickupDelivery,
+    /// Pickup 2.0 acknowledgement.
+    PickupMessagesReceived,
+    /// Pickup 2.0 live mode on or off.
+    PickupLiveDeliveryChange,
 }
 
 /// (protocol, major version, message name, kind, canonical URI)
@@ -188,6 +214,48 @@ const TABLE: &[(&str, &str, &str, MessageType, &str)] = &[
         "problem-report",
         MessageType::ProblemReport,
         PROBLEM_REPORT,
+    ),
+    (
+        "messagepickup",
+        "2",
+        "status-request",
+        MessageType::PickupStatusRequest,
+        PICKUP_STATUS_REQUEST,
+    ),
+    (
+        "messagepickup",
+        "2",
+        "status",
+        MessageType::PickupStatus,
+        PICKUP_STATUS,
+    ),
+    (
+        "messagepickup",
+        "2",
+        "delivery-request",
+        MessageType::PickupDeliveryRequest,
+        PICKUP_DELIVERY_REQUEST,
+    ),
+    (
+        "messagepickup",
+        "2",
+        "delivery",
+        MessageType::PickupDelivery,
+        PICKUP_DELIVERY,
+    ),
+    (
+        "messagepickup",
+        "2",
+        "messages-received",
+        MessageType::PickupMessagesReceived,
+        PICKUP_MESSAGES_RECEIVED,
+    ),
+    (
+        "messagepickup",
+        "2",
+        "live-delivery-change",
+        MessageType::PickupLiveDeliveryChange,
+        PICKUP_LIVE_DELIVERY_CHANGE,
     ),
 ];
 

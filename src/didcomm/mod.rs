@@ -19,5 +19,6 @@ pub mod keys;
 pub mod message_type;
 pub mod messages;
 pub(crate) mod oob;
+pub mod pickup;
 
 pub use error::DidcommError;

@@ -464,6 +464,22 @@ pub struct DidcommConnect {
     /// Default false: as Credo, which leaves them there.
     #[serde(default)]
     pub drain: Option<Flag>,
+    /// How the agent collects its messages, as Credo's pickup strategies: `implicit` (default:
+    /// the mediator writes them on the socket; ACA-Py's only way), `v2` (Message Pickup 2.0,
+    /// polled every `poll`) or `v2_live` (Pickup 2.0 live mode). A template must render to one
+    /// of these before the run starts.
+    #[serde(default)]
+    pub pickup: Option<String>,
+    /// How often `v2` asks for its status (default `5s`, Credo's `mediatorPollingInterval`).
+    #[serde(default)]
+    pub poll: Option<String>,
+    /// How messages to the mediator travel: `credo` (default: as Credo 0.5 sends them — DID
+    /// Exchange, keylist updates, pings to the mediator and, unless pickup is implicit, the
+    /// mediation request by HTTP POST with `return_route: all`, the socket opened for the
+    /// first message that needs it, a trust ping on it after an implicit grant) or `socket`
+    /// (all on the socket, opened first: fewer HTTP requests than a real wallet makes).
+    #[serde(default)]
+    pub transport: Option<String>,
     /// Give up on the WebSocket and the DID Exchange after this long (default `30s`).
     #[serde(default)]
     pub timeout: Option<String>,

@@ -150,6 +150,7 @@ pub fn resolve(
             .filter(|f| !f.trim().is_empty())
             .map(|f| std::path::PathBuf::from(f.trim())),
     };
+    settings.edge_behaviour();
     let thresholds = thresholds(plan, &durations);
     if errors.is_empty() {
         Ok(Resolved {
@@ -449,6 +450,45 @@ impl SettingsCx<'_> {
             });
         }
         out
+    }
+
+    /// Every `connect` step's `pickup` and `transport`, rendered once the variables are known:
+    /// a value the agents could not use is an error before the run, at its place.
+    fn edge_behaviour(&mut self) {
+        use crate::plan::compile::{CompiledDidcomm, StepKind};
+        let plan = self.plan;
+        let steps = plan
+            .setup
+            .iter()
+            .chain(plan.tasks.iter().flat_map(|t| t.steps.iter()))
+            .chain(plan.teardown.iter());
+        for step in steps {
+            let StepKind::Didcomm(d) = &step.kind else {
+                continue;
+            };
+            let CompiledDidcomm::Connect {
+                pickup, transport, ..
+            } = &**d
+            else {
+                continue;
+            };
+            if let Some((pointer, text)) = pickup
+                && let Some(v) = self.render(pointer, text)
+                && crate::didcomm::pickup::Pickup::parse(&v, std::time::Duration::ZERO).is_none()
+            {
+                let names = crate::didcomm::pickup::Pickup::NAMES;
+                self.fail(pointer, format!("pickup `{v}` is none of {names}"));
+            }
+            if let Some((pointer, text)) = transport
+                && let Some(v) = self.render(pointer, text)
+                && crate::didcomm::pickup::credo_transport(&v).is_none()
+            {
+                self.fail(
+                    pointer,
+                    format!("transport `{v}` is neither credo nor socket"),
+                );
+            }
+        }
     }
 
     /// The run setting at `pointer` (compiled at load), rendered.

@@ -152,6 +152,10 @@ pub struct GaugeSample {
     /// The agent's resident memory in MiB (`watch.pid_file`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rss_mb: Option<f64>,
+    /// Messages waiting in the mediator's pickup queues, summed over the edge agents' last
+    /// Pickup 2.0 `status` (the `pickup queue` gauge).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queued: Option<u64>,
     /// Why the sample could not be read.
     pub error: Option<String>,
 }

@@ -11,20 +11,23 @@ use futures_channel::mpsc::UnboundedSender;
 use tokio::task::JoinHandle;
 
 use super::inbox::{Arrival, Match, Waiter};
+use super::pickup::Pickup;
+use super::reply::{self, answer, check_rotation, first_service, unexpected};
 use super::{EdgeHub, PeerLink, Sent, Shared};
 use crate::didcomm::decorators::Thread;
-use crate::didcomm::did_doc::{PeerInputDoc, QUEUE_ENDPOINT, resolve_didcomm_services};
+use crate::didcomm::did_doc::{PeerInputDoc, QUEUE_ENDPOINT};
 use crate::didcomm::envelope::pack_authcrypt;
 use crate::didcomm::forward::{ServiceTarget, pack_for_service};
 use crate::didcomm::incoming::Message;
-use crate::didcomm::jws::{sign_did_rotate, verify_did_rotate};
+use crate::didcomm::jws::sign_did_rotate;
 use crate::didcomm::keys::{KeyPair, PublicKey};
 use crate::didcomm::message_type::MessageType;
 use crate::didcomm::messages::{
     BasicMessage, DidexComplete, DidexRequest, DidexResponse, KeylistAction, KeylistUpdate,
-    KeylistUpdateRule, MediateRequest, ProblemReport, TrustPing, to_plaintext,
+    KeylistUpdateRule, MediateRequest, TrustPing, to_plaintext,
 };
 use crate::didcomm::oob::Invitation;
+use crate::didcomm::pickup::{LiveDeliveryChange, StatusRequest};
 
 /// Why an edge step failed: `reason` groups failures, `detail` is the example.
 #[derive(Debug, Clone)]
@@ -54,7 +57,7 @@ impl EdgeError {
     }
 }
 
-fn err(reason: &str) -> impl FnOnce(crate::didcomm::DidcommError) -> EdgeError + '_ {
+pub(super) fn err(reason: &str) -> impl FnOnce(crate::didcomm::DidcommError) -> EdgeError + '_ {
     move |e| EdgeError::new(reason, e.to_string())
 }
 
@@ -71,7 +74,25 @@ pub struct Grant {
 /// forward per routing key) and POSTed to its endpoint.
 enum Via<'a> {
     Socket(&'a PublicKey),
+    /// POSTed to the mediator's HTTP endpoint with `return_route: all`, authcrypted from our
+    /// mediator key to the key given; the answer comes in the response's body.
+    Http(&'a PublicKey),
     Routed(&'a ServiceTarget, &'a KeyPair),
+}
+
+/// How an agent behaves where Credo's wallet and acaload's first phone differed.
+#[derive(Debug, Clone)]
+pub struct Profile {
+    pub label: String,
+    /// A trust ping on the socket after every received message (ACA-Py's undelivered queue).
+    pub drain: bool,
+    pub pickup: super::pickup::Pickup,
+    /// `transport: credo`: messages to the mediator go the way Credo 0.5 sends them
+    /// (DID Exchange, keylist updates, pings and, unless pickup is implicit, the mediation
+    /// request by HTTP POST; the socket opened for the first message that needs it; a trust
+    /// ping on it after an implicit grant). `false` (`transport: socket`): all on the socket,
+    /// opened first.
+    pub credo_transport: bool,
 }
 
 /// An invitation this agent handed out and has not seen answered yet.
@@ -89,7 +110,11 @@ pub struct EdgeAgent {
     /// bounded tokio channel preallocates 32 slots, ~1 KB an agent).
     out: Option<UnboundedSender<String>>,
     task: Option<JoinHandle<()>>,
-    label: String,
+    /// The socket's URL until it is opened (`None` once opened, or closed).
+    websocket: Option<String>,
+    /// The mediator's HTTP endpoint, for what goes by POST.
+    mediator_http: String,
+    profile: Profile,
     /// When the connect began (onboarding time runs from here to the grant).
     pub started: Instant,
     /// Our key on the mediator connection, and the mediator's key for us.
@@ -106,96 +131,13 @@ pub struct EdgeAgent {
     ping_across: Option<(String, String)>,
 }
 
-/// The answer a wait got, or why it got none. A wait that runs out while the socket was
-/// down at some moment of it failed because of that, not because the mediator was slow.
-async fn answer(
-    shared: &Shared,
-    waiter: Waiter,
-    deadline: Instant,
-    what: &str,
-) -> Result<Arrival, EdgeError> {
-    let since = Instant::now();
-    match tokio::time::timeout_at(deadline.into(), waiter).await {
-        Ok(Ok(a)) => Ok(a),
-        Ok(Err(_)) => Err(EdgeError::new(
-            "socket closed",
-            shared
-                .inbox
-                .closed()
-                .unwrap_or_else(|| "the socket task ended".into()),
-        )),
-        Err(_) => Err(match shared.down_during(since, Instant::now()) {
-            Some(outage) => EdgeError::new(
-                format!("no {what}: the socket to the mediator dropped"),
-                outage,
-            ),
-            None => EdgeError::new(
-                format!("no {what} in time"),
-                format!(
-                    "none within {} (the socket stayed up)",
-                    crate::plan::duration::format(deadline.saturating_duration_since(since))
-                ),
-            ),
-        }),
-    }
-}
-
-/// A problem report's text, for a failure reason.
-fn problem(p: &ProblemReport) -> EdgeError {
-    let text = p
-        .description
-        .as_ref()
-        .and_then(|d| d.get("en").and_then(|e| e.as_str()).map(str::to_owned))
-        .or_else(|| p.explain.clone())
-        .or_else(|| p.problem_code.clone())
-        .unwrap_or_else(|| "(no description)".into());
-    let code = p
-        .description
-        .as_ref()
-        .and_then(|d| d.get("code").and_then(|e| e.as_str()).map(str::to_owned))
-        .unwrap_or_default();
-    EdgeError::new(
-        format!("problem report {code}").trim().to_string(),
-        text.chars().take(200).collect::<String>(),
-    )
-}
-
-fn unexpected(what: &str, a: &Arrival) -> EdgeError {
-    match &a.message {
-        Message::ProblemReport(p) => problem(p),
-        _ => EdgeError::new(
-            format!("unexpected answer instead of {what}"),
-            a.header.type_.clone(),
-        ),
-    }
-}
-
-/// A DID Exchange response must carry `did_rotate~attach`, signed by the invitation key
-/// `signer`, over the DID it answers with.
-fn check_rotation(response: &DidexResponse, signer: &str) -> Result<(), EdgeError> {
-    let attach = response
-        .did_rotate_attach
-        .as_ref()
-        .ok_or_else(|| EdgeError::new("DID Exchange response without did_rotate~attach", ""))?;
-    let signed = verify_did_rotate(attach, Some(signer))
-        .map_err(err("DID Exchange response signature invalid"))?;
-    if signed != response.did {
-        return Err(EdgeError::new(
-            "DID Exchange response signs another DID",
-            signed,
-        ));
-    }
-    Ok(())
-}
-
 impl EdgeAgent {
-    /// Opens the socket and connects to the mediator with DID Exchange 1.1.
+    /// Connects to the mediator with DID Exchange 1.1 (over its socket, or by HTTP as Credo).
     pub async fn connect(
         hub: Arc<EdgeHub>,
         invitation: &Invitation,
         websocket: &str,
-        label: String,
-        drain: bool,
+        profile: Profile,
         timeout: Duration,
     ) -> Result<EdgeAgent, EdgeError> {
         let started = Instant::now();
@@ -213,37 +155,41 @@ impl EdgeAgent {
             .cloned()
             .ok_or_else(|| EdgeError::new("mediator invitation has no recipient key", ""))?;
         let k0 = KeyPair::generate().map_err(err("key generation failed"))?;
-        let mut agent = EdgeAgent::open(
+        let shared = Arc::new(Shared::default());
+        shared.add_key(&k0);
+        shared
+            .drain
+            .store(profile.drain, std::sync::atomic::Ordering::Relaxed);
+        let mut agent = EdgeAgent {
             hub,
-            websocket,
-            label,
-            drain,
-            (k0, invitation_key),
+            shared,
+            out: None,
+            task: None,
+            websocket: Some(websocket.to_owned()),
+            mediator_http: target.service_endpoint.clone(),
+            profile,
             started,
-            deadline,
-        )
-        .await?;
+            mediator: (k0, invitation_key),
+            grant: None,
+            registered: Vec::new(),
+            invitation: None,
+            peer: None,
+            unconfirmed: Vec::new(),
+            ping_across: None,
+        };
+        if !agent.profile.credo_transport {
+            agent.open(deadline).await?;
+        }
         agent.exchange_with_mediator(invitation, deadline).await?;
         Ok(agent)
     }
 
-    /// Opens the agent's socket (by `deadline`) and starts its task. `mediator` is our key on
-    /// the mediator connection and, until DID Exchange is done, the invitation's key.
-    async fn open(
-        hub: Arc<EdgeHub>,
-        websocket: &str,
-        label: String,
-        drain: bool,
-        mediator: (KeyPair, PublicKey),
-        started: Instant,
-        deadline: Instant,
-    ) -> Result<EdgeAgent, EdgeError> {
-        let shared = Arc::new(Shared::default());
-        shared.add_key(&mediator.0);
-        shared
-            .drain
-            .store(drain, std::sync::atomic::Ordering::Relaxed);
-        let opening = super::socket::open(&hub, websocket);
+    /// Opens the agent's socket (by `deadline`) and starts its task, once.
+    async fn open(&mut self, deadline: Instant) -> Result<(), EdgeError> {
+        let Some(websocket) = self.websocket.take() else {
+            return Ok(());
+        };
+        let opening = super::socket::open(&self.hub, &websocket);
         let ws = match tokio::time::timeout_at(deadline.into(), opening).await {
             Ok(Ok(ws)) => ws,
             Ok(Err(e)) => return Err(EdgeError::new("cannot open the WebSocket", e)),
@@ -255,28 +201,25 @@ impl EdgeAgent {
             }
         };
         let (tx, rx) = futures_channel::mpsc::unbounded();
-        let task = tokio::spawn(super::socket::run(
+        self.task = Some(tokio::spawn(super::socket::run(
             ws,
-            websocket.to_owned(),
-            shared.clone(),
-            hub.clone(),
+            websocket,
+            self.shared.clone(),
+            self.hub.clone(),
             rx,
-        ));
-        Ok(EdgeAgent {
-            hub,
-            shared,
-            out: Some(tx),
-            task: Some(task),
-            label,
-            started,
-            mediator,
-            grant: None,
-            registered: Vec::new(),
-            invitation: None,
-            peer: None,
-            unconfirmed: Vec::new(),
-            ping_across: None,
-        })
+        )));
+        self.out = Some(tx);
+        Ok(())
+    }
+
+    /// Where a message to the mediator's `key` goes: by HTTP when the agent sends as Credo,
+    /// else on the socket.
+    fn to_mediator<'k>(&self, key: &'k PublicKey) -> Via<'k> {
+        if self.profile.credo_transport {
+            Via::Http(key)
+        } else {
+            Via::Socket(key)
+        }
     }
 
     /// DID Exchange 1.1 with the mediator over the socket: our did:peer:4 in a request with
@@ -291,15 +234,20 @@ impl EdgeAgent {
         let did = PeerInputDoc::credo(&k0.public_key(), QUEUE_ENDPOINT, &[])
             .to_did_peer_4()
             .map_err(err("cannot encode did:peer:4"))?;
-        let mut request = DidexRequest::new(did.long, self.label.clone(), &invitation.id);
+        let mut request = DidexRequest::new(did.long, self.profile.label.clone(), &invitation.id);
         request.goal_code = Some("aries.vc.mediate".into());
         request.goal = Some("Request mediation".into());
         let thid = request.id.clone();
+        let to = if self.profile.credo_transport {
+            Via::Http(&invitation_key)
+        } else {
+            Via::Socket(&invitation_key)
+        };
         let a = self
             .ask(
                 &request,
                 vec![Match::Thread(thid.clone())],
-                Via::Socket(&invitation_key),
+                to,
                 deadline,
                 "DID Exchange response",
             )
@@ -324,7 +272,8 @@ impl EdgeAgent {
             pthid: Some(invitation.id.clone()),
         });
         complete.transport = Some(crate::didcomm::decorators::Transport::all());
-        self.send(&complete, Via::Socket(&self.mediator.1)).await?;
+        let mediator = self.mediator.1.clone();
+        self.send(&complete, self.to_mediator(&mediator)).await?;
         Ok(())
     }
 
@@ -332,7 +281,7 @@ impl EdgeAgent {
     /// names it in failures). The wait is registered before the send, so an answer that comes
     /// at once is not missed.
     async fn ask(
-        &self,
+        &mut self,
         message: &impl serde::Serialize,
         expected: Vec<Match>,
         to: Via<'_>,
@@ -346,19 +295,42 @@ impl EdgeAgent {
 
     /// Sends `message`; returns when it went out (for a routed one, after the packing).
     async fn send(
-        &self,
+        &mut self,
         message: &impl serde::Serialize,
         to: Via<'_>,
     ) -> Result<Instant, EdgeError> {
         let plaintext = to_plaintext(message).map_err(err("cannot build the message"))?;
         match to {
             Via::Socket(key) => {
+                self.open(Instant::now() + super::socket::OPEN_TIMEOUT)
+                    .await?;
                 let at = Instant::now();
                 self.send_socket(&plaintext, key).await?;
                 Ok(at)
             }
+            Via::Http(key) => self.send_http(&plaintext, key).await,
             Via::Routed(service, key) => Ok(self.send_routed(&plaintext, service, key).await?.0),
         }
+    }
+
+    /// POSTs `plaintext` to the mediator, authcrypted from our mediator key to `to`, and
+    /// reads the answer in the response's body as if the socket had read it.
+    async fn send_http(&self, plaintext: &[u8], to: &PublicKey) -> Result<Instant, EdgeError> {
+        let envelope = pack_authcrypt(plaintext, std::slice::from_ref(to), &self.mediator.0)
+            .map_err(err("cannot pack"))?;
+        let at = Instant::now();
+        let (_, body) = self
+            .hub
+            .post_reply(&self.mediator_http, envelope)
+            .await
+            .map_err(|(kind, detail)| {
+                EdgeError::new(format!("POST to the mediator failed: {kind}"), detail)
+            })?;
+        if !body.is_empty() {
+            // what a drain would write back is not needed: this is no socket
+            let _ = super::socket::take_in(&body, Instant::now(), &self.shared, &self.hub);
+        }
+        Ok(at)
     }
 
     /// Packs `plaintext` for a peer's service (authcrypt from `key`, wrapped in a forward per
@@ -430,7 +402,12 @@ impl EdgeAgent {
             Match::Kind(MessageType::MediateDeny),
             Match::Thread(request.id.clone()),
         ];
-        let to = Via::Socket(&self.mediator.1);
+        // Credo asks on the socket when it picks up implicitly, else by HTTP
+        let key = self.mediator.1.clone();
+        let to = match self.profile.pickup {
+            Pickup::Implicit => Via::Socket(&key),
+            _ => self.to_mediator(&key),
+        };
         let a = self
             .ask(&request, expected, to, deadline, "mediate-grant")
             .await?;
@@ -440,11 +417,59 @@ impl EdgeAgent {
                     endpoint: g.endpoint,
                     routing_keys: g.routing_keys,
                 });
-                Ok(())
+                self.start_pickup(deadline).await
             }
             Message::MediateDeny(_) => Err(EdgeError::new("mediation denied", "")),
             _ => Err(unexpected("the grant", &a)),
         }
+    }
+
+    /// Starts collecting messages as Credo does once granted: implicit, a trust ping on the
+    /// socket (with `transport: credo`); Pickup 2.0, a `status-request` whose answer says the
+    /// mediator speaks it (then a `delivery-request` while messages wait), and for live mode
+    /// `live-delivery-change` after it.
+    async fn start_pickup(&mut self, deadline: Instant) -> Result<(), EdgeError> {
+        let mode = self.profile.pickup;
+        if let Ok(mut p) = self.shared.pickup.lock() {
+            p.mode = Some(mode);
+        }
+        let key = self.mediator.1.clone();
+        if mode == Pickup::Implicit {
+            if self.profile.credo_transport {
+                self.send(&TrustPing::new(false), Via::Socket(&key)).await?;
+            }
+            return Ok(());
+        }
+        let request = StatusRequest::new();
+        let expected = vec![
+            Match::Thread(request.id.clone()),
+            Match::Kind(MessageType::ProblemReport),
+        ];
+        let a = self
+            .ask(
+                &request,
+                expected,
+                Via::Socket(&key),
+                deadline,
+                "pickup status",
+            )
+            .await?;
+        match &a.message {
+            Message::PickupStatus(_) => {}
+            Message::ProblemReport(p) => {
+                let refused = reply::problem(p);
+                return Err(EdgeError::new(
+                    "the mediator refused Message Pickup 2.0",
+                    refused.detail,
+                ));
+            }
+            _ => return Err(unexpected("the pickup status", &a)),
+        }
+        if mode == Pickup::V2Live {
+            self.send(&LiveDeliveryChange::new(true), Via::Socket(&key))
+                .await?;
+        }
+        Ok(())
     }
 
     fn grant(&self) -> Result<&Grant, EdgeError> {
@@ -470,7 +495,8 @@ impl EdgeAgent {
             action,
         }]);
         let expected = vec![Match::Thread(update.id.clone())];
-        let to = Via::Socket(&self.mediator.1);
+        let key = self.mediator.1.clone();
+        let to = self.to_mediator(&key);
         let a = self
             .ask(&update, expected, to, deadline, "keylist-update-response")
             .await?;
@@ -505,7 +531,7 @@ impl EdgeAgent {
         self.keylist_update(&key.did_key(), KeylistAction::Add, timeout)
             .await?;
         let invitation = Invitation::new_inline(
-            self.label.clone(),
+            self.profile.label.clone(),
             crate::didcomm::did_key::url_from_public(key.public_bytes()),
             grant.routing_keys,
             grant.endpoint,
@@ -543,7 +569,7 @@ impl EdgeAgent {
         let did = PeerInputDoc::credo(&key.public_key(), &grant.endpoint, &grant.routing_keys)
             .to_did_peer_4()
             .map_err(err("cannot encode did:peer:4"))?;
-        let mut request = DidexRequest::new(did.long, self.label.clone(), &invitation.id);
+        let mut request = DidexRequest::new(did.long, self.profile.label.clone(), &invitation.id);
         request.transport = None;
         let thid = request.id.clone();
         let a = self
@@ -691,7 +717,8 @@ impl EdgeAgent {
         let mut ping = TrustPing::new(true);
         if !to_peer {
             let waiter = self.expect(vec![Match::Thread(ping.id.clone())])?;
-            let at = self.send(&ping, Via::Socket(&self.mediator.1)).await?;
+            let key = self.mediator.1.clone();
+            let at = self.send(&ping, self.to_mediator(&key)).await?;
             return Ok((at, waiter));
         }
         ping.transport = None;
@@ -784,13 +811,4 @@ impl Drop for EdgeAgent {
         // the socket task ends when its sender is gone; keys must not outlive the agent
         self.forget_keys();
     }
-}
-
-/// The best `did-communication` service of a peer DID.
-fn first_service(did: &str) -> Result<crate::didcomm::did_doc::DidcommService, EdgeError> {
-    resolve_didcomm_services(did)
-        .map_err(err("cannot resolve the peer DID"))?
-        .into_iter()
-        .next()
-        .ok_or_else(|| EdgeError::new("peer DID has no DIDComm service", ""))
 }

@@ -17,6 +17,8 @@ use crate::measure::metrics::Recorder;
 pub mod agent;
 pub mod inbox;
 pub mod link;
+pub mod pickup;
+mod reply;
 pub mod socket;
 pub mod wire;
 
@@ -49,6 +51,8 @@ pub struct EdgeHub {
     pub opening: tokio::sync::Semaphore,
     /// The header by which a proxy names the instance that answered (`target.instance_header`).
     pub instance_header: Option<http::HeaderName>,
+    /// The agents' pickup queue depths, summed.
+    pub queue: pickup::QueueGauge,
 }
 
 /// Most WebSocket opens in flight at once. ACA-Py's aiohttp listens with a backlog of 128:
@@ -80,6 +84,7 @@ impl EdgeHub {
             first_grant: tokio::sync::Semaphore::new(1),
             opening: tokio::sync::Semaphore::new(OPENS_IN_FLIGHT),
             instance_header,
+            queue: pickup::QueueGauge::default(),
         }
     }
 
@@ -110,6 +115,16 @@ impl EdgeHub {
         endpoint: &str,
         envelope: String,
     ) -> Result<Option<String>, (String, String)> {
+        self.post_reply(endpoint, envelope).await.map(|(i, _)| i)
+    }
+
+    /// [`post`](Self::post), with the response's body: the answer a mediator writes there
+    /// to a message that asked for `return_route: all` over HTTP.
+    pub async fn post_reply(
+        &self,
+        endpoint: &str,
+        envelope: String,
+    ) -> Result<(Option<String>, bytes::Bytes), (String, String)> {
         if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
             return Err((
                 "not http".into(),
@@ -141,7 +156,7 @@ impl EdgeHub {
                 let v = parts.headers.get(h)?;
                 Some(String::from_utf8_lossy(v.as_bytes()).trim().to_string())
             });
-            return Ok(instance);
+            return Ok((instance, body));
         }
         Err((
             format!("status {}", parts.status.as_u16()),
@@ -218,6 +233,8 @@ pub struct Shared {
     pub link: Mutex<link::Link>,
     /// The instance holding the socket, as the proxy named it at the upgrade.
     pub instance: Mutex<Option<String>>,
+    /// How messages are collected from the mediator, once granted.
+    pub pickup: Mutex<pickup::State>,
 }
 
 impl Shared {

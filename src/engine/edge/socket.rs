@@ -33,7 +33,7 @@ pub async fn open(hub: &EdgeHub, url: &str) -> Result<Wire, String> {
 }
 
 /// How long one reconnect attempt may take to open a socket.
-const OPEN_TIMEOUT: Duration = Duration::from_secs(10);
+pub const OPEN_TIMEOUT: Duration = Duration::from_secs(10);
 /// The row of a reconnect: time from the drop to a new socket, associated again.
 pub const RECONNECTED: &str = "reconnected to mediator";
 
@@ -88,8 +88,23 @@ async fn session(
     hub: &Arc<EdgeHub>,
     out: &mut UnboundedReceiver<String>,
 ) -> End {
+    let mut polling: Option<tokio::time::Interval> = None;
     loop {
+        if polling.is_none()
+            && let Some(every) = super::pickup::interval(shared)
+        {
+            let mut i = tokio::time::interval_at((Instant::now() + every).into(), every);
+            i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            polling = Some(i);
+        }
         tokio::select! {
+            _ = tick(&mut polling) => {
+                if let Some(request) = super::pickup::poll(shared)
+                    && let Err(why) = ws.send_text(&request).await
+                {
+                    return End::Dropped(why);
+                }
+            }
             read = ws.read() => {
                 let at = Instant::now();
                 let frames = match read {
@@ -133,6 +148,16 @@ async fn session(
                 }
             }
         }
+    }
+}
+
+/// The next poll, when the agent polls (never otherwise).
+async fn tick(polling: &mut Option<tokio::time::Interval>) {
+    match polling {
+        Some(i) => {
+            i.tick().await;
+        }
+        None => std::future::pending().await,
     }
 }
 
@@ -193,18 +218,7 @@ async fn reconnect(
             }
         };
         let associated = match attempt {
-            Ok(mut ws) => {
-                let ping = to_plaintext(&TrustPing::new(false))
-                    .map_err(|e| e.to_string())
-                    .and_then(|p| {
-                        pack_authcrypt(&p, std::slice::from_ref(theirs), mine)
-                            .map_err(|e| e.to_string())
-                    });
-                match ping {
-                    Ok(ping) => ws.send_text(&ping).await.map(|()| ws),
-                    Err(e) => Err(format!("cannot pack the association ping: {e}")),
-                }
-            }
+            Ok(ws) => associate(ws, (mine, theirs), shared).await,
             Err(e) => Err(e),
         };
         match associated {
@@ -225,6 +239,35 @@ async fn reconnect(
     }
 }
 
+/// Makes the mediator take a new socket as the agent's: Credo's implicit strategy sends a
+/// trust ping; its Pickup 2.0 ones collect what queued meanwhile (`v2_live` also turns live
+/// mode on again), which also associates the socket.
+async fn associate(
+    mut ws: Wire,
+    (mine, theirs): (&KeyPair, &PublicKey),
+    shared: &Shared,
+) -> Result<Wire, String> {
+    let mode = shared.pickup.lock().ok().and_then(|p| p.mode);
+    let pickup = mode.map(|m| super::pickup::opening(shared, m));
+    let messages = match pickup {
+        Some(messages) if !messages.is_empty() => messages,
+        _ => {
+            let ping = to_plaintext(&TrustPing::new(false))
+                .map_err(|e| e.to_string())
+                .and_then(|p| {
+                    pack_authcrypt(&p, std::slice::from_ref(theirs), mine)
+                        .map_err(|e| e.to_string())
+                })
+                .map_err(|e| format!("cannot pack the association ping: {e}"))?;
+            vec![ping]
+        }
+    };
+    for m in messages {
+        ws.send_text(&m).await?;
+    }
+    Ok(ws)
+}
+
 /// A sample of [`RECONNECTED`] timed from the drop (a failure when the agent gave up).
 fn record(hub: &EdgeHub, dropped: Instant, failure: Option<(&str, String)>) {
     hub.recorder.send(Event::Sample {
@@ -241,19 +284,16 @@ fn record(hub: &EdgeHub, dropped: Instant, failure: Option<(&str, String)>) {
     });
 }
 
-/// Unpacks and routes one frame; returns a drain ping to write, when the agent drains.
-fn take_in(bytes: &[u8], at: Instant, shared: &Arc<Shared>, hub: &Arc<EdgeHub>) -> Option<String> {
-    let unpacked = {
-        let keys = shared.keys.lock().ok()?;
-        unpack(bytes, &*keys)
-    };
-    let parsed = unpacked.map_err(|e| e.to_string()).and_then(|u| {
-        Message::parse(&u.plaintext)
-            .map(|m| (u, m))
-            .map_err(|e| e.to_string())
-    });
-    let (unpacked, (header, message)) = match parsed {
-        Ok(x) => x,
+/// Unpacks and routes one frame; returns what to write back (a drain ping, when the agent
+/// drains; a pickup request or acknowledgement).
+pub(super) fn take_in(
+    bytes: &[u8],
+    at: Instant,
+    shared: &Arc<Shared>,
+    hub: &Arc<EdgeHub>,
+) -> Option<String> {
+    match read(bytes, at, shared, hub) {
+        Ok(reply) => reply,
         Err(why) => {
             // not ours or malformed: counted, never a panic
             hub.recorder.send(Event::Sample {
@@ -268,14 +308,69 @@ fn take_in(bytes: &[u8], at: Instant, shared: &Arc<Shared>, hub: &Arc<EdgeHub>) 
                     detail: why,
                 }),
             });
-            return None;
+            None
         }
+    }
+}
+
+/// [`take_in`] of one envelope; `Err` when it cannot be unpacked or parsed.
+fn read(
+    bytes: &[u8],
+    at: Instant,
+    shared: &Arc<Shared>,
+    hub: &Arc<EdgeHub>,
+) -> Result<Option<String>, String> {
+    let unpacked = {
+        let keys = shared
+            .keys
+            .lock()
+            .map_err(|_| "keys poisoned".to_string())?;
+        unpack(bytes, &*keys)
     };
+    let (unpacked, (header, message)) = unpacked.map_err(|e| e.to_string()).and_then(|u| {
+        Message::parse(&u.plaintext)
+            .map(|m| (u, m))
+            .map_err(|e| e.to_string())
+    })?;
+    Ok(route(
+        unpacked.sender_verkey.as_deref(),
+        header,
+        message,
+        at,
+        shared,
+        hub,
+    ))
+}
+
+/// Routes a read message to the inbox (answering pings and pickup messages on the way).
+fn route(
+    sender: Option<&str>,
+    header: crate::didcomm::incoming::Header,
+    message: Message,
+    at: Instant,
+    shared: &Arc<Shared>,
+    hub: &Arc<EdgeHub>,
+) -> Option<String> {
     match &message {
+        Message::PickupDelivery(d) => {
+            // each envelope as if it were a frame; their replies (drain pings) are not needed
+            let each = |b: &[u8]| read(b, at, shared, hub).map(|_| ());
+            return super::pickup::delivery(shared, hub, d, at, each);
+        }
+        Message::PickupStatus(s) => {
+            let reply = super::pickup::status(shared, hub, s);
+            // a status may also answer a step's request (live mode on)
+            shared.inbox.deliver(Arrival {
+                at,
+                header,
+                message,
+            });
+            return reply;
+        }
         Message::TrustPing(p) => {
             // answered here; no step waits for one, so it is not kept
             if p.response_requested {
-                answer_peer_ping(shared, hub, &header.id, unpacked.sender_verkey.as_deref());
+                answer_peer_ping(shared, hub, &header.id, sender);
             }
             return drain_ping(shared);
         }

@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use super::{StepError, VirtualUser};
 use crate::didcomm::oob::Invitation;
-use crate::engine::edge::agent::EdgeError;
+use crate::didcomm::pickup::Pickup;
+use crate::engine::edge::agent::{EdgeError, Profile};
 use crate::engine::edge::inbox::Late;
 use crate::engine::edge::{EdgeAgent, Sent};
 use crate::measure::metrics::Event;
@@ -54,12 +55,19 @@ fn as_event(e: EdgeError) -> Option<Counted> {
     Some((StatKind::Event, None, e))
 }
 
+/// A `connect` step's settings on how the agent behaves, compiled.
+struct Behaviour<'a> {
+    drain: Option<&'a JsonTemplate>,
+    pickup: Option<&'a Text>,
+    transport: Option<&'a Text>,
+    poll: Duration,
+}
+
 /// A `connect` step's settings, rendered.
 struct ConnectSettings {
     invitation: Invitation,
     websocket: String,
-    label: String,
-    drain: bool,
+    profile: Profile,
 }
 
 impl VirtualUser {
@@ -134,10 +142,19 @@ impl VirtualUser {
                 websocket,
                 label,
                 drain,
+                pickup,
+                transport,
+                poll,
                 timeout,
             } => {
+                let how = Behaviour {
+                    drain: drain.as_ref(),
+                    pickup: pickup.as_ref().map(|(_, t)| t),
+                    transport: transport.as_ref().map(|(_, t)| t),
+                    poll: time(poll),
+                };
                 let settings = self
-                    .connect_settings(invitation, websocket, label.as_ref(), drain.as_ref())
+                    .connect_settings(invitation, websocket, label.as_ref(), how)
                     .map_err(as_ws)?;
                 self.connect(hub, settings, time(timeout))
                     .await
@@ -222,7 +239,7 @@ impl VirtualUser {
         invitation: &Text,
         websocket: &Text,
         label: Option<&Text>,
-        drain: Option<&JsonTemplate>,
+        how: Behaviour<'_>,
     ) -> Result<ConnectSettings, EdgeError> {
         let url = self.render_text(invitation)?;
         let websocket = self.render_text(websocket)?;
@@ -230,7 +247,7 @@ impl VirtualUser {
             Some(l) => self.render_text(l)?,
             None => format!("acaload edge {}", self.index),
         };
-        let drain = match drain {
+        let drain = match how.drain {
             None => false,
             Some(t) => {
                 let v = self.render_json(t)?;
@@ -252,11 +269,30 @@ impl VirtualUser {
             }
             (given, _) => given.to_string(),
         };
+        let pickup = match how.pickup {
+            Some(t) => self.render_text(t)?,
+            None => String::new(),
+        };
+        let pickup = Pickup::parse(&pickup, how.poll).ok_or_else(|| {
+            EdgeError::unsent(format!("`pickup` is none of {}", Pickup::NAMES), pickup)
+        })?;
+        let transport = match how.transport {
+            Some(t) => self.render_text(t)?,
+            None => String::new(),
+        };
+        let credo_transport =
+            crate::didcomm::pickup::credo_transport(&transport).ok_or_else(|| {
+                EdgeError::unsent("`transport` is neither credo nor socket", transport)
+            })?;
         Ok(ConnectSettings {
             invitation,
             websocket,
-            label,
-            drain,
+            profile: Profile {
+                label,
+                drain,
+                pickup,
+                credo_transport,
+            },
         })
     }
 
@@ -271,7 +307,7 @@ impl VirtualUser {
             old.close(Duration::from_secs(1)).await;
         }
         let agent =
-            EdgeAgent::connect(hub, &s.invitation, &s.websocket, s.label, s.drain, timeout).await?;
+            EdgeAgent::connect(hub, &s.invitation, &s.websocket, s.profile, timeout).await?;
         self.edge = Some(Box::new(agent));
         Ok(())
     }

@@ -38,6 +38,20 @@ impl Cx<'_> {
                         };
                         self.compiler.json(&format!("{at}/drain"), &v)
                     }),
+                    pickup: c.pickup.as_ref().map(|t| {
+                        let pointer = format!("{at}/pickup");
+                        (pointer.clone(), self.compiler.text(&pointer, t, false))
+                    }),
+                    transport: c.transport.as_ref().map(|t| {
+                        let pointer = format!("{at}/transport");
+                        (pointer.clone(), self.compiler.text(&pointer, t, false))
+                    }),
+                    poll: self.opt_duration(
+                        &format!("{at}/poll"),
+                        c.poll.as_ref(),
+                        crate::didcomm::pickup::CREDO_POLL,
+                        true,
+                    ),
                     timeout: timeout(self, "connect", &c.timeout, DEFAULT_TIMEOUT),
                 }
             }

@@ -185,6 +185,11 @@ pub enum CompiledDidcomm {
         websocket: Text,
         label: Option<Text>,
         drain: Option<JsonTemplate>,
+        /// `pickup` and `transport`, each with its place in the plan: rendered and checked
+        /// by `resolve` before the run, and again for each user.
+        pickup: Option<(String, Text)>,
+        transport: Option<(String, Text)>,
+        poll: Dur,
         timeout: Dur,
     },
     RequestMediation {
