@@ -9,10 +9,12 @@
 #                                         write ENV_FILE (default .credo/stack.env) for plans/edge-agents.yaml
 #   scripts/credo-stack.sh down           stop it and remove its state
 #   scripts/credo-stack.sh status         say whether it runs; exit 0 only if it does
+#   scripts/credo-stack.sh phones         run real Credo wallets against a mediator (scripts/credo/phones.mjs;
+#                                         settings in its header, MEDIATOR_INVITATION_URL from the environment)
 #
 # Environment: CREDO_HTTP_PORT (3200), CREDO_WS_PORT (3201), CREDO_FORWARDING (DirectDelivery, Credo's default,
-# QueueOnly or QueueAndLiveModeDelivery; the last two need Message Pickup 2.0, which acaload does not
-# speak yet), CREDO_DIR (.credo), CREDO_NODE_DIR (the install, $CREDO_DIR/node), CREDO_READY_TIMEOUT (60).
+# QueueOnly or QueueAndLiveModeDelivery; the last two need Message Pickup 2.0: the edge plan's PICKUP=v2,
+# v2_live), CREDO_MESSAGE_LOG (a file the mediator appends each inbound message to), CREDO_DIR (.credo), CREDO_NODE_DIR (the install, $CREDO_DIR/node), CREDO_READY_TIMEOUT (60).
 # Why each install step: Credo's askar package downloads its native library from GitHub in an
 # install script (unreachable here), so scripts are off; the ffi addons it needs ship no prebuilt
 # binaries and are built from their source; aries-askar-nodejs 0.2.3 wants askar 0.3.2, which the
@@ -36,7 +38,7 @@ NATIVE=$NODE_DIR/node_modules/@hyperledger/aries-askar-nodejs/native/libaries_as
 
 log() { printf 'credo-stack: %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
-usage() { echo "usage: $0 install | up [ENV_FILE] | down | status" >&2; exit 2; }
+usage() { echo "usage: $0 install | up [ENV_FILE] | down | status | phones" >&2; exit 2; }
 
 installed() {
     [[ -f "$NATIVE" && -f "$NODE_DIR/.installed-$CREDO_VERSION" ]]
@@ -137,7 +139,15 @@ cmd_status() {
     fi
 }
 
+cmd_phones() {
+    cmd_install
+    cp "$SCRIPT_DIR/credo/phones.mjs" "$NODE_DIR/phones.mjs"
+    cd "$NODE_DIR"
+    exec node "$NODE_DIR/phones.mjs"
+}
+
 case "${1:-}" in
+    phones) (($# == 1)) || usage; cmd_phones ;;
     install) (($# == 1)) || usage; cmd_install ;;
     up) (($# <= 2)) || usage; cmd_up "${2:-}" ;;
     down) (($# == 1)) || usage; cmd_down ;;

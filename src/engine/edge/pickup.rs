@@ -17,6 +17,8 @@ use std::sync::Mutex;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use tokio::task::JoinHandle;
+
 use super::{EdgeHub, Shared};
 use crate::didcomm::envelope::pack_authcrypt;
 pub use crate::didcomm::pickup::Pickup;
@@ -33,10 +35,14 @@ pub const QUEUE_GAUGE: &str = "pickup queue";
 const ACKED: usize = 64;
 
 /// One agent's pickup: its strategy (set at the grant; until then nothing is collected
-/// explicitly) and the queue ids it acknowledged lately.
+/// explicitly), where its pickup messages go, and the queue ids it acknowledged lately.
 #[derive(Default)]
 pub struct State {
     pub mode: Option<Pickup>,
+    /// The mediator's HTTP endpoint when the agent sends as Credo: its status requests,
+    /// delivery requests and acknowledgements are POSTed there (the answer in the body);
+    /// `None`: they go on the socket.
+    pub http: Option<String>,
     acked: VecDeque<String>,
     /// The queue depth the last status gave.
     depth: u64,
@@ -80,13 +86,34 @@ pub fn for_mediator(shared: &Shared, message: &impl serde::Serialize) -> Option<
     pack_authcrypt(&plaintext, std::slice::from_ref(&theirs), &mine).ok()
 }
 
-/// What a strategy writes on a socket when it starts collecting (at the grant, and on every
-/// reconnect): implicit nothing (the caller's ping), `v2` and `v2_live` a `status-request`
-/// (whose status brings a `delivery-request` while any wait), `v2_live` then live mode on.
-pub fn opening(shared: &Shared, mode: Pickup) -> Vec<String> {
+/// Sends a pickup message to the mediator the agent's way: POSTed (in a task of its own, its
+/// answer read as if the socket had read it, and so on) when it sends as Credo, else
+/// returned for the socket to write.
+pub fn send(shared: &Arc<Shared>, hub: &Arc<EdgeHub>, envelope: String) -> Option<String> {
+    let Some(endpoint) = shared.pickup.lock().ok()?.http.clone() else {
+        return Some(envelope);
+    };
+    let (shared, hub) = (shared.clone(), hub.clone());
+    tokio::spawn(async move {
+        // a failed POST shows as the messages it would have brought, lost
+        if let Ok((_, body)) = hub.post_reply(&endpoint, envelope).await
+            && !body.is_empty()
+            && let Some(reply) = super::socket::take_in(&body, Instant::now(), &shared, &hub)
+        {
+            let _ = send(&shared, &hub, reply);
+        }
+    });
+    None
+}
+
+/// What a strategy sends when it starts collecting again after a reconnect (the grant's
+/// start is the agent's): implicit nothing (the caller's ping), `v2` and `v2_live` a
+/// `status-request` (whose status brings a `delivery-request` while any wait), `v2_live`
+/// then live mode on, which must go on the new socket. Returns what goes on the socket.
+pub fn reopening(shared: &Arc<Shared>, hub: &Arc<EdgeHub>, mode: Pickup) -> Vec<String> {
     let mut out = Vec::new();
     if mode != Pickup::Implicit {
-        out.extend(for_mediator(shared, &StatusRequest::new()));
+        out.extend(for_mediator(shared, &StatusRequest::new()).and_then(|m| send(shared, hub, m)));
     }
     if mode == Pickup::V2Live {
         out.extend(for_mediator(shared, &LiveDeliveryChange::new(true)));
@@ -94,24 +121,41 @@ pub fn opening(shared: &Shared, mode: Pickup) -> Vec<String> {
     out
 }
 
-/// The status request of a poll, when the agent polls.
+/// The status request of a poll, when the agent polls on its socket.
 pub fn poll(shared: &Shared) -> Option<String> {
-    match shared.pickup.lock().ok()?.mode {
-        Some(Pickup::V2(_)) => for_mediator(shared, &StatusRequest::new()),
+    interval(shared)?;
+    for_mediator(shared, &StatusRequest::new())
+}
+
+/// The agent's poll interval, once it polls on its socket.
+pub fn interval(shared: &Shared) -> Option<Duration> {
+    match &*shared.pickup.lock().ok()? {
+        State {
+            mode: Some(Pickup::V2(every)),
+            http: None,
+            ..
+        } => Some(*every),
         _ => None,
     }
 }
 
-/// The agent's poll interval, once it polls.
-pub fn interval(shared: &Shared) -> Option<Duration> {
-    match shared.pickup.lock().ok()?.mode {
-        Some(Pickup::V2(every)) => Some(every),
-        _ => None,
-    }
+/// Polls by HTTP every `every`, as Credo's `v2` strategy (which opens no socket), until
+/// aborted.
+pub fn poller(shared: Arc<Shared>, hub: Arc<EdgeHub>, every: Duration) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval_at((Instant::now() + every).into(), every);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            if let Some(request) = for_mediator(&shared, &StatusRequest::new()) {
+                let _ = send(&shared, &hub, request);
+            }
+        }
+    })
 }
 
 /// A status: the gauge, and a `delivery-request` while messages wait (as Credo's recipient).
-pub fn status(shared: &Shared, hub: &EdgeHub, s: &Status) -> Option<String> {
+pub fn status(shared: &Arc<Shared>, hub: &Arc<EdgeHub>, s: &Status) -> Option<String> {
     let old = {
         let mut state = shared.pickup.lock().ok()?;
         std::mem::replace(&mut state.depth, s.message_count)
@@ -121,7 +165,11 @@ pub fn status(shared: &Shared, hub: &EdgeHub, s: &Status) -> Option<String> {
         return None;
     }
     let limit = (s.message_count as usize).min(BATCH);
-    for_mediator(shared, &DeliveryRequest::new(limit))
+    send(
+        shared,
+        hub,
+        for_mediator(shared, &DeliveryRequest::new(limit))?,
+    )
 }
 
 /// A delivery: each envelope read as a frame (`read`, which says whether it was readable),
@@ -155,7 +203,11 @@ pub fn delivery(
         hub.received.fetch_add(1, Ordering::Relaxed);
         ids.push(id);
     }
-    for_mediator(shared, &MessagesReceived::new(ids))
+    send(
+        shared,
+        hub,
+        for_mediator(shared, &MessagesReceived::new(ids))?,
+    )
 }
 
 /// Notes `id` as acknowledged; whether it had been already.

@@ -218,7 +218,7 @@ async fn reconnect(
             }
         };
         let associated = match attempt {
-            Ok(ws) => associate(ws, (mine, theirs), shared).await,
+            Ok(ws) => associate(ws, (mine, theirs), shared, hub).await,
             Err(e) => Err(e),
         };
         match associated {
@@ -245,10 +245,11 @@ async fn reconnect(
 async fn associate(
     mut ws: Wire,
     (mine, theirs): (&KeyPair, &PublicKey),
-    shared: &Shared,
+    shared: &Arc<Shared>,
+    hub: &Arc<EdgeHub>,
 ) -> Result<Wire, String> {
     let mode = shared.pickup.lock().ok().and_then(|p| p.mode);
-    let pickup = mode.map(|m| super::pickup::opening(shared, m));
+    let pickup = mode.map(|m| super::pickup::reopening(shared, hub, m));
     let messages = match pickup {
         Some(messages) if !messages.is_empty() => messages,
         _ => {

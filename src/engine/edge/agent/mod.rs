@@ -11,6 +11,8 @@ use futures_channel::mpsc::UnboundedSender;
 use tokio::task::JoinHandle;
 
 use super::inbox::{Arrival, Match, Waiter};
+mod peer;
+
 use super::pickup::Pickup;
 use super::reply::{self, answer, check_rotation, first_service, unexpected};
 use super::{EdgeHub, PeerLink, Sent, Shared};
@@ -19,12 +21,11 @@ use crate::didcomm::did_doc::{PeerInputDoc, QUEUE_ENDPOINT};
 use crate::didcomm::envelope::pack_authcrypt;
 use crate::didcomm::forward::{ServiceTarget, pack_for_service};
 use crate::didcomm::incoming::Message;
-use crate::didcomm::jws::sign_did_rotate;
 use crate::didcomm::keys::{KeyPair, PublicKey};
 use crate::didcomm::message_type::MessageType;
 use crate::didcomm::messages::{
-    BasicMessage, DidexComplete, DidexRequest, DidexResponse, KeylistAction, KeylistUpdate,
-    KeylistUpdateRule, MediateRequest, TrustPing, to_plaintext,
+    BasicMessage, DidexComplete, DidexRequest, KeylistAction, KeylistUpdate, KeylistUpdateRule,
+    MediateRequest, TrustPing, to_plaintext,
 };
 use crate::didcomm::oob::Invitation;
 use crate::didcomm::pickup::{LiveDeliveryChange, StatusRequest};
@@ -110,6 +111,8 @@ pub struct EdgeAgent {
     /// bounded tokio channel preallocates 32 slots, ~1 KB an agent).
     out: Option<UnboundedSender<String>>,
     task: Option<JoinHandle<()>>,
+    /// The HTTP poll of `pickup: v2` with `transport: credo`.
+    poller: Option<JoinHandle<()>>,
     /// The socket's URL until it is opened (`None` once opened, or closed).
     websocket: Option<String>,
     /// The mediator's HTTP endpoint, for what goes by POST.
@@ -165,6 +168,7 @@ impl EdgeAgent {
             shared,
             out: None,
             task: None,
+            poller: None,
             websocket: Some(websocket.to_owned()),
             mediator_http: target.service_endpoint.clone(),
             profile,
@@ -432,6 +436,7 @@ impl EdgeAgent {
         let mode = self.profile.pickup;
         if let Ok(mut p) = self.shared.pickup.lock() {
             p.mode = Some(mode);
+            p.http = Some(self.mediator_http.clone()).filter(|_| self.profile.credo_transport);
         }
         let key = self.mediator.1.clone();
         if mode == Pickup::Implicit {
@@ -449,7 +454,7 @@ impl EdgeAgent {
             .ask(
                 &request,
                 expected,
-                Via::Socket(&key),
+                self.to_mediator(&key),
                 deadline,
                 "pickup status",
             )
@@ -465,9 +470,17 @@ impl EdgeAgent {
             }
             _ => return Err(unexpected("the pickup status", &a)),
         }
-        if mode == Pickup::V2Live {
-            self.send(&LiveDeliveryChange::new(true), Via::Socket(&key))
-                .await?;
+        match mode {
+            Pickup::V2Live => {
+                self.send(&LiveDeliveryChange::new(true), Via::Socket(&key))
+                    .await?;
+            }
+            // Credo polls by HTTP and opens no socket
+            Pickup::V2(every) if self.profile.credo_transport => {
+                let (shared, hub) = (self.shared.clone(), self.hub.clone());
+                self.poller = Some(super::pickup::poller(shared, hub, every));
+            }
+            _ => {}
         }
         Ok(())
     }
@@ -520,145 +533,6 @@ impl EdgeAgent {
             KeylistAction::Remove => self.registered.retain(|k| k != verkey),
         }
         Ok(())
-    }
-
-    /// A new invitation key, routed through the mediator, in an out-of-band invitation.
-    pub async fn invite(&mut self, timeout: Duration) -> Result<Invitation, EdgeError> {
-        let grant = self.grant()?.clone();
-        let key = KeyPair::generate().map_err(err("key generation failed"))?;
-        self.shared.add_key(&key);
-        self.hub.register(key.verkey(), &self.shared);
-        self.keylist_update(&key.did_key(), KeylistAction::Add, timeout)
-            .await?;
-        let invitation = Invitation::new_inline(
-            self.profile.label.clone(),
-            crate::didcomm::did_key::url_from_public(key.public_bytes()),
-            grant.routing_keys,
-            grant.endpoint,
-        );
-        self.invitation = Some(OpenInvitation {
-            id: invitation.id.clone(),
-            key,
-        });
-        Ok(invitation)
-    }
-
-    /// Answers an invitation: a new key (registered), our did:peer:4 routed through the
-    /// mediator, the request forwarded to the inviter, its response verified, complete sent.
-    pub async fn accept_invitation(
-        &mut self,
-        invitation: &Invitation,
-        timeout: Duration,
-    ) -> Result<(), EdgeError> {
-        let deadline = Instant::now() + timeout;
-        let grant = self.grant()?.clone();
-        let service = invitation
-            .inline_service()
-            .ok_or_else(|| EdgeError::new("peer invitation has no inline service", ""))?;
-        let inviter = service.target().map_err(err("bad peer invitation"))?;
-        let invitation_key = inviter
-            .recipient_keys
-            .first()
-            .cloned()
-            .ok_or_else(|| EdgeError::new("peer invitation has no recipient key", ""))?;
-        let key = KeyPair::generate().map_err(err("key generation failed"))?;
-        self.shared.add_key(&key);
-        self.hub.register(key.verkey(), &self.shared);
-        self.keylist_update(key.verkey(), KeylistAction::Add, timeout)
-            .await?;
-        let did = PeerInputDoc::credo(&key.public_key(), &grant.endpoint, &grant.routing_keys)
-            .to_did_peer_4()
-            .map_err(err("cannot encode did:peer:4"))?;
-        let mut request = DidexRequest::new(did.long, self.profile.label.clone(), &invitation.id);
-        request.transport = None;
-        let thid = request.id.clone();
-        let a = self
-            .ask(
-                &request,
-                vec![Match::Thread(thid.clone())],
-                Via::Routed(&inviter, &key),
-                deadline,
-                "DID Exchange response from the peer",
-            )
-            .await?;
-        let Message::DidexResponse(response) = &a.message else {
-            return Err(unexpected("the DID Exchange response", &a));
-        };
-        check_rotation(response, invitation_key.verkey())?;
-        let their = first_service(&response.did)?
-            .target()
-            .map_err(err("bad peer DID"))?;
-        let complete = DidexComplete::new(Thread {
-            thid: Some(thid),
-            pthid: Some(invitation.id.clone()),
-        });
-        self.send(&complete, Via::Routed(&their, &key)).await?;
-        self.set_peer(PeerLink { my_key: key, their });
-        Ok(())
-    }
-
-    /// Waits for the request answering our invitation; responds with a did:peer:4 on the
-    /// invitation key (a single-use inline invitation, as Credo); waits for complete.
-    pub async fn await_connection(&mut self, timeout: Duration) -> Result<(), EdgeError> {
-        let deadline = Instant::now() + timeout;
-        let grant = self.grant()?.clone();
-        let Some(open) = self.invitation.take() else {
-            return Err(EdgeError::new(
-                "no invitation to wait on",
-                "`invite` must come before this step",
-            ));
-        };
-        let waiter = self.expect(vec![Match::Parent(open.id.clone())])?;
-        let a = answer(
-            &self.shared,
-            waiter,
-            deadline,
-            "DID Exchange request from the peer",
-        )
-        .await?;
-        let Message::DidexRequest(request) = &a.message else {
-            return Err(unexpected("the DID Exchange request", &a));
-        };
-        let their = first_service(&request.did)?
-            .target()
-            .map_err(err("bad peer DID"))?;
-        let did = PeerInputDoc::credo(&open.key.public_key(), &grant.endpoint, &grant.routing_keys)
-            .to_did_peer_4()
-            .map_err(err("cannot encode did:peer:4"))?;
-        let attach = sign_did_rotate(&did.long, &open.key).map_err(err("cannot sign"))?;
-        let thid = a.header.thid().to_owned();
-        let response = DidexResponse::new(
-            did.long,
-            Thread {
-                thid: Some(thid.clone()),
-                pthid: Some(open.id.clone()),
-            },
-            attach,
-        );
-        let a = self
-            .ask(
-                &response,
-                vec![Match::Thread(thid)],
-                Via::Routed(&their, &open.key),
-                deadline,
-                "DID Exchange complete from the peer",
-            )
-            .await?;
-        if !matches!(a.message, Message::DidexComplete(_)) {
-            return Err(unexpected("DID Exchange complete", &a));
-        }
-        self.set_peer(PeerLink {
-            my_key: open.key,
-            their,
-        });
-        Ok(())
-    }
-
-    fn set_peer(&mut self, link: PeerLink) {
-        if let Ok(mut p) = self.shared.peer.lock() {
-            *p = Some(link.clone());
-        }
-        self.peer = Some(link);
     }
 
     fn peer(&self) -> Result<&PeerLink, EdgeError> {
@@ -792,6 +666,10 @@ impl EdgeAgent {
 
     /// Closes the socket and forgets the agent's keys.
     pub async fn close(&mut self, timeout: Duration) {
+        if let Some(p) = self.poller.take() {
+            p.abort();
+        }
+        self.websocket = None;
         self.out = None;
         if let Some(task) = self.task.take() {
             let _ = tokio::time::timeout(timeout, task).await;
@@ -809,6 +687,9 @@ impl EdgeAgent {
 impl Drop for EdgeAgent {
     fn drop(&mut self) {
         // the socket task ends when its sender is gone; keys must not outlive the agent
+        if let Some(p) = self.poller.take() {
+            p.abort();
+        }
         self.forget_keys();
     }
 }
