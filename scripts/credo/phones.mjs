@@ -1,8 +1,8 @@
 // Real Credo-TS 0.5.19 wallets ("phones") for acaload's fidelity test: the same scenario as
 // acaload's edge agents, so a mediator can be watched serving both. In one node process:
 //   1. PHONES wallets connect to the mediator from its invitation and get mediation granted
-//      (the first alone, as acaload does against a fresh ACA-Py, then the rest at once), which
-//      also starts their message pickup;
+//      (SPAWN_PER_SEC a second; 0: the first alone, then the rest at once), which also starts
+//      their message pickup;
 //   2. phones pair up through the mediator (even ones invite, odd ones accept);
 //   3. each phone sends MESSAGES basic messages to its peer, one at a time, each awaited at
 //      the peer, THINK_MS apart;
@@ -10,7 +10,7 @@
 // Prints one JSON line: counts and timings. Run it with `scripts/credo-stack.sh phones`.
 // Settings (environment): MEDIATOR_INVITATION_URL, PHONES (4), MESSAGES (3), THINK_MS (500),
 //   PICKUP  Implicit | PickUpV2 | PickUpV2LiveMode (Implicit), POLL_MS (5000, Credo's default),
-//   CREDO_LOG_LEVEL (warn).
+//   PEER_NUMALGO (1: did:peer:1, Credo's default; 2 or 4), CREDO_LOG_LEVEL (warn).
 import {
   Agent, ConnectionsModule, MediationRecipientModule, MediatorPickupStrategy,
   HttpOutboundTransport, WsOutboundTransport, ConsoleLogger, LogLevel, KeyDerivationMethod, utils,
@@ -29,6 +29,7 @@ if (!invitation) {
 const phones = Number(env('PHONES', '4'))
 const messages = Number(env('MESSAGES', '3'))
 const thinkMs = Number(env('THINK_MS', '500'))
+const spawnPerSec = Number(env('SPAWN_PER_SEC', '0'))
 const pickup = env('PICKUP', 'Implicit')
 if (!(pickup in MediatorPickupStrategy)) {
   console.error(`phones: PICKUP=${pickup} is no Credo pickup strategy`)
@@ -61,7 +62,10 @@ async function phone(i) {
     dependencies: agentDependencies,
     modules: {
       askar: new AskarModule({ ariesAskar }),
-      connections: new ConnectionsModule({ autoAcceptConnections: true }),
+      connections: new ConnectionsModule({
+        autoAcceptConnections: true,
+        peerNumAlgoForDidExchangeRequests: Number(env('PEER_NUMALGO', '1')),
+      }),
       mediationRecipient: new MediationRecipientModule({
         mediatorInvitationUrl: invitation,
         mediatorPickupStrategy: MediatorPickupStrategy[pickup],
@@ -128,8 +132,14 @@ const summary = { phones, pickup, granted: 0, paired: 0, sent: 0, delivered: 0, 
 const all = []
 try {
   const t0 = Date.now() / 1000
-  all.push(await phone(0))
-  all.push(...(await Promise.all(Array.from({ length: phones - 1 }, (_, k) => phone(k + 1)))))
+  if (spawnPerSec > 0) {
+    // one every 1/SPAWN_PER_SEC seconds, as a load shape's spawn rate starts users
+    all.push(...(await Promise.all(Array.from({ length: phones }, (_, k) =>
+      sleep((k * 1000) / spawnPerSec).then(() => phone(k))))))
+  } else {
+    all.push(await phone(0))
+    all.push(...(await Promise.all(Array.from({ length: phones - 1 }, (_, k) => phone(k + 1)))))
+  }
   summary.granted = all.length
   summary.onboarded_at = [t0, Date.now() / 1000]
   const t1 = Date.now() / 1000

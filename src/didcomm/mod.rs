@@ -8,6 +8,7 @@ mod b64;
 pub mod decorators;
 pub mod did_doc;
 pub mod did_key;
+pub mod did_peer_1;
 pub mod did_peer_2;
 pub mod did_peer_4;
 pub mod envelope;

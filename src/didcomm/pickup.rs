@@ -50,6 +50,16 @@ pub fn credo_transport(name: &str) -> Option<bool> {
     }
 }
 
+/// `did: peer1` (the default, also when empty) or `peer4`: whether the agent connects to the
+/// mediator with a did:peer:1, as Credo 0.5 does.
+pub fn did_peer_1(name: &str) -> Option<bool> {
+    match name.trim() {
+        "peer1" | "" => Some(true),
+        "peer4" => Some(false),
+        _ => None,
+    }
+}
+
 /// Credo's batch size: a `delivery-request` asks for at most this many envelopes.
 pub const BATCH: usize = 10;
 

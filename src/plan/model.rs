@@ -480,6 +480,11 @@ pub struct DidcommConnect {
     /// (all on the socket, opened first: fewer HTTP requests than a real wallet makes).
     #[serde(default)]
     pub transport: Option<String>,
+    /// The DID the agent connects to the mediator with: `peer1` (default: did:peer:1 with its
+    /// signed doc attached, as Credo 0.5 sends it; the mediator verifies and stores the doc) or
+    /// `peer4` (a long-form did:peer:4, which the mediator only decodes).
+    #[serde(default)]
+    pub did: Option<String>,
     /// Give up on the WebSocket and the DID Exchange after this long (default `30s`).
     #[serde(default)]
     pub timeout: Option<String>,

@@ -467,7 +467,10 @@ impl SettingsCx<'_> {
                 continue;
             };
             let CompiledDidcomm::Connect {
-                pickup, transport, ..
+                pickup,
+                transport,
+                did,
+                ..
             } = &**d
             else {
                 continue;
@@ -487,6 +490,12 @@ impl SettingsCx<'_> {
                     pointer,
                     format!("transport `{v}` is neither credo nor socket"),
                 );
+            }
+            if let Some((pointer, text)) = did
+                && let Some(v) = self.render(pointer, text)
+                && crate::didcomm::pickup::did_peer_1(&v).is_none()
+            {
+                self.fail(pointer, format!("did `{v}` is neither peer1 nor peer4"));
             }
         }
     }

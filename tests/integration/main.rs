@@ -13,6 +13,7 @@ mod engine;
 mod explain;
 mod failover;
 mod faults;
+mod fidelity;
 mod layers;
 mod prod;
 mod proxy;

@@ -38,14 +38,22 @@ pub struct Stack {
     pub env_file: PathBuf,
     pub vars: HashMap<String, String>,
     ports: Ports,
-    _serial: MutexGuard<'static, ()>,
+    /// Extra environment for the stack script (e.g. `MEDIATOR_EXTRA_ARGS`).
+    env: Vec<(String, String)>,
+    serial: Option<MutexGuard<'static, ()>>,
 }
 
 impl Stack {
-    fn script(dir: &Path, ports: Ports, args: &[&str]) -> std::process::Output {
+    fn script(
+        dir: &Path,
+        ports: Ports,
+        env: &[(String, String)],
+        args: &[&str],
+    ) -> std::process::Output {
         let p = |n: u16| (ports.0 + n).to_string();
         Command::new(repo().join("scripts/acapy-stack.sh"))
             .args(args)
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .env("ACAPY_STACK_DIR", dir.join("stack"))
             .env("MEDIATOR_PORT", p(0))
             .env("MEDIATOR_ADMIN_PORT", p(1))
@@ -68,17 +76,41 @@ impl Stack {
     }
 
     fn start(name: &str, ports: Ports, flags: &[&str]) -> Stack {
-        let serial = serial();
+        Self::start_with(name, ports, flags, &[], serial())
+    }
+
+    /// The mediator alone, with extra environment for the stack script, for a test that holds
+    /// the real-stack lock already.
+    pub fn mediator_with(
+        name: &str,
+        ports: Ports,
+        env: &[(&str, &str)],
+        serial: MutexGuard<'static, ()>,
+    ) -> Stack {
+        Self::start_with(name, ports, &["--mediator-only"], env, serial)
+    }
+
+    fn start_with(
+        name: &str,
+        ports: Ports,
+        flags: &[&str],
+        env: &[(&str, &str)],
+        serial: MutexGuard<'static, ()>,
+    ) -> Stack {
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         let dir = repo().join("target").join(name);
         std::fs::create_dir_all(&dir).unwrap();
-        let _ = Self::script(&dir, ports, &["down"]);
+        let _ = Self::script(&dir, ports, &env, &["down"]);
         let env_file = dir.join("stack.env");
         let args: Vec<&str> = ["up"]
             .into_iter()
             .chain(flags.iter().copied())
             .chain([env_file.to_str().unwrap()])
             .collect();
-        let out = Self::script(&dir, ports, &args);
+        let out = Self::script(&dir, ports, &env, &args);
         assert!(
             out.status.success(),
             "stack did not start:\n{}",
@@ -97,7 +129,8 @@ impl Stack {
             env_file,
             vars,
             ports,
-            _serial: serial,
+            env,
+            serial: Some(serial),
         }
     }
 
@@ -131,7 +164,7 @@ impl Stack {
 
     /// `scripts/acapy-stack.sh kill|restart mediator|multi`, which must succeed.
     pub fn control(&self, action: &str, agent: &str) {
-        let out = Self::script(&self.dir, self.ports, &[action, agent]);
+        let out = Self::script(&self.dir, self.ports, &self.env, &[action, agent]);
         assert!(
             out.status.success(),
             "{action} {agent} failed:\n{}",
@@ -173,14 +206,28 @@ impl Stack {
     }
 }
 
-impl Drop for Stack {
-    fn drop(&mut self) {
-        let out = Self::script(&self.dir, self.ports, &["down"]);
+impl Stack {
+    /// Stops the stack and hands back the real-stack lock.
+    pub fn stop(mut self) -> MutexGuard<'static, ()> {
+        self.down();
+        self.serial.take().expect("held until stopped")
+    }
+
+    fn down(&self) {
+        let out = Self::script(&self.dir, self.ports, &self.env, &["down"]);
         if !out.status.success() {
             eprintln!(
                 "stack down failed: {}",
                 String::from_utf8_lossy(&out.stderr)
             );
+        }
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        if self.serial.is_some() {
+            self.down();
         }
     }
 }

@@ -103,3 +103,36 @@ pub(super) fn first_service(
         .next()
         .ok_or_else(|| EdgeError::new("peer DID has no DIDComm service", ""))
 }
+
+/// The responder's best service from a DID Exchange response: its DID signed in
+/// `did_rotate~attach` by the invitation key `signer` (a resolvable DID), or — as Credo
+/// answers a did:peer:1 request — its did:peer:1 doc in `did_doc~attach`, signed by the doc's
+/// own key or the invitation key (what Credo accepts).
+pub(super) fn responder_service(
+    response: &DidexResponse,
+    signer: &str,
+) -> Result<crate::didcomm::did_doc::DidcommService, EdgeError> {
+    let Some(attach) = (response.did_rotate_attach.is_none())
+        .then_some(response.did_doc_attach.as_ref())
+        .flatten()
+    else {
+        check_rotation(response, signer)?;
+        return first_service(&response.did);
+    };
+    let signed = crate::didcomm::jws::verify_attachment(attach)
+        .map_err(err("DID Exchange response doc signature invalid"))?;
+    let doc: serde_json::Value = serde_json::from_slice(&signed.payload)
+        .map_err(|e| EdgeError::new("DID Exchange response doc is not JSON", e.to_string()))?;
+    let service = crate::didcomm::did_doc::didcomm_services(&doc)
+        .map_err(err("bad DID Exchange response doc"))?
+        .into_iter()
+        .next()
+        .ok_or_else(|| EdgeError::new("peer DID has no DIDComm service", ""))?;
+    if signed.signer_verkey != signer && !service.recipient_keys.contains(&signed.signer_verkey) {
+        return Err(EdgeError::new(
+            "DID Exchange response doc signed by another key",
+            signed.signer_verkey,
+        ));
+    }
+    Ok(service)
+}

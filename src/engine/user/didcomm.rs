@@ -60,6 +60,7 @@ struct Behaviour<'a> {
     drain: Option<&'a JsonTemplate>,
     pickup: Option<&'a Text>,
     transport: Option<&'a Text>,
+    did: Option<&'a Text>,
     poll: Duration,
 }
 
@@ -144,6 +145,7 @@ impl VirtualUser {
                 drain,
                 pickup,
                 transport,
+                did,
                 poll,
                 timeout,
             } => {
@@ -151,6 +153,7 @@ impl VirtualUser {
                     drain: drain.as_ref(),
                     pickup: pickup.as_ref().map(|(_, t)| t),
                     transport: transport.as_ref().map(|(_, t)| t),
+                    did: did.as_ref().map(|(_, t)| t),
                     poll: time(poll),
                 };
                 let settings = self
@@ -284,6 +287,12 @@ impl VirtualUser {
             crate::didcomm::pickup::credo_transport(&transport).ok_or_else(|| {
                 EdgeError::unsent("`transport` is neither credo nor socket", transport)
             })?;
+        let did = match how.did {
+            Some(t) => self.render_text(t)?,
+            None => String::new(),
+        };
+        let did_peer_1 = crate::didcomm::pickup::did_peer_1(&did)
+            .ok_or_else(|| EdgeError::unsent("`did` is neither peer1 nor peer4", did))?;
         Ok(ConnectSettings {
             invitation,
             websocket,
@@ -292,6 +301,7 @@ impl VirtualUser {
                 drain,
                 pickup,
                 credo_transport,
+                did_peer_1,
             },
         })
     }

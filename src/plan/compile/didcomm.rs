@@ -46,6 +46,10 @@ impl Cx<'_> {
                         let pointer = format!("{at}/transport");
                         (pointer.clone(), self.compiler.text(&pointer, t, false))
                     }),
+                    did: c.did.as_ref().map(|t| {
+                        let pointer = format!("{at}/did");
+                        (pointer.clone(), self.compiler.text(&pointer, t, false))
+                    }),
                     poll: self.opt_duration(
                         &format!("{at}/poll"),
                         c.poll.as_ref(),

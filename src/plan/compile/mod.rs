@@ -189,6 +189,7 @@ pub enum CompiledDidcomm {
         /// by `resolve` before the run, and again for each user.
         pickup: Option<(String, Text)>,
         transport: Option<(String, Text)>,
+        did: Option<(String, Text)>,
         poll: Dur,
         timeout: Dur,
     },

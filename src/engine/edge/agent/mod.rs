@@ -14,7 +14,7 @@ use super::inbox::{Arrival, Match, Waiter};
 mod peer;
 
 use super::pickup::Pickup;
-use super::reply::{self, answer, check_rotation, first_service, unexpected};
+use super::reply::{self, answer, unexpected};
 use super::{EdgeHub, PeerLink, Sent, Shared};
 use crate::didcomm::decorators::Thread;
 use crate::didcomm::did_doc::{PeerInputDoc, QUEUE_ENDPOINT};
@@ -94,6 +94,9 @@ pub struct Profile {
     /// ping on it after an implicit grant). `false` (`transport: socket`): all on the socket,
     /// opened first.
     pub credo_transport: bool,
+    /// Connect to the mediator with a did:peer:1 and its signed doc, as Credo 0.5 (else a
+    /// did:peer:4).
+    pub did_peer_1: bool,
 }
 
 /// An invitation this agent handed out and has not seen answered yet.
@@ -239,6 +242,12 @@ impl EdgeAgent {
             .to_did_peer_4()
             .map_err(err("cannot encode did:peer:4"))?;
         let mut request = DidexRequest::new(did.long, self.profile.label.clone(), &invitation.id);
+        if self.profile.did_peer_1 {
+            let p = crate::didcomm::did_peer_1::encode(&k0, QUEUE_ENDPOINT, &[])
+                .map_err(err("cannot encode did:peer:1"))?;
+            request.did = p.did;
+            request.did_doc_attach = Some(p.attach);
+        }
         request.goal_code = Some("aries.vc.mediate".into());
         request.goal = Some("Request mediation".into());
         let thid = request.id.clone();
@@ -259,8 +268,7 @@ impl EdgeAgent {
         let Message::DidexResponse(response) = &a.message else {
             return Err(unexpected("the DID Exchange response", &a));
         };
-        check_rotation(response, invitation_key.verkey())?;
-        let mediator_key = first_service(&response.did)?
+        let mediator_key = reply::responder_service(response, invitation_key.verkey())?
             .target()
             .map_err(err("bad mediator DID"))?
             .recipient_keys
