@@ -226,7 +226,7 @@ impl LiveDeliveryChange {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::didcomm::incoming::Message;
+    use crate::didcomm::message_type::MessageType;
 
     /// A delivery as Credo 0.5.19's mediator writes it (`V2MessageDeliveryMessage`, its
     /// attachment's data the envelope as JSON) and one as the RFC's example (base64).
@@ -235,11 +235,12 @@ mod tests {
         let raw = br#"{"@type":"https://didcomm.org/messagepickup/2.0/delivery","@id":"d1",
             "~attach":[{"@id":"q1","lastmod_time":"2026-12-07T18:00:00.000Z","data":{"json":{"protected":"p","iv":"i","ciphertext":"c","tag":"t"}}},
                        {"@id":"q2","data":{"base64":"eyJhIjoxfQ=="}}]}"#;
-        let (h, m) = Message::parse(raw).unwrap();
-        assert_eq!(h.id, "d1");
-        let Message::PickupDelivery(d) = m else {
-            panic!("not a delivery: {m:?}")
-        };
+        let d: Delivery = serde_json::from_slice(raw).unwrap();
+        assert_eq!(
+            MessageType::parse(&d.type_),
+            Some(MessageType::PickupDelivery)
+        );
+        assert_eq!(d.id, "d1");
         let got = d.envelopes();
         assert_eq!(got[0].0, "q1");
         let first: serde_json::Value = serde_json::from_slice(got[0].1.as_ref().unwrap()).unwrap();
@@ -252,11 +253,12 @@ mod tests {
     #[test]
     fn a_status_gives_the_queue_depth() {
         let raw = br#"{"@type":"https://didcomm.org/messagepickup/2.0/status","@id":"s","~thread":{"thid":"r"},"message_count":3,"live_delivery":true}"#;
-        let (h, m) = Message::parse(raw).unwrap();
-        assert_eq!(h.thid(), "r");
-        let Message::PickupStatus(s) = m else {
-            panic!("not a status: {m:?}")
-        };
+        let s: Status = serde_json::from_slice(raw).unwrap();
+        assert_eq!(
+            MessageType::parse(&s.type_),
+            Some(MessageType::PickupStatus)
+        );
+        assert_eq!(s.thread.and_then(|t| t.thid).as_deref(), Some("r"));
         assert_eq!((s.message_count, s.live_delivery), (3, Some(true)));
     }
 

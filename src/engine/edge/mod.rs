@@ -235,6 +235,8 @@ pub struct Shared {
     pub instance: Mutex<Option<String>>,
     /// How messages are collected from the mediator, once granted.
     pub pickup: Mutex<pickup::State>,
+    /// The socket was opened (the agent may work by HTTP alone until it needs one).
+    pub opened: AtomicBool,
 }
 
 impl Shared {

@@ -17,8 +17,6 @@ use std::sync::Mutex;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use tokio::task::JoinHandle;
-
 use super::{EdgeHub, Shared};
 use crate::didcomm::envelope::pack_authcrypt;
 pub use crate::didcomm::pickup::Pickup;
@@ -86,37 +84,17 @@ pub fn for_mediator(shared: &Shared, message: &impl serde::Serialize) -> Option<
     pack_authcrypt(&plaintext, std::slice::from_ref(&theirs), &mine).ok()
 }
 
-/// Sends a pickup message to the mediator the agent's way: POSTed (in a task of its own, its
-/// answer read as if the socket had read it, and so on) when it sends as Credo, else
-/// returned for the socket to write.
-pub fn send(shared: &Arc<Shared>, hub: &Arc<EdgeHub>, envelope: String) -> Option<String> {
-    let Some(endpoint) = shared.pickup.lock().ok()?.http.clone() else {
-        return Some(envelope);
-    };
-    let (shared, hub) = (shared.clone(), hub.clone());
-    tokio::spawn(async move {
-        // a failed POST shows as the messages it would have brought, lost
-        if let Ok((_, body)) = hub.post_reply(&endpoint, envelope).await
-            && !body.is_empty()
-            && let Some(reply) = super::socket::take_in(&body, Instant::now(), &shared, &hub)
-        {
-            let _ = send(&shared, &hub, reply);
-        }
-    });
-    None
-}
-
 /// What a strategy sends when it starts collecting again after a reconnect (the grant's
 /// start is the agent's): implicit nothing (the caller's ping), `v2` and `v2_live` a
-/// `status-request` (whose status brings a `delivery-request` while any wait), `v2_live`
-/// then live mode on, which must go on the new socket. Returns what goes on the socket.
-pub fn reopening(shared: &Arc<Shared>, hub: &Arc<EdgeHub>, mode: Pickup) -> Vec<String> {
+/// `status-request` (whose status brings a `delivery-request` while any wait), the agent's
+/// way; `v2_live` then live mode on, which must go on the new socket (`true`).
+pub fn reopening(shared: &Shared, mode: Pickup) -> Vec<(String, bool)> {
     let mut out = Vec::new();
     if mode != Pickup::Implicit {
-        out.extend(for_mediator(shared, &StatusRequest::new()).and_then(|m| send(shared, hub, m)));
+        out.extend(for_mediator(shared, &StatusRequest::new()).map(|m| (m, false)));
     }
     if mode == Pickup::V2Live {
-        out.extend(for_mediator(shared, &LiveDeliveryChange::new(true)));
+        out.extend(for_mediator(shared, &LiveDeliveryChange::new(true)).map(|m| (m, true)));
     }
     out
 }
@@ -139,23 +117,9 @@ pub fn interval(shared: &Shared) -> Option<Duration> {
     }
 }
 
-/// Polls by HTTP every `every`, as Credo's `v2` strategy (which opens no socket), until
-/// aborted.
-pub fn poller(shared: Arc<Shared>, hub: Arc<EdgeHub>, every: Duration) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut ticks = tokio::time::interval_at((Instant::now() + every).into(), every);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            ticks.tick().await;
-            if let Some(request) = for_mediator(&shared, &StatusRequest::new()) {
-                let _ = send(&shared, &hub, request);
-            }
-        }
-    })
-}
-
 /// A status: the gauge, and a `delivery-request` while messages wait (as Credo's recipient).
-pub fn status(shared: &Arc<Shared>, hub: &Arc<EdgeHub>, s: &Status) -> Option<String> {
+/// Returns the request, to send the agent's way.
+pub fn status(shared: &Shared, hub: &EdgeHub, s: &Status) -> Option<String> {
     let old = {
         let mut state = shared.pickup.lock().ok()?;
         std::mem::replace(&mut state.depth, s.message_count)
@@ -165,15 +129,11 @@ pub fn status(shared: &Arc<Shared>, hub: &Arc<EdgeHub>, s: &Status) -> Option<St
         return None;
     }
     let limit = (s.message_count as usize).min(BATCH);
-    send(
-        shared,
-        hub,
-        for_mediator(shared, &DeliveryRequest::new(limit))?,
-    )
+    for_mediator(shared, &DeliveryRequest::new(limit))
 }
 
 /// A delivery: each envelope read as a frame (`read`, which says whether it was readable),
-/// then all acknowledged.
+/// then all acknowledged: returns the acknowledgement, to send the agent's way.
 pub fn delivery(
     shared: &Arc<Shared>,
     hub: &Arc<EdgeHub>,
@@ -203,11 +163,7 @@ pub fn delivery(
         hub.received.fetch_add(1, Ordering::Relaxed);
         ids.push(id);
     }
-    send(
-        shared,
-        hub,
-        for_mediator(shared, &MessagesReceived::new(ids))?,
-    )
+    for_mediator(shared, &MessagesReceived::new(ids))
 }
 
 /// Notes `id` as acknowledged; whether it had been already.

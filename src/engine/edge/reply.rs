@@ -1,15 +1,47 @@
-//! What an edge agent makes of the answers it waits for: the answer or why there was none, a
+//! Why an edge step failed ([`EdgeError`]), and what an edge agent makes of the answers it
+//! waits for: the answer or why there was none, a
 //! problem report's text, a DID Exchange response's signed rotation, a peer DID's service.
 
 use std::time::Instant;
 
 use super::Shared;
-use super::agent::{EdgeError, err};
 use super::inbox::{Arrival, Waiter};
 use crate::didcomm::did_doc::resolve_didcomm_services;
 use crate::didcomm::incoming::Message;
 use crate::didcomm::jws::verify_did_rotate;
 use crate::didcomm::messages::{DidexResponse, ProblemReport};
+
+/// Why an edge step failed: `reason` groups failures, `detail` is the example.
+#[derive(Debug, Clone)]
+pub struct EdgeError {
+    pub reason: String,
+    pub detail: String,
+    /// Nothing was sent (a template, a missing connection, a bad invitation): a failure of
+    /// the step, never a sample.
+    pub unsent: bool,
+}
+
+impl EdgeError {
+    pub fn new(reason: impl Into<String>, detail: impl Into<String>) -> Self {
+        EdgeError {
+            reason: reason.into(),
+            detail: detail.into(),
+            unsent: false,
+        }
+    }
+
+    /// A failure before anything went on the wire.
+    pub fn unsent(reason: impl Into<String>, detail: impl Into<String>) -> Self {
+        EdgeError {
+            unsent: true,
+            ..EdgeError::new(reason, detail)
+        }
+    }
+}
+
+pub(super) fn err(reason: &str) -> impl FnOnce(crate::didcomm::DidcommError) -> EdgeError + '_ {
+    move |e| EdgeError::new(reason, e.to_string())
+}
 
 /// The answer a wait got, or why it got none. A wait that runs out while the socket was
 /// down at some moment of it failed because of that, not because the mediator was slow.
@@ -37,8 +69,13 @@ pub(super) async fn answer(
             None => EdgeError::new(
                 format!("no {what} in time"),
                 format!(
-                    "none within {} (the socket stayed up)",
-                    crate::plan::duration::format(deadline.saturating_duration_since(since))
+                    "none within {} ({})",
+                    crate::plan::duration::format(deadline.saturating_duration_since(since)),
+                    if shared.opened.load(std::sync::atomic::Ordering::Relaxed) {
+                        "the socket stayed up"
+                    } else {
+                        "asked by HTTP; no socket open yet"
+                    }
                 ),
             ),
         }),

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use futures_channel::mpsc::UnboundedReceiver;
 use futures_util::StreamExt;
+use tokio::task::JoinHandle;
 
 use super::inbox::{Arrival, Taken};
 use super::link::Backoff;
@@ -22,6 +23,7 @@ use crate::didcomm::incoming::Message;
 use crate::didcomm::keys::{KeyPair, PublicKey};
 use crate::didcomm::message_type as mt;
 use crate::didcomm::messages::{TrustPing, TrustPingResponse, new_id, to_plaintext};
+use crate::didcomm::pickup::StatusRequest;
 use crate::measure::metrics::{Event, Failure};
 use crate::plan::Phase;
 use crate::results::StatKind;
@@ -56,6 +58,7 @@ pub async fn run(
     mut out: UnboundedReceiver<String>,
 ) {
     let mut ws = ws;
+    shared.opened.store(true, Ordering::Relaxed);
     let why = loop {
         if let Ok(mut i) = shared.instance.lock() {
             *i = ws.instance.take();
@@ -249,9 +252,21 @@ async fn associate(
     hub: &Arc<EdgeHub>,
 ) -> Result<Wire, String> {
     let mode = shared.pickup.lock().ok().and_then(|p| p.mode);
-    let pickup = mode.map(|m| super::pickup::reopening(shared, hub, m));
+    let pickup: Option<Vec<String>> = mode.map(|m| {
+        super::pickup::reopening(shared, m)
+            .into_iter()
+            .filter_map(|(m, socket_only)| {
+                if socket_only {
+                    Some(m)
+                } else {
+                    reply(shared, hub, m)
+                }
+            })
+            .collect()
+    });
     let messages = match pickup {
         Some(messages) if !messages.is_empty() => messages,
+        _ if mode.is_some_and(|m| m != super::pickup::Pickup::Implicit) => Vec::new(),
         _ => {
             let ping = to_plaintext(&TrustPing::new(false))
                 .map_err(|e| e.to_string())
@@ -283,6 +298,41 @@ fn record(hub: &EdgeHub, dropped: Instant, failure: Option<(&str, String)>) {
             detail,
         }),
     });
+}
+
+/// Sends a pickup message to the mediator the agent's way: POSTed (in a task of its own, its
+/// answer read as if the socket had read it, and so on) when it sends as Credo, else
+/// returned for the socket to write.
+pub fn reply(shared: &Arc<Shared>, hub: &Arc<EdgeHub>, envelope: String) -> Option<String> {
+    let Some(endpoint) = shared.pickup.lock().ok()?.http.clone() else {
+        return Some(envelope);
+    };
+    let (shared, hub) = (shared.clone(), hub.clone());
+    tokio::spawn(async move {
+        // a failed POST shows as the messages it would have brought, lost
+        if let Ok((_, body)) = hub.post_reply(&endpoint, envelope).await
+            && !body.is_empty()
+            && let Some(answer) = take_in(&body, Instant::now(), &shared, &hub)
+        {
+            let _ = reply(&shared, &hub, answer);
+        }
+    });
+    None
+}
+
+/// Polls by HTTP every `every`, as Credo's `v2` strategy (which opens no socket), until
+/// aborted.
+pub fn poller(shared: Arc<Shared>, hub: Arc<EdgeHub>, every: Duration) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval_at((Instant::now() + every).into(), every);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            if let Some(request) = super::pickup::for_mediator(&shared, &StatusRequest::new()) {
+                let _ = reply(&shared, &hub, request);
+            }
+        }
+    })
 }
 
 /// Unpacks and routes one frame; returns what to write back (a drain ping, when the agent
@@ -356,17 +406,18 @@ fn route(
         Message::PickupDelivery(d) => {
             // each envelope as if it were a frame; their replies (drain pings) are not needed
             let each = |b: &[u8]| read(b, at, shared, hub).map(|_| ());
-            return super::pickup::delivery(shared, hub, d, at, each);
+            let ack = super::pickup::delivery(shared, hub, d, at, each)?;
+            return reply(shared, hub, ack);
         }
         Message::PickupStatus(s) => {
-            let reply = super::pickup::status(shared, hub, s);
+            let request = super::pickup::status(shared, hub, s).and_then(|r| reply(shared, hub, r));
             // a status may also answer a step's request (live mode on)
             shared.inbox.deliver(Arrival {
                 at,
                 header,
                 message,
             });
-            return reply;
+            return request;
         }
         Message::TrustPing(p) => {
             // answered here; no step waits for one, so it is not kept

@@ -142,19 +142,15 @@ impl VirtualUser {
                 invitation,
                 websocket,
                 label,
-                drain,
-                pickup,
-                transport,
-                did,
-                poll,
+                behaviour: b,
                 timeout,
             } => {
                 let how = Behaviour {
-                    drain: drain.as_ref(),
-                    pickup: pickup.as_ref().map(|(_, t)| t),
-                    transport: transport.as_ref().map(|(_, t)| t),
-                    did: did.as_ref().map(|(_, t)| t),
-                    poll: time(poll),
+                    drain: b.drain.as_ref(),
+                    pickup: b.pickup.as_ref().map(|(_, t)| t),
+                    transport: b.transport.as_ref().map(|(_, t)| t),
+                    did: b.did.as_ref().map(|(_, t)| t),
+                    poll: time(&b.poll),
                 };
                 let settings = self
                     .connect_settings(invitation, websocket, label.as_ref(), how)

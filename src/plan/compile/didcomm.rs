@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use super::CompiledDidcomm;
 use super::cx::Cx;
+use super::{CompiledDidcomm, ConnectBehaviour};
 use crate::plan::{Didcomm, Flag};
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -31,31 +31,33 @@ impl Cx<'_> {
                         .label
                         .as_ref()
                         .map(|l| self.compiler.text(&format!("{at}/label"), l, false)),
-                    drain: c.drain.as_ref().map(|f| {
-                        let v = match f {
-                            Flag::Literal(b) => serde_json::Value::Bool(*b),
-                            Flag::Template(t) => serde_json::Value::String(t.clone()),
-                        };
-                        self.compiler.json(&format!("{at}/drain"), &v)
+                    behaviour: Box::new(ConnectBehaviour {
+                        drain: c.drain.as_ref().map(|f| {
+                            let v = match f {
+                                Flag::Literal(b) => serde_json::Value::Bool(*b),
+                                Flag::Template(t) => serde_json::Value::String(t.clone()),
+                            };
+                            self.compiler.json(&format!("{at}/drain"), &v)
+                        }),
+                        pickup: c.pickup.as_ref().map(|t| {
+                            let pointer = format!("{at}/pickup");
+                            (pointer.clone(), self.compiler.text(&pointer, t, false))
+                        }),
+                        transport: c.transport.as_ref().map(|t| {
+                            let pointer = format!("{at}/transport");
+                            (pointer.clone(), self.compiler.text(&pointer, t, false))
+                        }),
+                        did: c.did.as_ref().map(|t| {
+                            let pointer = format!("{at}/did");
+                            (pointer.clone(), self.compiler.text(&pointer, t, false))
+                        }),
+                        poll: self.opt_duration(
+                            &format!("{at}/poll"),
+                            c.poll.as_ref(),
+                            crate::didcomm::pickup::CREDO_POLL,
+                            true,
+                        ),
                     }),
-                    pickup: c.pickup.as_ref().map(|t| {
-                        let pointer = format!("{at}/pickup");
-                        (pointer.clone(), self.compiler.text(&pointer, t, false))
-                    }),
-                    transport: c.transport.as_ref().map(|t| {
-                        let pointer = format!("{at}/transport");
-                        (pointer.clone(), self.compiler.text(&pointer, t, false))
-                    }),
-                    did: c.did.as_ref().map(|t| {
-                        let pointer = format!("{at}/did");
-                        (pointer.clone(), self.compiler.text(&pointer, t, false))
-                    }),
-                    poll: self.opt_duration(
-                        &format!("{at}/poll"),
-                        c.poll.as_ref(),
-                        crate::didcomm::pickup::CREDO_POLL,
-                        true,
-                    ),
                     timeout: timeout(self, "connect", &c.timeout, DEFAULT_TIMEOUT),
                 }
             }

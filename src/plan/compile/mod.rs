@@ -177,6 +177,18 @@ pub enum StepKind {
     Didcomm(Box<CompiledDidcomm>),
 }
 
+/// How a `connect` step's agent behaves (`drain`, `pickup`, `poll`, `transport`, `did`).
+/// `pickup`, `transport` and `did` keep their place in the plan: `resolve` renders and checks
+/// them before the run; each user renders them again.
+#[derive(Debug)]
+pub struct ConnectBehaviour {
+    pub drain: Option<JsonTemplate>,
+    pub pickup: Option<(String, Text)>,
+    pub transport: Option<(String, Text)>,
+    pub did: Option<(String, Text)>,
+    pub poll: Dur,
+}
+
 /// A compiled edge-agent action (`didcomm:`); timeouts rendered by `resolve` when templated.
 #[derive(Debug)]
 pub enum CompiledDidcomm {
@@ -184,13 +196,7 @@ pub enum CompiledDidcomm {
         invitation: Text,
         websocket: Text,
         label: Option<Text>,
-        drain: Option<JsonTemplate>,
-        /// `pickup` and `transport`, each with its place in the plan: rendered and checked
-        /// by `resolve` before the run, and again for each user.
-        pickup: Option<(String, Text)>,
-        transport: Option<(String, Text)>,
-        did: Option<(String, Text)>,
-        poll: Dur,
+        behaviour: Box<ConnectBehaviour>,
         timeout: Dur,
     },
     RequestMediation {

@@ -14,7 +14,8 @@ use super::inbox::{Arrival, Match, Waiter};
 mod peer;
 
 use super::pickup::Pickup;
-use super::reply::{self, answer, unexpected};
+pub use super::reply::EdgeError;
+use super::reply::{self, answer, err, unexpected};
 use super::{EdgeHub, PeerLink, Sent, Shared};
 use crate::didcomm::decorators::Thread;
 use crate::didcomm::did_doc::{PeerInputDoc, QUEUE_ENDPOINT};
@@ -29,38 +30,6 @@ use crate::didcomm::messages::{
 };
 use crate::didcomm::oob::Invitation;
 use crate::didcomm::pickup::{LiveDeliveryChange, StatusRequest};
-
-/// Why an edge step failed: `reason` groups failures, `detail` is the example.
-#[derive(Debug, Clone)]
-pub struct EdgeError {
-    pub reason: String,
-    pub detail: String,
-    /// Nothing was sent (a template, a missing connection, a bad invitation): a failure of
-    /// the step, never a sample.
-    pub unsent: bool,
-}
-
-impl EdgeError {
-    pub fn new(reason: impl Into<String>, detail: impl Into<String>) -> Self {
-        EdgeError {
-            reason: reason.into(),
-            detail: detail.into(),
-            unsent: false,
-        }
-    }
-
-    /// A failure before anything went on the wire.
-    pub fn unsent(reason: impl Into<String>, detail: impl Into<String>) -> Self {
-        EdgeError {
-            unsent: true,
-            ..EdgeError::new(reason, detail)
-        }
-    }
-}
-
-pub(super) fn err(reason: &str) -> impl FnOnce(crate::didcomm::DidcommError) -> EdgeError + '_ {
-    move |e| EdgeError::new(reason, e.to_string())
-}
 
 /// What the mediator granted.
 #[derive(Debug, Clone)]
@@ -486,7 +455,7 @@ impl EdgeAgent {
             // Credo polls by HTTP and opens no socket
             Pickup::V2(every) if self.profile.credo_transport => {
                 let (shared, hub) = (self.shared.clone(), self.hub.clone());
-                self.poller = Some(super::pickup::poller(shared, hub, every));
+                self.poller = Some(super::socket::poller(shared, hub, every));
             }
             _ => {}
         }

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::{EdgeAgent, EdgeError, OpenInvitation, Via, err};
+use super::{EdgeAgent, EdgeError, OpenInvitation, Via};
 use crate::didcomm::decorators::Thread;
 use crate::didcomm::did_doc::PeerInputDoc;
 use crate::didcomm::incoming::Message;
@@ -13,7 +13,7 @@ use crate::didcomm::messages::{DidexComplete, DidexRequest, DidexResponse, Keyli
 use crate::didcomm::oob::Invitation;
 use crate::engine::edge::PeerLink;
 use crate::engine::edge::inbox::Match;
-use crate::engine::edge::reply::{answer, check_rotation, first_service, unexpected};
+use crate::engine::edge::reply::{answer, check_rotation, err, first_service, unexpected};
 
 impl EdgeAgent {
     /// A new invitation key, routed through the mediator, in an out-of-band invitation.
