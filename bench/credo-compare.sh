@@ -28,9 +28,9 @@ flock 9
 same=(--set STEP_TIME_SECS=20 --set USERS_ADDED_PER_STEP=20 --set USER_LIMIT=60
     --set TIME_LIMIT_MINS=2 --set ABORT_DELIVERY_P95=1h)
 give_out=(--set STEP_TIME_SECS=15 --set USERS_ADDED_PER_STEP=10 --set USER_LIMIT=300
-    --set TIME_LIMIT_MINS=6 --set ABORT_DELIVERY_P95=1s)
+    --set TIME_LIMIT_MINS=4 --set ABORT_DELIVERY_P95=1s)
 phone=(--set STEP_TIME_SECS=30 --set USERS_ADDED_PER_STEP=100 --set USER_LIMIT=1500
-    --set TIME_LIMIT_MINS=6 --set THINK=30s..60s --set ABORT_DELIVERY_P95=5s)
+    --set TIME_LIMIT_MINS=4 --set THINK=30s..60s --set ABORT_DELIVERY_P95=5s)
 export ACAPY_STACK_DIR=$PWD/.acapy-bench CREDO_DIR=$PWD/.credo-bench CREDO_NODE_DIR=$PWD/.credo/node
 
 run() {

@@ -1,7 +1,7 @@
 //! Agent gauges without ELK: `GET /status` of each watched agent (the conductor's
 //! session, encode, deliver and task counters) sampled into the results time series, and —
 //! for an agent on this machine with a `pid_file` — its process's CPU time and resident
-//! memory from `/proc`.
+//! memory from `/proc` (a process without an admin API, as a Credo mediator, by that alone).
 
 use std::time::{Duration, Instant};
 
@@ -12,10 +12,11 @@ use crate::plan::resolve::WatchSettings;
 use crate::results::GaugeSample;
 
 /// Samples one agent until stopped. A failed sample is recorded as such, not skipped.
-/// `client` is the agent's own (its base URL and API key only: never the target's headers).
+/// `client` is the agent's own (its base URL and API key only: never the target's headers);
+/// `None` for a process watched by its `pid_file` alone.
 pub async fn sample(
     w: WatchSettings,
-    client: crate::engine::http::Client,
+    client: Option<crate::engine::http::Client>,
     recorder: Recorder,
     stop: CancellationToken,
 ) {
@@ -31,24 +32,9 @@ pub async fn sample(
             _ = stop.cancelled() => return,
         }
         let at = Instant::now();
-        let mut sample = match client.get("/status", timeout).await {
-            Ok((status, body)) if status.is_success() => {
-                match serde_json::from_slice::<serde_json::Value>(&body) {
-                    Ok(v) => parse(&v),
-                    Err(e) => GaugeSample {
-                        error: Some(format!("not JSON: {e}")),
-                        ..Default::default()
-                    },
-                }
-            }
-            Ok((status, _)) => GaugeSample {
-                error: Some(format!("status {}", status.as_u16())),
-                ..Default::default()
-            },
-            Err(e) => GaugeSample {
-                error: Some(e.reason()),
-                ..Default::default()
-            },
+        let mut sample = match &client {
+            Some(client) => status(client, timeout).await,
+            None => GaugeSample::default(),
         };
         if let Some(file) = &w.pid_file {
             match process(file) {
@@ -65,6 +51,29 @@ pub async fn sample(
             at,
             sample,
         });
+    }
+}
+
+/// One `GET /status` of an agent's admin API, as gauges (or why there are none).
+async fn status(client: &crate::engine::http::Client, timeout: Duration) -> GaugeSample {
+    match client.get("/status", timeout).await {
+        Ok((status, body)) if status.is_success() => {
+            match serde_json::from_slice::<serde_json::Value>(&body) {
+                Ok(v) => parse(&v),
+                Err(e) => GaugeSample {
+                    error: Some(format!("not JSON: {e}")),
+                    ..Default::default()
+                },
+            }
+        }
+        Ok((status, _)) => GaugeSample {
+            error: Some(format!("status {}", status.as_u16())),
+            ..Default::default()
+        },
+        Err(e) => GaugeSample {
+            error: Some(e.reason()),
+            ..Default::default()
+        },
     }
 }
 

@@ -310,7 +310,7 @@ fn plan_info(plan: &CompiledPlan, env: &ResolvedEnv, resolved: &Resolved) -> Pla
 /// The client for the plan's requests, and one for each watched agent: its URL and API key,
 /// never the target's headers (an API key for one agent is not sent to another). A watched
 /// agent's `pid_file` must name a process on this machine.
-fn clients(resolved: &Resolved, tls: &Tls) -> Result<(Client, Vec<Client>), RunError> {
+fn clients(resolved: &Resolved, tls: &Tls) -> Result<(Client, Vec<Option<Client>>), RunError> {
     let watch = |name: &str, why| RunError::Watch {
         name: name.to_string(),
         why,
@@ -334,7 +334,11 @@ fn clients(resolved: &Resolved, tls: &Tls) -> Result<(Client, Vec<Client>), RunE
             .iter()
             .map(|k| ("x-api-key".to_string(), k.clone()))
             .collect();
-        Client::new(&resolved.target, tls, "url", &w.url, &key).map_err(|why| watch(&w.name, why))
+        w.url
+            .as_ref()
+            .map(|url| Client::new(&resolved.target, tls, "url", url, &key))
+            .transpose()
+            .map_err(|why| watch(&w.name, why))
     });
     Ok((http, gauges.collect::<Result<_, _>>()?))
 }

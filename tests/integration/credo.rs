@@ -152,6 +152,15 @@ fn edge_plan_against_credo(forwarding: &str, pickup: &str) -> Vec<serde_json::Va
         "every message delivered"
     );
     assert_eq!(r["events"]["duplicates"], 0, "none twice");
+    // Credo's mediator has no admin API: it is watched by its pid file alone
+    let agents = r["agents"].as_array().unwrap();
+    let mediator = agents.iter().find(|a| a["name"] == "mediator").unwrap();
+    let samples = mediator["samples"].as_array().unwrap();
+    assert!(
+        samples
+            .iter()
+            .any(|s| s["cpu_secs"].is_number() && s["rss_mb"].is_number())
+    );
     assert_eq!(
         stat("teardown", "http", "remove keys and disconnect")["count"],
         AGENTS
@@ -207,5 +216,19 @@ fn edge_agents_take_live_deliveries_from_a_credo_mediator() {
         received(&log, "delivery-request", "http"),
         0,
         "nothing queued"
+    );
+    // the queue depth each status gave, summed over the agents: a gauge
+    let r = results(&repo().join("target/credo-v2_live/credo.json"));
+    let agents = r["agents"].as_array().unwrap();
+    let queue = agents.iter().find(|a| a["name"] == "pickup queue").unwrap();
+    let depths: Vec<u64> = queue["samples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["queued"].as_u64())
+        .collect();
+    assert!(
+        !depths.is_empty() && depths.iter().all(|d| *d < AGENTS),
+        "{depths:?}"
     );
 }

@@ -140,3 +140,39 @@ fn edge_agents_plan_against_a_real_mediator() {
         "acaload used {cpu_acaload:.2} CPU-s, the mediator {cpu_mediator:.2}"
     );
 }
+
+/// ACA-Py 1.7.0 speaks no Message Pickup 2.0: agents asking for it fail at the grant step with
+/// the protocol named, as the mediator refused it, and nothing else is sent.
+#[test]
+#[ignore = "starts real ACA-Py agents (scripts/test.sh runs it)"]
+fn pickup_2_against_acapy_fails_naming_the_refused_protocol() {
+    let mediator = Stack::mediator_only("edge-v2", Ports(4500));
+    let out = mediator.dir.join("v2.json");
+    let done = Command::new(env!("CARGO_BIN_EXE_acaload"))
+        .args(["run", "plans/edge-agents.yaml", "-q", "--out"])
+        .arg(&out)
+        .arg("--env-file")
+        .arg(&mediator.env_file)
+        .args(["--set", "PICKUP=v2", "--set", "USERS_ADDED_PER_STEP=2"])
+        .args(["--set", "USER_LIMIT=2", "--set", "TIME_LIMIT_MINS=0.1"])
+        .current_dir(repo())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&done.stdout);
+    assert_eq!(done.status.code(), Some(1), "{stdout}");
+    let r = crate::stack::results(&out);
+    let failures = r["failures"].as_array().unwrap();
+    assert_eq!(failures.len(), 1, "{stdout}");
+    let f = &failures[0];
+    assert_eq!(f["name"], "mediation granted");
+    assert_eq!(f["reason"], "the mediator refused Message Pickup 2.0");
+    assert_eq!(f["count"], 2);
+    let example = f["example"].as_str().unwrap();
+    assert!(
+        example.ends_with(
+            "Unrecognized message type https://didcomm.org/messagepickup/2.0/status-request"
+        ),
+        "{example}"
+    );
+    assert_eq!(r["users"]["setup_ok"], 0);
+}

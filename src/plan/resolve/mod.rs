@@ -56,7 +56,9 @@ pub struct TargetSettings {
 #[derive(Debug, Clone)]
 pub struct WatchSettings {
     pub name: String,
-    pub url: String,
+    /// Its admin API (`GET /status`); `None` when it renders empty (a process watched by its
+    /// `pid_file` alone, e.g. a Credo mediator, which has no admin API).
+    pub url: Option<String>,
     /// Left out when it renders empty.
     pub api_key: Option<String>,
     pub interval: Duration,
@@ -417,8 +419,8 @@ impl SettingsCx<'_> {
         ));
     }
 
-    /// The watched agents, their settings rendered; an entry whose URL renders empty is left
-    /// out.
+    /// The watched agents, their settings rendered; an entry whose URL and pid file both
+    /// render empty is left out.
     fn watch(&mut self, durations: &Durations) -> Vec<WatchSettings> {
         let plan = self.plan;
         let mut out = Vec::new();
@@ -429,9 +431,16 @@ impl SettingsCx<'_> {
             .zip(&plan.watch_intervals)
             .enumerate()
         {
-            let Some(url) = self.url(&format!("/watch/{i}/url")) else {
+            let url = self.url(&format!("/watch/{i}/url"));
+            let pid_file = w
+                .pid_file
+                .as_ref()
+                .map(|_| self.text(&format!("/watch/{i}/pid_file")))
+                .filter(|f| !f.trim().is_empty())
+                .map(|f| std::path::PathBuf::from(f.trim()));
+            if url.is_none() && pid_file.is_none() {
                 continue;
-            };
+            }
             out.push(WatchSettings {
                 name: w.name.clone(),
                 url,
@@ -441,12 +450,7 @@ impl SettingsCx<'_> {
                     .map(|_| self.text(&format!("/watch/{i}/api_key")))
                     .filter(|k| !k.is_empty()),
                 interval: durations.get(*interval),
-                pid_file: w
-                    .pid_file
-                    .as_ref()
-                    .map(|_| self.text(&format!("/watch/{i}/pid_file")))
-                    .filter(|f| !f.trim().is_empty())
-                    .map(|f| std::path::PathBuf::from(f.trim())),
+                pid_file,
             });
         }
         out
