@@ -129,6 +129,13 @@ async function talk(from, waits, delivery, lost) {
 }
 
 const summary = { phones, pickup, granted: 0, paired: 0, sent: 0, delivered: 0, lost: 0 }
+// A rejection inside Credo's own background work (a timed-out pickup, a closed socket) ends the
+// run with its summary and the reason, instead of a crash without either.
+process.on('unhandledRejection', (e) => {
+  console.error(`phones: ${e?.message ?? e}`)
+  console.log(JSON.stringify({ ...summary, error: `unhandled: ${e?.message ?? e}` }))
+  process.exit(1)
+})
 const all = []
 try {
   const t0 = Date.now() / 1000
