@@ -26,40 +26,6 @@ pub enum Pickup {
     V2Live,
 }
 
-impl Pickup {
-    /// `implicit`, `v2` (polled every `poll`) or `v2_live`.
-    pub fn parse(name: &str, poll: Duration) -> Option<Pickup> {
-        match name.trim() {
-            "implicit" | "" => Some(Pickup::Implicit),
-            "v2" => Some(Pickup::V2(poll)),
-            "v2_live" => Some(Pickup::V2Live),
-            _ => None,
-        }
-    }
-
-    pub const NAMES: &str = "implicit, v2 or v2_live";
-}
-
-/// `transport: credo` (the default, also when empty) or `socket`: whether messages to the
-/// mediator travel as Credo sends them.
-pub fn credo_transport(name: &str) -> Option<bool> {
-    match name.trim() {
-        "credo" | "" => Some(true),
-        "socket" => Some(false),
-        _ => None,
-    }
-}
-
-/// `did: peer1` (the default, also when empty) or `peer4`: whether the agent connects to the
-/// mediator with a did:peer:1, as Credo 0.5 does.
-pub fn did_peer_1(name: &str) -> Option<bool> {
-    match name.trim() {
-        "peer1" | "" => Some(true),
-        "peer4" => Some(false),
-        _ => None,
-    }
-}
-
 /// Credo's batch size: a `delivery-request` asks for at most this many envelopes.
 pub const BATCH: usize = 10;
 

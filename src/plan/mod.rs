@@ -12,6 +12,7 @@ pub(crate) mod capture;
 pub mod compile;
 pub(crate) mod diagnostic;
 pub(crate) mod duration;
+pub mod edge;
 pub(crate) mod env;
 mod model;
 mod plain;

@@ -126,6 +126,14 @@ invalid_fixture!(
 );
 
 invalid_fixture!(
+    /// An edge agent's settings chosen by name are checked when written literally.
+    bad_edge_choice => [
+        ("13:19", "pickup `v3` is none of implicit, v2 or v2_live"),
+        ("14:22", "transport `http` is neither credo nor socket")
+    ]
+);
+
+invalid_fixture!(
     /// Durations are strict literals: `30s`, not `30 seconds`.
     bad_duration => [("6:16", "invalid duration `30 seconds`: unknown unit")]
 );

@@ -26,7 +26,7 @@ const SEEN: usize = 64;
 const LATE: usize = 64;
 
 /// A message id as the inbox remembers it.
-fn key(id: &str) -> u64 {
+pub(super) fn key(id: &str) -> u64 {
     use std::hash::{BuildHasher, BuildHasherDefault};
     BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default().hash_one(id)
 }
@@ -131,6 +131,16 @@ impl Inbox {
 
     /// Routes a message to its waiter, or keeps it.
     pub fn deliver(&self, a: Arrival) {
+        self.route(a, true);
+    }
+
+    /// Routes a message to its waiter; one nobody waits for is dropped (a status the mediator
+    /// sends after every acknowledgement would otherwise crowd the kept messages out).
+    pub fn hand_over(&self, a: Arrival) {
+        self.route(a, false);
+    }
+
+    fn route(&self, a: Arrival, keep: bool) {
         let Ok(mut s) = self.state.lock() else {
             return;
         };
@@ -149,6 +159,9 @@ impl Inbox {
                 // the waiter gave up meanwhile: try the next one
                 Err(back) => a = back,
             }
+        }
+        if !keep {
+            return;
         }
         while s
             .pending

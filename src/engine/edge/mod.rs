@@ -38,7 +38,7 @@ pub struct EdgeHub {
     pub recorder: Recorder,
     /// Which agent holds a verkey: where a message to that key will be read.
     agents: Mutex<HashMap<String, Arc<Shared>>>,
-    /// Messages read off the agents' sockets.
+    /// Messages the agents read: off their sockets, in HTTP answers, inside pickup deliveries.
     pub received: AtomicU64,
     /// Basic messages read a second time.
     pub duplicates: AtomicU64,

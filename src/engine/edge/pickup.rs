@@ -14,7 +14,6 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::Mutex;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::{EdgeHub, Shared};
@@ -41,7 +40,7 @@ pub struct State {
     /// delivery requests and acknowledgements are POSTed there (the answer in the body);
     /// `None`: they go on the socket.
     pub http: Option<String>,
-    acked: VecDeque<String>,
+    acked: VecDeque<u64>,
     /// The queue depth the last status gave.
     depth: u64,
 }
@@ -99,24 +98,6 @@ pub fn reopening(shared: &Shared, mode: Pickup) -> Vec<(String, bool)> {
     out
 }
 
-/// The status request of a poll, when the agent polls on its socket.
-pub fn poll(shared: &Shared) -> Option<String> {
-    interval(shared)?;
-    for_mediator(shared, &StatusRequest::new())
-}
-
-/// The agent's poll interval, once it polls on its socket.
-pub fn interval(shared: &Shared) -> Option<Duration> {
-    match &*shared.pickup.lock().ok()? {
-        State {
-            mode: Some(Pickup::V2(every)),
-            http: None,
-            ..
-        } => Some(*every),
-        _ => None,
-    }
-}
-
 /// A status: the gauge, and a `delivery-request` while messages wait (as Credo's recipient).
 /// Returns the request, to send the agent's way.
 pub fn status(shared: &Shared, hub: &EdgeHub, s: &Status) -> Option<String> {
@@ -160,7 +141,6 @@ pub fn delivery(
                 format!("queue id {id}: {why}"),
             );
         }
-        hub.received.fetch_add(1, Ordering::Relaxed);
         ids.push(id);
     }
     for_mediator(shared, &MessagesReceived::new(ids))
@@ -171,13 +151,14 @@ fn again(shared: &Shared, id: &str) -> bool {
     let Ok(mut s) = shared.pickup.lock() else {
         return false;
     };
-    if s.acked.iter().any(|a| a == id) {
+    let id = super::inbox::key(id);
+    if s.acked.contains(&id) {
         return true;
     }
     if s.acked.len() >= ACKED {
         s.acked.pop_front();
     }
-    s.acked.push_back(id.to_string());
+    s.acked.push_back(id);
     false
 }
 

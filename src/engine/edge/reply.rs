@@ -149,10 +149,7 @@ pub(super) fn responder_service(
     response: &DidexResponse,
     signer: &str,
 ) -> Result<crate::didcomm::did_doc::DidcommService, EdgeError> {
-    let Some(attach) = (response.did_rotate_attach.is_none())
-        .then_some(response.did_doc_attach.as_ref())
-        .flatten()
-    else {
+    let (None, Some(attach)) = (&response.did_rotate_attach, &response.did_doc_attach) else {
         check_rotation(response, signer)?;
         return first_service(&response.did);
     };

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use futures_channel::mpsc::UnboundedReceiver;
+use futures_channel::mpsc::{UnboundedReceiver, UnboundedSender};
 use futures_util::StreamExt;
 use tokio::task::JoinHandle;
 
@@ -17,10 +17,9 @@ use super::link::Backoff;
 use super::wire::{Incoming, Wire};
 use super::{EdgeHub, Shared};
 use crate::didcomm::decorators::Thread;
-use crate::didcomm::envelope::{pack_authcrypt, unpack};
+use crate::didcomm::envelope::unpack;
 use crate::didcomm::forward::pack_for_service;
 use crate::didcomm::incoming::Message;
-use crate::didcomm::keys::{KeyPair, PublicKey};
 use crate::didcomm::message_type as mt;
 use crate::didcomm::messages::{TrustPing, TrustPingResponse, new_id, to_plaintext};
 use crate::didcomm::pickup::StatusRequest;
@@ -68,15 +67,21 @@ pub async fn run(
             End::Dropped(why) => why,
         };
         // Before DID Exchange with the mediator is done there is no connection to keep.
-        let Some(mediator) = shared.mediator.lock().ok().and_then(|m| m.clone()) else {
+        if shared
+            .mediator
+            .lock()
+            .ok()
+            .and_then(|m| m.clone())
+            .is_none()
+        {
             break why;
-        };
+        }
         let dropped = Instant::now();
         if let Ok(mut link) = shared.link.lock() {
             link.dropped(dropped, why.clone());
         }
         // boxed: the task keeps only what a connected socket needs while it is connected
-        match Box::pin(reconnect(&url, &mediator, &shared, &hub, &mut out, dropped)).await {
+        match Box::pin(reconnect(&url, &shared, &hub, &mut out, dropped)).await {
             Some(new) => ws = new,
             None => break format!("{why}; the agent stopped before it reconnected"),
         }
@@ -91,23 +96,8 @@ async fn session(
     hub: &Arc<EdgeHub>,
     out: &mut UnboundedReceiver<String>,
 ) -> End {
-    let mut polling: Option<tokio::time::Interval> = None;
     loop {
-        if polling.is_none()
-            && let Some(every) = super::pickup::interval(shared)
-        {
-            let mut i = tokio::time::interval_at((Instant::now() + every).into(), every);
-            i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            polling = Some(i);
-        }
         tokio::select! {
-            _ = tick(&mut polling) => {
-                if let Some(request) = super::pickup::poll(shared)
-                    && let Err(why) = ws.send_text(&request).await
-                {
-                    return End::Dropped(why);
-                }
-            }
             read = ws.read() => {
                 let at = Instant::now();
                 let frames = match read {
@@ -117,7 +107,6 @@ async fn session(
                 for frame in frames {
                     let written = match frame {
                         Incoming::Message(bytes) => {
-                            hub.received.fetch_add(1, Ordering::Relaxed);
                             match take_in(&bytes, at, shared, hub) {
                                 Some(reply) => ws.send_text(&reply).await,
                                 None => Ok(()),
@@ -154,16 +143,6 @@ async fn session(
     }
 }
 
-/// The next poll, when the agent polls (never otherwise).
-async fn tick(polling: &mut Option<tokio::time::Interval>) {
-    match polling {
-        Some(i) => {
-            i.tick().await;
-        }
-        None => std::future::pending().await,
-    }
-}
-
 /// Reopens the socket with Credo's backoff (100 ms, doubling, no cap) until it is open, then
 /// makes the mediator associate it with the agent's keys the way Credo's implicit pickup does:
 /// a trust ping without response, `return_route: all`, authcrypted from the agent's key on
@@ -173,7 +152,6 @@ async fn tick(polling: &mut Option<tokio::time::Interval>) {
 /// still down is a failure of it. `None`: the agent stopped.
 async fn reconnect(
     url: &str,
-    (mine, theirs): &(KeyPair, PublicKey),
     shared: &Arc<Shared>,
     hub: &Arc<EdgeHub>,
     out: &mut UnboundedReceiver<String>,
@@ -221,7 +199,7 @@ async fn reconnect(
             }
         };
         let associated = match attempt {
-            Ok(ws) => associate(ws, (mine, theirs), shared, hub).await,
+            Ok(ws) => associate(ws, shared, hub).await,
             Err(e) => Err(e),
         };
         match associated {
@@ -245,38 +223,24 @@ async fn reconnect(
 /// Makes the mediator take a new socket as the agent's: Credo's implicit strategy sends a
 /// trust ping; its Pickup 2.0 ones collect what queued meanwhile (`v2_live` also turns live
 /// mode on again), which also associates the socket.
-async fn associate(
-    mut ws: Wire,
-    (mine, theirs): (&KeyPair, &PublicKey),
-    shared: &Arc<Shared>,
-    hub: &Arc<EdgeHub>,
-) -> Result<Wire, String> {
-    let mode = shared.pickup.lock().ok().and_then(|p| p.mode);
-    let pickup: Option<Vec<String>> = mode.map(|m| {
-        super::pickup::reopening(shared, m)
-            .into_iter()
-            .filter_map(|(m, socket_only)| {
-                if socket_only {
-                    Some(m)
-                } else {
-                    reply(shared, hub, m)
-                }
-            })
-            .collect()
-    });
-    let messages = match pickup {
-        Some(messages) if !messages.is_empty() => messages,
-        _ if mode.is_some_and(|m| m != super::pickup::Pickup::Implicit) => Vec::new(),
-        _ => {
-            let ping = to_plaintext(&TrustPing::new(false))
-                .map_err(|e| e.to_string())
-                .and_then(|p| {
-                    pack_authcrypt(&p, std::slice::from_ref(theirs), mine)
-                        .map_err(|e| e.to_string())
+async fn associate(mut ws: Wire, shared: &Arc<Shared>, hub: &Arc<EdgeHub>) -> Result<Wire, String> {
+    let messages: Vec<String> = match shared.pickup.lock().ok().and_then(|p| p.mode) {
+        Some(mode) if mode != super::pickup::Pickup::Implicit => {
+            super::pickup::reopening(shared, mode)
+                .into_iter()
+                .filter_map(|(m, socket_only)| {
+                    if socket_only {
+                        Some(m)
+                    } else {
+                        reply(shared, hub, m)
+                    }
                 })
-                .map_err(|e| format!("cannot pack the association ping: {e}"))?;
-            vec![ping]
+                .collect()
         }
+        _ => vec![
+            super::pickup::for_mediator(shared, &TrustPing::new(false))
+                .ok_or("cannot pack the association ping")?,
+        ],
     };
     for m in messages {
         ws.send_text(&m).await?;
@@ -320,16 +284,25 @@ pub fn reply(shared: &Arc<Shared>, hub: &Arc<EdgeHub>, envelope: String) -> Opti
     None
 }
 
-/// Polls by HTTP every `every`, as Credo's `v2` strategy (which opens no socket), until
-/// aborted.
-pub fn poller(shared: Arc<Shared>, hub: Arc<EdgeHub>, every: Duration) -> JoinHandle<()> {
+/// Asks for the queue's status every `every` until aborted, as Credo's `v2` strategy: by HTTP
+/// (Credo's way, which opens no socket), or on the socket `socket` writes to.
+pub fn poller(
+    shared: Arc<Shared>,
+    hub: Arc<EdgeHub>,
+    every: Duration,
+    socket: Option<UnboundedSender<String>>,
+) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut ticks = tokio::time::interval_at((Instant::now() + every).into(), every);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             ticks.tick().await;
-            if let Some(request) = super::pickup::for_mediator(&shared, &StatusRequest::new()) {
-                let _ = reply(&shared, &hub, request);
+            let request = super::pickup::for_mediator(&shared, &StatusRequest::new());
+            if let Some(on_socket) = request.and_then(|r| reply(&shared, &hub, r))
+                && let Some(socket) = &socket
+            {
+                // a closed socket: the agent is closing, and aborts this task
+                let _ = socket.unbounded_send(on_socket);
             }
         }
     })
@@ -371,6 +344,7 @@ fn read(
     shared: &Arc<Shared>,
     hub: &Arc<EdgeHub>,
 ) -> Result<Option<String>, String> {
+    hub.received.fetch_add(1, Ordering::Relaxed);
     let unpacked = {
         let keys = shared
             .keys
@@ -411,8 +385,8 @@ fn route(
         }
         Message::PickupStatus(s) => {
             let request = super::pickup::status(shared, hub, s).and_then(|r| reply(shared, hub, r));
-            // a status may also answer a step's request (live mode on)
-            shared.inbox.deliver(Arrival {
+            // one answers the status request that starts pickup; the rest are not kept
+            shared.inbox.hand_over(Arrival {
                 at,
                 header,
                 message,
@@ -473,9 +447,7 @@ fn drain_ping(shared: &Shared) -> Option<String> {
     if !shared.drain.load(Ordering::Relaxed) {
         return None;
     }
-    let (mine, theirs) = shared.mediator.lock().ok()?.clone()?;
-    let plaintext = to_plaintext(&TrustPing::new(false)).ok()?;
-    pack_authcrypt(&plaintext, std::slice::from_ref(&theirs), &mine).ok()
+    super::pickup::for_mediator(shared, &TrustPing::new(false))
 }
 
 /// Answers a ping from the peer through the mediator (a spawned POST, so reading goes on).

@@ -9,12 +9,12 @@ use std::time::{Duration, Instant};
 
 use super::{StepError, VirtualUser};
 use crate::didcomm::oob::Invitation;
-use crate::didcomm::pickup::Pickup;
 use crate::engine::edge::agent::{EdgeError, Profile};
 use crate::engine::edge::inbox::Late;
 use crate::engine::edge::{EdgeAgent, Sent};
 use crate::measure::metrics::Event;
-use crate::plan::compile::{CompiledDidcomm, CompiledStep, Dur};
+use crate::plan::compile::{CompiledDidcomm, CompiledStep, ConnectBehaviour, Dur};
+use crate::plan::edge::{self, Choice};
 use crate::plan::template::{JsonTemplate, Text};
 use crate::results::StatKind;
 
@@ -53,15 +53,6 @@ fn as_state(e: EdgeError) -> Option<Counted> {
 /// A failure counted in an `event` row (an arrival at a socket).
 fn as_event(e: EdgeError) -> Option<Counted> {
     Some((StatKind::Event, None, e))
-}
-
-/// A `connect` step's settings on how the agent behaves, compiled.
-struct Behaviour<'a> {
-    drain: Option<&'a JsonTemplate>,
-    pickup: Option<&'a Text>,
-    transport: Option<&'a Text>,
-    did: Option<&'a Text>,
-    poll: Duration,
 }
 
 /// A `connect` step's settings, rendered.
@@ -142,16 +133,10 @@ impl VirtualUser {
                 invitation,
                 websocket,
                 label,
-                behaviour: b,
+                behaviour,
                 timeout,
             } => {
-                let how = Behaviour {
-                    drain: b.drain.as_ref(),
-                    pickup: b.pickup.as_ref().map(|(_, t)| t),
-                    transport: b.transport.as_ref().map(|(_, t)| t),
-                    did: b.did.as_ref().map(|(_, t)| t),
-                    poll: time(&b.poll),
-                };
+                let how = (&**behaviour, time(&behaviour.poll));
                 let settings = self
                     .connect_settings(invitation, websocket, label.as_ref(), how)
                     .map_err(as_ws)?;
@@ -238,7 +223,7 @@ impl VirtualUser {
         invitation: &Text,
         websocket: &Text,
         label: Option<&Text>,
-        how: Behaviour<'_>,
+        (how, poll): (&ConnectBehaviour, Duration),
     ) -> Result<ConnectSettings, EdgeError> {
         let url = self.render_text(invitation)?;
         let websocket = self.render_text(websocket)?;
@@ -246,7 +231,7 @@ impl VirtualUser {
             Some(l) => self.render_text(l)?,
             None => format!("acaload edge {}", self.index),
         };
-        let drain = match how.drain {
+        let drain = match &how.drain {
             None => false,
             Some(t) => {
                 let v = self.render_json(t)?;
@@ -268,27 +253,20 @@ impl VirtualUser {
             }
             (given, _) => given.to_string(),
         };
-        let pickup = match how.pickup {
-            Some(t) => self.render_text(t)?,
-            None => String::new(),
+        // each checked before the run: a failure here is a template that uses the user
+        let chosen = |choice: Choice| -> Result<String, EdgeError> {
+            let value = match how.chosen(choice) {
+                Some(t) => self.render_text(t)?,
+                None => String::new(),
+            };
+            choice
+                .check(&value)
+                .map_err(|why| EdgeError::unsent(why, value.clone()))?;
+            Ok(value)
         };
-        let pickup = Pickup::parse(&pickup, how.poll).ok_or_else(|| {
-            EdgeError::unsent(format!("`pickup` is none of {}", Pickup::NAMES), pickup)
-        })?;
-        let transport = match how.transport {
-            Some(t) => self.render_text(t)?,
-            None => String::new(),
-        };
-        let credo_transport =
-            crate::didcomm::pickup::credo_transport(&transport).ok_or_else(|| {
-                EdgeError::unsent("`transport` is neither credo nor socket", transport)
-            })?;
-        let did = match how.did {
-            Some(t) => self.render_text(t)?,
-            None => String::new(),
-        };
-        let did_peer_1 = crate::didcomm::pickup::did_peer_1(&did)
-            .ok_or_else(|| EdgeError::unsent("`did` is neither peer1 nor peer4", did))?;
+        let pickup = edge::pickup(&chosen(Choice::Pickup)?, poll).unwrap_or_default();
+        let credo_transport = edge::credo_transport(&chosen(Choice::Transport)?).unwrap_or(true);
+        let did_peer_1 = edge::did_peer_1(&chosen(Choice::Did)?).unwrap_or(true);
         Ok(ConnectSettings {
             invitation,
             websocket,

@@ -5,12 +5,32 @@ use std::time::Duration;
 
 use super::cx::Cx;
 use super::{CompiledDidcomm, ConnectBehaviour};
+use crate::plan::edge::Choice;
 use crate::plan::{Didcomm, Flag};
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 const PING_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Cx<'_> {
+    /// A `connect` setting chosen by name: compiled with its place in the plan; a literal is
+    /// checked here, a template by `resolve`.
+    fn choice(
+        &mut self,
+        at: &str,
+        choice: Choice,
+        written: &Option<String>,
+    ) -> Option<(String, crate::plan::template::Text)> {
+        let written = written.as_ref()?;
+        let pointer = format!("{at}/{}", choice.key());
+        if !crate::plan::template::is_template(written)
+            && let Err(why) = choice.check(written)
+        {
+            self.error(&pointer, why);
+        }
+        let text = self.compiler.text(&pointer, written, false);
+        Some((pointer, text))
+    }
+
     pub(super) fn didcomm(&mut self, p: &str, d: &Didcomm) -> CompiledDidcomm {
         let timeout = |cx: &mut Self, at: &str, t: &Option<String>, default: Duration| {
             cx.opt_duration(&format!("{p}/{at}/timeout"), t.as_ref(), default, true)
@@ -39,18 +59,12 @@ impl Cx<'_> {
                             };
                             self.compiler.json(&format!("{at}/drain"), &v)
                         }),
-                        pickup: c.pickup.as_ref().map(|t| {
-                            let pointer = format!("{at}/pickup");
-                            (pointer.clone(), self.compiler.text(&pointer, t, false))
-                        }),
-                        transport: c.transport.as_ref().map(|t| {
-                            let pointer = format!("{at}/transport");
-                            (pointer.clone(), self.compiler.text(&pointer, t, false))
-                        }),
-                        did: c.did.as_ref().map(|t| {
-                            let pointer = format!("{at}/did");
-                            (pointer.clone(), self.compiler.text(&pointer, t, false))
-                        }),
+                        chosen: [
+                            (Choice::Pickup, &c.pickup),
+                            (Choice::Transport, &c.transport),
+                            (Choice::Did, &c.did),
+                        ]
+                        .map(|(choice, written)| (choice, self.choice(&at, choice, written))),
                         poll: self.opt_duration(
                             &format!("{at}/poll"),
                             c.poll.as_ref(),

@@ -177,16 +177,25 @@ pub enum StepKind {
     Didcomm(Box<CompiledDidcomm>),
 }
 
-/// How a `connect` step's agent behaves (`drain`, `pickup`, `poll`, `transport`, `did`).
-/// `pickup`, `transport` and `did` keep their place in the plan: `resolve` renders and checks
-/// them before the run; each user renders them again.
+/// How a `connect` step's agent behaves (`drain`, `poll`, and the settings chosen by name).
 #[derive(Debug)]
 pub struct ConnectBehaviour {
     pub drain: Option<JsonTemplate>,
-    pub pickup: Option<(String, Text)>,
-    pub transport: Option<(String, Text)>,
-    pub did: Option<(String, Text)>,
+    /// `pickup`, `transport` and `did` (see [`crate::plan::edge::Choice`]), each with its
+    /// place in the plan: a literal is checked when the plan compiles, a template by
+    /// `resolve` before the run; each user renders them again.
+    pub chosen: [(crate::plan::edge::Choice, Option<(String, Text)>); 3],
     pub poll: Dur,
+}
+
+impl ConnectBehaviour {
+    /// The setting `choice`, when the plan wrote it.
+    pub fn chosen(&self, choice: crate::plan::edge::Choice) -> Option<&Text> {
+        self.chosen
+            .iter()
+            .find(|(c, _)| *c == choice)
+            .and_then(|(_, t)| t.as_ref().map(|(_, t)| t))
+    }
 }
 
 /// A compiled edge-agent action (`didcomm:`); timeouts rendered by `resolve` when templated.

@@ -473,29 +473,13 @@ impl SettingsCx<'_> {
             let CompiledDidcomm::Connect { behaviour, .. } = &**d else {
                 continue;
             };
-            let (pickup, transport, did) =
-                (&behaviour.pickup, &behaviour.transport, &behaviour.did);
-            if let Some((pointer, text)) = pickup
-                && let Some(v) = self.render(pointer, text)
-                && crate::didcomm::pickup::Pickup::parse(&v, std::time::Duration::ZERO).is_none()
-            {
-                let names = crate::didcomm::pickup::Pickup::NAMES;
-                self.fail(pointer, format!("pickup `{v}` is none of {names}"));
-            }
-            if let Some((pointer, text)) = transport
-                && let Some(v) = self.render(pointer, text)
-                && crate::didcomm::pickup::credo_transport(&v).is_none()
-            {
-                self.fail(
-                    pointer,
-                    format!("transport `{v}` is neither credo nor socket"),
-                );
-            }
-            if let Some((pointer, text)) = did
-                && let Some(v) = self.render(pointer, text)
-                && crate::didcomm::pickup::did_peer_1(&v).is_none()
-            {
-                self.fail(pointer, format!("did `{v}` is neither peer1 nor peer4"));
+            for (choice, written) in &behaviour.chosen {
+                if let Some((pointer, text)) = written
+                    && let Some(v) = self.render(pointer, text)
+                    && let Err(why) = choice.check(&v)
+                {
+                    self.fail(pointer, why);
+                }
             }
         }
     }

@@ -83,7 +83,7 @@ pub struct EdgeAgent {
     /// bounded tokio channel preallocates 32 slots, ~1 KB an agent).
     out: Option<UnboundedSender<String>>,
     task: Option<JoinHandle<()>>,
-    /// The HTTP poll of `pickup: v2` with `transport: credo`.
+    /// The poll of `pickup: v2`.
     poller: Option<JoinHandle<()>>,
     /// The socket's URL until it is opened (`None` once opened, or closed).
     websocket: Option<String>,
@@ -198,33 +198,31 @@ impl EdgeAgent {
         }
     }
 
-    /// DID Exchange 1.1 with the mediator over the socket: our did:peer:4 in a request with
-    /// return_route all; the response authcrypted from the invitation key, which names the
-    /// mediator's key for us; complete.
+    /// DID Exchange 1.1 with the mediator: our did:peer:1 (with its signed doc) or did:peer:4
+    /// in a request with return_route all, by HTTP or on the socket; the response authcrypted
+    /// from the invitation key, which names the mediator's key for us; complete.
     async fn exchange_with_mediator(
         &mut self,
         invitation: &Invitation,
         deadline: Instant,
     ) -> Result<(), EdgeError> {
         let (k0, invitation_key) = self.mediator.clone();
-        let did = PeerInputDoc::credo(&k0.public_key(), QUEUE_ENDPOINT, &[])
-            .to_did_peer_4()
-            .map_err(err("cannot encode did:peer:4"))?;
-        let mut request = DidexRequest::new(did.long, self.profile.label.clone(), &invitation.id);
-        if self.profile.did_peer_1 {
+        let (did, did_doc_attach) = if self.profile.did_peer_1 {
             let p = crate::didcomm::did_peer_1::encode(&k0, QUEUE_ENDPOINT, &[])
                 .map_err(err("cannot encode did:peer:1"))?;
-            request.did = p.did;
-            request.did_doc_attach = Some(p.attach);
-        }
+            (p.did, Some(p.attach))
+        } else {
+            let p4 = PeerInputDoc::credo(&k0.public_key(), QUEUE_ENDPOINT, &[])
+                .to_did_peer_4()
+                .map_err(err("cannot encode did:peer:4"))?;
+            (p4.long, None)
+        };
+        let mut request = DidexRequest::new(did, self.profile.label.clone(), &invitation.id);
+        request.did_doc_attach = did_doc_attach;
         request.goal_code = Some("aries.vc.mediate".into());
         request.goal = Some("Request mediation".into());
         let thid = request.id.clone();
-        let to = if self.profile.credo_transport {
-            Via::Http(&invitation_key)
-        } else {
-            Via::Socket(&invitation_key)
-        };
+        let to = self.to_mediator(&invitation_key);
         let a = self
             .ask(
                 &request,
@@ -452,12 +450,13 @@ impl EdgeAgent {
                 self.send(&LiveDeliveryChange::new(true), Via::Socket(&key))
                     .await?;
             }
-            // Credo polls by HTTP and opens no socket
-            Pickup::V2(every) if self.profile.credo_transport => {
+            // Credo polls by HTTP and opens no socket; `transport: socket` polls on it
+            Pickup::V2(every) => {
                 let (shared, hub) = (self.shared.clone(), self.hub.clone());
-                self.poller = Some(super::socket::poller(shared, hub, every));
+                let socket = self.out.clone();
+                self.poller = Some(super::socket::poller(shared, hub, every, socket));
             }
-            _ => {}
+            Pickup::Implicit => {}
         }
         Ok(())
     }
